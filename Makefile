@@ -1,0 +1,44 @@
+# Two commands for a fresh machine:  make reproduce  |  make test
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= quick
+JOBS    ?= 1
+
+.PHONY: setup test test-fast reproduce report gpu-check benchmarks clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# torch/torchvision first so a machine with a local or CUDA build keeps it; then the package and its extras.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install "torch>=2.2" "torchvision>=0.17"
+	$(BIN)/python -m pip install -e ".[notebooks,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks/mint.ipynb notebooks/amint.ipynb notebooks/gmint.ipynb notebooks/factors.ipynb --nbval-lax -p no:cacheprovider
+
+test-fast: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" -x -q
+
+reproduce: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m mintkit reproduce --profile $(PROFILE) --jobs $(JOBS) --out runs/$(PROFILE)
+	MPLBACKEND=Agg $(BIN)/python -m mintkit report --runs runs/$(PROFILE) --out figures
+
+report: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m mintkit report --runs runs/$(PROFILE) --out figures
+
+benchmarks: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+gpu-check:
+	bash scripts/gpu_check.sh
+
+clean:
+	rm -rf runs .pytest_cache

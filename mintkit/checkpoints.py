@@ -1,0 +1,109 @@
+"""Checkpoints as plain state dicts with their config, and a cache of trained audited models.
+
+Loading uses `torch.load(weights_only=True)`: a pickle from a stranger cannot run code. The cache
+key hashes everything that shapes a model; entries are written atomically and carry a marker that
+is written last, so an interrupted run never leaves an entry a later run would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .records import atomic_write_bytes
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is corrupt, foreign, or unsafe to load."""
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: dict, extra: dict | None = None) -> Path:
+    """Write {'state_dict', 'config' (JSON text), 'extra' (tensors/plain values)} atomically."""
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": "mintkit-checkpoint-1", "state_dict": state, "config": json.dumps(config, sort_keys=True),
+                "extra": extra or {}}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint safely. Returns {'state_dict', 'config': dict, 'extra'}.
+
+    A bare state dict (e.g. someone's own model) is accepted with config = {}.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a safe tensor checkpoint (refused by torch.load(weights_only=True)): "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if isinstance(obj, dict) and obj.get("format") == "mintkit-checkpoint-1":
+        return {"state_dict": obj["state_dict"], "config": json.loads(obj["config"]), "extra": obj.get("extra", {})}
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {"state_dict": obj, "config": {}, "extra": {}}
+    raise CheckpointError(f"{path}: holds {type(obj).__name__}, expected a mintkit checkpoint or a state dict")
+
+
+def load_model(path: str | Path, build: Callable[..., nn.Module] | None = None, **overrides) -> nn.Module:
+    """Rebuild a zoo model from a checkpoint's config (or `build(**config)`) and load its weights strictly."""
+    from .models import build_model
+    ck = load_checkpoint(path)
+    cfg = ck["config"].get("model", ck["config"]) | overrides
+    if not cfg and build is None:
+        raise CheckpointError(f"{path}: a bare state dict; pass build=... or the model config as keywords")
+    model = (build or build_model)(**cfg)
+    try:
+        model.load_state_dict(ck["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit {cfg}: {str(e).splitlines()[0]}") from e
+    return model
+
+
+def cache_key(parts: dict) -> str:
+    """Hash of everything that shapes a trained model (plus the mintkit version)."""
+    from . import __version__
+    blob = json.dumps(parts | {"mintkit_version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class ModelCache:
+    """Trained-model cache: `<dir>/<key>.pt` + `<key>.json` (written last = the entry is complete)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        return self.dir / f"{key}.pt", self.dir / f"{key}.json"
+
+    def has(self, key: str) -> bool:
+        ck, marker = self.paths(key)
+        return ck.exists() and marker.exists()
+
+    def get_or_train(self, parts: dict, build: Callable[[], nn.Module],
+                     train: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict, bool]:
+        """Return (model, info, hit). On a miss: build, train (returns info, e.g. history), save atomically."""
+        key = cache_key(parts)
+        ck, marker = self.paths(key)
+        model = build()
+        if self.has(key):
+            loaded = load_checkpoint(ck)
+            model.load_state_dict(loaded["state_dict"], strict=True)
+            return model, json.loads(marker.read_text()).get("info", {}) | {"cache_key": key}, True
+        info = train(model)
+        save_checkpoint(ck, model, {"model": getattr(model, "config", {}), "key_parts": parts},
+                        extra=info.pop("extra", None) if isinstance(info, dict) else None)
+        atomic_write_bytes(marker, json.dumps({"key": key, "parts": parts, "info": info}, default=str).encode())
+        return model, dict(info) | {"cache_key": key}, False
+
+    def extra(self, parts: dict) -> dict:
+        """The `extra` tensors saved beside a cached model (e.g. an optimiser state)."""
+        return load_checkpoint(self.paths(cache_key(parts))[0])["extra"]

@@ -1,0 +1,318 @@
+"""Datasets as one device-resident pool of uint8 images, batched by index slices.
+
+Every experiment draws its membership sets from a `Pool`: all images of a dataset (official
+train and test splits concatenated, `origin` says which), kept as uint8 so that even Tiny
+ImageNet fits on a GPU, normalised to [-1, 1] per batch (the papers' `Normalize(0.5, 0.5)`).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+TRAIN, TEST = 0, 1  # values of Pool.origin
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "gtsrb", "tinyimagenet",
+            "imagefolder:<path>", "synthetic", "mnist-test")
+
+TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+
+
+class DataUnavailable(FileNotFoundError):
+    """Dataset files are missing and could not be fetched."""
+
+
+@dataclass
+class Pool:
+    """All samples of one dataset. x: [N, C, H, W] uint8; y: [N] int64; group, origin: [N] int64."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    group: torch.Tensor | None = None  # identity per sample (faces); None -> no identity structure
+    origin: torch.Tensor | None = None  # TRAIN / TEST of the official split; None -> all TRAIN
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if self.origin is None:
+            self.origin = torch.full((n,), TRAIN, dtype=torch.long)
+        if self.group is None:
+            self.group = torch.arange(n)
+        assert len(self.y) == n == len(self.origin) == len(self.group), "pool tensors disagree in length"
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x.shape[-1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device: str | torch.device) -> "Pool":
+        """Move every tensor to `device` once; batches are then slices, no host copies."""
+        mv = lambda t: t.to(device, non_blocking=True)
+        return Pool(self.name, mv(self.x), mv(self.y), self.num_classes, mv(self.group), mv(self.origin), dict(self.meta))
+
+    def batch(self, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [B, C, H, W] in [-1, 1] and labels [B] for pool indices `idx` [B]."""
+        idx = idx.to(self.x.device)
+        return self.x[idx].to(dtype).div_(127.5).sub_(1.0), self.y[idx]
+
+    def indices(self, origin: int | None = None) -> np.ndarray:
+        """Pool indices [M] of one official split (TRAIN/TEST), or all."""
+        o = self.origin.cpu().numpy()
+        return np.arange(len(self)) if origin is None else np.flatnonzero(o == origin)
+
+
+def iterate_batches(idx: torch.Tensor | np.ndarray, batch_size: int, shuffle: bool = False,
+                    generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Yield index slices [<=B] of `idx`, in a random order when `shuffle`."""
+    idx = torch.as_tensor(idx, dtype=torch.long)
+    if shuffle:
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+    stop = len(idx) - (len(idx) % batch_size if drop_last else 0)
+    for s in range(0, stop, batch_size):
+        yield idx[s:s + batch_size]
+
+
+# ---------------------------------------------------------------------------------- loaders
+
+
+def _to_uint8_nchw(arr: np.ndarray) -> torch.Tensor:
+    """[N,H,W] or [N,H,W,C] uint8 -> [N,C,H,W] uint8 tensor."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize uint8 [N,C,H,W] to size×size (bilinear, antialiased), in chunks to bound memory."""
+    if size is None or (x.shape[-1] == size and x.shape[-2] == size):
+        return x
+    import torch.nn.functional as F
+    out = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+           .round_().clamp_(0, 255).to(torch.uint8) for c in x.split(4096)]
+    return torch.cat(out)
+
+
+def load_digits_pool() -> Pool:
+    """scikit-learn's bundled 8×8 digits (1,797 images, values 0..16 rescaled to 0..255): offline."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    return Pool("digits", _to_uint8_nchw(x), torch.as_tensor(d.target, dtype=torch.long), 10)
+
+
+def synthetic_pool(n: int = 512, num_classes: int = 4, channels: int = 1, size: int = 8, seed: int = 0,
+                   n_groups: int | None = None) -> Pool:
+    """Class-structured random images for tests: class prototypes plus noise; optional identities."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(num_classes, channels, size, size, generator=g) * 255
+    y = torch.arange(n) % num_classes
+    noise = torch.randn(n, channels, size, size, generator=g) * 40
+    x = (protos[y] + noise).clamp(0, 255).to(torch.uint8)
+    group = None if n_groups is None else torch.arange(n) % n_groups
+    return Pool("synthetic", x, y, num_classes, group=group)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz), as MNIST ships: big-endian header, then raw bytes."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+def load_mnist_test_pool(raw_dir: str | Path) -> Pool:
+    """The real MNIST test split (10,000 images) from torchvision-named IDX files in `raw_dir`."""
+    raw = Path(raw_dir)
+    files = [raw / "t10k-images-idx3-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz"]
+    files = [f if f.exists() else f.with_suffix("") for f in files]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise DataUnavailable(f"mnist-test: missing {missing}; expected torchvision's MNIST raw files "
+                              f"t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) in {raw}")
+    x, y = read_idx(files[0]), read_idx(files[1])
+    return Pool("mnist-test", _to_uint8_nchw(x), torch.as_tensor(y.astype(np.int64)), 10,
+                meta={"source": str(raw)})
+
+
+_TV = {  # name -> (torchvision class name, how train/test are selected, num_classes, hint)
+    "mnist": ("MNIST", "train", 10), "fashion-mnist": ("FashionMNIST", "train", 10),
+    "cifar10": ("CIFAR10", "train", 10), "cifar100": ("CIFAR100", "train", 100),
+    "gtsrb": ("GTSRB", "split", 43),
+}
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool, size: int | None):
+    import torchvision.datasets as tvd
+    cls_name, style, _ = _TV[name]
+    cls = getattr(tvd, cls_name)
+    kw = {"train": train} if style == "train" else {"split": "train" if train else "test"}
+    ds = cls(str(root), download=download, **kw)
+    if hasattr(ds, "data") and isinstance(getattr(ds, "data"), (np.ndarray, torch.Tensor)):
+        arr = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data
+        targets = np.asarray(ds.targets)
+        return _resize(_to_uint8_nchw(arr), size), torch.as_tensor(targets, dtype=torch.long)
+    # GTSRB: variable-size PPM files -> decode and resize each (done once, then cached)
+    size = size or 32
+    xs, ys = [], []
+    for img, t in ds:
+        xs.append(torch.from_numpy(np.asarray(img.convert("RGB").resize((size, size)))).permute(2, 0, 1))
+        ys.append(t)
+    return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
+
+
+def _cached(path: Path, build: Callable[[], dict]) -> dict:
+    """Load a tensor cache file, or build it and write it atomically (temp file + rename)."""
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    obj = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return obj
+
+
+def _offline_error(name: str, root: Path, layout: str, url: str, err: Exception) -> DataUnavailable:
+    return DataUnavailable(
+        f"dataset '{name}' is not in {root} and could not be downloaded ({type(err).__name__}: {err}).\n"
+        f"Expected layout: {layout}\nFetch it by hand from {url} into {root}, or run once on a machine "
+        f"with a network (mintkit downloads it on first use).")
+
+
+def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | None = None,
+                          download: bool = True) -> Pool:
+    """MNIST / Fashion-MNIST / CIFAR-10/100 / GTSRB via torchvision: train and test splits in one pool."""
+    root = Path(data_root)
+    cache = root / "mintkit-cache" / f"{name}-{image_size or 'native'}.pt"
+
+    def build() -> dict:
+        try:
+            xtr, ytr = _torchvision_split(name, root, True, download, image_size)
+            xte, yte = _torchvision_split(name, root, False, download, image_size)
+        except (RuntimeError, OSError) as e:
+            raise _offline_error(name, root, f"torchvision.datasets.{_TV[name][0]} files under {root}",
+                                 f"the torchvision {_TV[name][0]} mirrors", e) from e
+        return {"x": torch.cat([xtr, xte]), "y": torch.cat([ytr, yte]),
+                "origin": torch.cat([torch.full((len(ytr),), TRAIN), torch.full((len(yte),), TEST)])}
+
+    d = _cached(cache, build)
+    return Pool(name, d["x"], d["y"], _TV[name][2], origin=d["origin"].long(), meta={"root": str(root)})
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None, download: bool = True) -> Pool:
+    """Tiny ImageNet: 100k train + 10k labelled val (used as the test split), 200 classes, 64×64."""
+    from torchvision.datasets.utils import download_and_extract_archive
+    root = Path(data_root)
+    base = root / "tiny-imagenet-200"
+    if not base.exists():
+        try:
+            if not download:
+                raise FileNotFoundError(base)
+            download_and_extract_archive(TINY_URL, str(root), md5=TINY_MD5)
+        except Exception as e:  # noqa: BLE001 - any failure to fetch becomes the same clear error
+            raise _offline_error("tinyimagenet", root, "tiny-imagenet-200/{train/<wnid>/images/*.JPEG, "
+                                 "val/images/*.JPEG, val/val_annotations.txt, wnids.txt}", TINY_URL, e) from e
+    cache = root / "mintkit-cache" / f"tinyimagenet-{image_size or 'native'}.pt"
+
+    def build() -> dict:
+        from PIL import Image
+        wnids = (base / "wnids.txt").read_text().split()
+        cls = {w: i for i, w in enumerate(wnids)}
+        items = [(p, cls[w], TRAIN) for w in wnids for p in sorted((base / "train" / w / "images").glob("*.JPEG"))]
+        for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+            f, w = line.split("\t")[:2]
+            items.append((base / "val" / "images" / f, cls[w], TEST))
+        size = image_size or 64
+        x = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize((size, size))))
+                         .permute(2, 0, 1) for p, _, _ in items])
+        return {"x": x, "y": torch.tensor([c for _, c, _ in items]), "origin": torch.tensor([o for *_, o in items])}
+
+    d = _cached(cache, build)
+    return Pool("tinyimagenet", d["x"], d["y"], 200, origin=d["origin"].long(), meta={"root": str(root)})
+
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
+
+
+def load_imagefolder_pool(path: str | Path, image_size: int | None = 112, grayscale: bool = False) -> Pool:
+    """Any class-per-folder tree (face identities: CASIA-WebFace, LFW, your own): group = class = folder."""
+    from PIL import Image
+    root = Path(path)
+    if not root.is_dir():
+        raise DataUnavailable(f"imagefolder: {root} is not a directory; expected <root>/<class or identity>/<image>"
+                              f" with extensions {IMAGE_EXTS}")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    items = [(p, c) for c, name in enumerate(classes) for p in sorted((root / name).iterdir())
+             if p.suffix.lower() in IMAGE_EXTS]
+    if not items:
+        raise DataUnavailable(f"imagefolder: no images under {root}/<class>/ (extensions {IMAGE_EXTS})")
+    mode = "L" if grayscale else "RGB"
+    imgs = []
+    for p, _ in items:
+        im = Image.open(p).convert(mode)
+        if image_size is not None:
+            im = im.resize((image_size, image_size))
+        arr = np.asarray(im)
+        imgs.append(torch.from_numpy(arr).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr).permute(2, 0, 1))
+    y = torch.tensor([c for _, c in items])
+    return Pool(f"imagefolder:{root}", torch.stack(imgs), y, len(classes), group=y.clone(),
+                meta={"root": str(root), "classes": len(classes)})
+
+
+def load_pool(name: str, data_root: str | Path = "data", image_size: int | None = None,
+              download: bool = True) -> Pool:
+    """Load dataset `name` (see DATASETS) as a Pool; `image_size` resizes (None keeps native)."""
+    if name == "digits":
+        pool = load_digits_pool()
+    elif name == "synthetic":
+        pool = synthetic_pool()
+    elif name == "mnist-test":
+        pool = load_mnist_test_pool(Path(data_root) / "MNIST" / "raw")
+    elif name in _TV:
+        return load_torchvision_pool(name, data_root, image_size, download)
+    elif name == "tinyimagenet":
+        return load_tinyimagenet_pool(data_root, image_size, download)
+    elif name.startswith("imagefolder:"):
+        return load_imagefolder_pool(name.split(":", 1)[1], image_size or 112)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if image_size is not None:
+        pool.x = _resize(pool.x, image_size)
+    return pool

@@ -1,0 +1,74 @@
+"""Activation capture from named taps, reduced as it is captured.
+
+A forward hook on each tapped module reduces the map in place of storing it: per-channel max
+(the MINT paper's Vanilla model) keeps N×C numbers per tap, never N×C×H×W. Full maps are kept
+only on request (`reduce="none"`, the CNN MINT model), in float16 to halve their memory.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Pool, iterate_batches
+from .train import autocast, forward_logits
+
+REDUCTIONS = ("max", "mean", "none")
+
+
+def reduce_activation(a: torch.Tensor, how: str) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C]; token sequences [B, T, D] -> [B, D]; [B, D] unchanged (or kept, 'none')."""
+    if how == "none" or a.ndim == 2:
+        return a
+    if how not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {how!r}; valid: {', '.join(REDUCTIONS)}")
+    dims = tuple(range(2, a.ndim)) if a.ndim == 4 else (1,)
+    return a.amax(dim=dims) if how == "max" else a.mean(dim=dims)
+
+
+@contextmanager
+def tapped(model: nn.Module, taps: list[str], reduce: str | dict[str, str] = "max"):
+    """Context yielding a dict tap -> list of captured [B, ...] tensors (detached), filled per forward."""
+    from .models import resolve_tap
+    store: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+    handles = []
+    for t in taps:
+        how = reduce[t] if isinstance(reduce, dict) else reduce
+        module = resolve_tap(model, t)
+
+        def hook(_m, _inp, out, t=t, how=how):
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            r = reduce_activation(out.detach(), how)
+            store[t].append(r.half() if how == "none" else r.float())
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def extract(model: nn.Module, pool: Pool, indices: np.ndarray, taps: list[str], device: torch.device,
+            reduce: str | dict[str, str] = "max", batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Eval-mode features per tap for pool[indices]: {tap: [N, C] (reduced) or [N, C, H, W]} on cpu.
+
+    The tap 'outcome' is the model output (logits; the embedding for face models).
+    """
+    model.eval().to(device)
+    with tapped(model, taps, reduce) as store:
+        for b in iterate_batches(np.asarray(indices), batch_size):
+            x, _ = pool.batch(b)
+            with autocast(device):
+                forward_logits(model, x)
+            for t in taps:  # move each batch off the device as it comes: device memory stays bounded
+                store[t][-1] = store[t][-1].cpu()
+    return {t: torch.cat(v) if v else torch.empty(0) for t, v in store.items()}
+
+
+def features_for(feats: dict[str, torch.Tensor], taps: list[str]) -> torch.Tensor:
+    """Concatenate reduced features of several taps: [N, sum C]."""
+    return torch.cat([feats[t].flatten(1).float() for t in taps], dim=1)

@@ -1,0 +1,158 @@
+"""Self-describing run folders: params.json, env.json, split.json, results.csv, scores.npz.
+
+A number in results.csv can always be traced back: the folder holds the effective parameters,
+the code version and environment, the hashes of every membership set, and per-sample scores.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+RESULT_COLUMNS = ("paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "value",
+                  "protocol", "seed", "run_id")
+KEY_COLUMNS = RESULT_COLUMNS[:8]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def git_info(cwd: str | Path | None = None) -> dict:
+    """Commit and dirty flag of the checkout holding mintkit (empty values outside git)."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+        return {"git_commit": sha.stdout.strip() or None, "git_dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def environment(device: torch.device | str | None = None) -> dict:
+    """Versions and device facts that shape a result."""
+    from . import __version__
+    dev = torch.device(device) if device is not None else None
+    info = {"mintkit": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "device": str(dev) if dev else None,
+            "device_name": torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark, "threads": torch.get_num_threads()}
+    info.update(git_info())
+    return info
+
+
+class Run:
+    """One run folder. Rows accumulate in memory and are written on every `add_*` (crash-safe)."""
+
+    def __init__(self, out_dir: str | Path, paper: str, params: dict, seed: int = 0,
+                 device: torch.device | str | None = None, protocol: str = "heldout") -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.paper, self.seed, self.protocol = paper, seed, protocol
+        self.run_id = self.dir.name
+        self.rows: list[dict] = []
+        self.times: dict[str, float] = {}
+        write_json(self.dir / "params.json", params)
+        self.env = environment(device) | {"start": _now(), "end": None}
+        write_json(self.dir / "env.json", self.env)
+
+    def save_split(self, split) -> None:
+        split.save(self.dir / "split.json")
+
+    def add(self, metric: str, value: float, *, table: str = "", dataset: str = "", model: str = "",
+            setup: str = "", condition: str = "", feature: str = "", protocol: str | None = None) -> None:
+        """Append one tidy row (schema RESULT_COLUMNS) and rewrite results.csv."""
+        self.rows.append({"paper": self.paper, "table": table, "dataset": dataset, "model": model, "setup": setup,
+                          "condition": condition, "feature": feature, "metric": metric, "value": float(value),
+                          "protocol": protocol or self.protocol, "seed": self.seed, "run_id": self.run_id})
+        self._write_results()
+
+    def add_metrics(self, metrics: dict, audited: dict | None = None, metric_names: Iterable[str] | None = None,
+                    **keys: str) -> None:
+        """Rows for a membership result plus the audited model's accuracies (audited_accuracy, ...)."""
+        from .metrics import METRICS
+        for m in metric_names or METRICS:
+            if m in metrics:
+                self.rows.append(self._row(m, metrics[m], keys))
+        for m, v in (audited or {}).items():
+            self.rows.append(self._row(m, v, keys))
+        self._write_results()
+
+    def _row(self, metric: str, value: float, keys: dict) -> dict:
+        row = {c: "" for c in RESULT_COLUMNS} | {"paper": self.paper, "protocol": self.protocol, "seed": self.seed,
+                                                "run_id": self.run_id}
+        row |= {k: v for k, v in keys.items()}
+        row.update(metric=metric, value=float(value))
+        return row
+
+    def time(self, stage: str, seconds: float) -> None:
+        """Record wall time of a stage as a `time_<stage>` row."""
+        self.times[stage] = seconds
+        self.add(f"time_{stage}", seconds)
+
+    def _write_results(self) -> None:
+        from io import StringIO
+        buf = StringIO()
+        w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_bytes(self.dir / "results.csv", buf.getvalue().encode())
+
+    def save_scores(self, **arrays: np.ndarray) -> None:
+        """scores.npz: e.g. name_scores=[N] float, name_labels=[N] int; merged with what is there."""
+        path = self.dir / "scores.npz"
+        old = dict(np.load(path)) if path.exists() else {}
+        old.update({k: np.asarray(v) for k, v in arrays.items()})
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npz")
+        os.close(fd)
+        np.savez_compressed(tmp, **old)
+        os.replace(tmp, path)
+
+    def finish(self) -> None:
+        self.env["end"] = _now()
+        write_json(self.dir / "env.json", self.env)
+        write_json(self.dir / "status.json", {"status": "complete", "end": self.env["end"], "rows": len(self.rows)})
+
+
+def read_results(paths: Iterable[str | Path]):
+    """Concatenate results.csv files (paths to files or run folders) into one DataFrame."""
+    import pandas as pd
+    frames = []
+    for p in paths:
+        p = Path(p)
+        p = p / "results.csv" if p.is_dir() else p
+        frames.append(pd.read_csv(p, keep_default_na=False, dtype={c: str for c in KEY_COLUMNS}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)

@@ -1,0 +1,169 @@
+"""Training and evaluation of audited models on a device-resident Pool.
+
+One loop for every audited model: Adam or SGD, weight decay, optional per-sample repetition
+(the Factors paper's exposure counts), autocast on CUDA, model.train() during steps and
+model.eval() for every evaluation (the released aMINT code never switched back to train mode).
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Pool, iterate_batches
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; `deterministic` trades speed for bitwise-repeatable runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else is passed to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return dev
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the audited model's training."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def forward_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [B, K]; margin-head models get the labels while training."""
+    if getattr(model, "needs_labels", False):
+        return model(x, labels=y)
+    return model(x)
+
+
+def epoch_indices(indices: torch.Tensor, repeats: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's shuffled order [sum(repeats)]: sample i appears repeats[i] times."""
+    order = indices if repeats is None else torch.repeat_interleave(indices, repeats)
+    return order[torch.randperm(len(order), generator=generator)]
+
+
+def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, cfg: TrainConfig,
+                     device: torch.device, seed: int = 0, repeats: torch.Tensor | None = None,
+                     eval_sets: dict[str, np.ndarray] | None = None, progress: bool = True,
+                     on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train `model` on pool[indices] with cross-entropy; returns history {loss, <eval>_acc per epoch, seconds}.
+
+    repeats: [len(indices)] int exposure count per sample per epoch (None = once each).
+    eval_sets: named index sets whose accuracy is logged after each epoch (never used to select anything).
+    """
+    from tqdm.auto import tqdm
+    model.to(device)
+    opt = make_optimizer(model.parameters(), cfg)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    hist: dict[str, list] = {"loss": []} | {f"{k}_acc": [] for k in (eval_sets or {})}
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc="audited model", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        total = torch.zeros((), device=device)
+        steps = 0
+        for step, b in enumerate(iterate_batches(epoch_indices(idx, repeats, gen), cfg.batch_size)):
+            x, y = pool.batch(b)
+            with autocast(device, cfg.amp):
+                loss = loss_fn(forward_logits(model, x, y).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            steps += 1
+            if step % 50 == 0 and not torch.isfinite(loss):  # sync rarely: a host sync per step costs GPU time
+                raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                                       f"lower lr (now {cfg.lr}) or check the data")
+        mean = (total / max(steps, 1)).item()
+        if not np.isfinite(mean):
+            raise TrainingDiverged(f"loss became non-finite during epoch {epoch + 1} (mean {mean}); lower lr "
+                                   f"(now {cfg.lr}) or check the data")
+        hist["loss"].append(mean)
+        for k, s in (eval_sets or {}).items():
+            hist[f"{k}_acc"].append(accuracy(model, pool, s, device))
+        bar.set_postfix(loss=f"{mean:.3f}")
+        if on_epoch:
+            on_epoch(epoch, hist)
+    hist["seconds"] = time.perf_counter() - t0
+    model.eval()
+    return hist
+
+
+@torch.no_grad()
+def predict(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device,
+            batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode logits [N, K] (float32, on cpu) and labels [N] for pool[indices]."""
+    model.eval().to(device)
+    outs, ys = [], []
+    for b in iterate_batches(np.asarray(indices), batch_size):
+        x, y = pool.batch(b)
+        with autocast(device):
+            outs.append(forward_logits(model, x).float())
+        ys.append(y)
+    if not outs:
+        return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat(outs).cpu(), torch.cat(ys).cpu()
+
+
+def accuracy(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device) -> float:
+    """Top-1 accuracy on pool[indices] in eval mode."""
+    logits, y = predict(model, pool, indices, device)
+    return float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
+
+
+def per_sample_losses(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device) -> np.ndarray:
+    """Cross-entropy [N] of each sample under the eval-mode model (the loss-threshold attack's signal)."""
+    logits, y = predict(model, pool, indices, device)
+    return nn.functional.cross_entropy(logits, y, reduction="none").numpy()
