@@ -1,0 +1,150 @@
+"""The stages every paper shares: audited model (cached), per-set features, MINT fit and evaluation.
+
+Notebooks call these; each returns plain tensors/dicts so a stage's output can be saved and shown.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoints import ModelCache
+from .data import Pool
+from .extract import extract, features_for
+from .metrics import loss_threshold_attack, membership_metrics
+from .mint_models import CNNMint, VanillaMLP, fit_mint, score
+from .splits import Split
+from .train import TrainConfig, accuracy, per_sample_losses, train_classifier
+
+MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
+DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
+
+
+def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device: torch.device, seed: int,
+                  cache_dir: str | Path | None = DEFAULT_CACHE, dropout: float = 0.0, head: str = "softmax",
+                  repeats: torch.Tensor | None = None, progress: bool = True, checkpoint: str | None = None,
+                  ) -> tuple[nn.Module, dict]:
+    """Audited model trained on split['members'] (or loaded from `checkpoint` / the cache); info has history.
+
+    The cache key holds the dataset, the members' hash, arch, head, dropout, every training
+    parameter, exposure repeats and seed: any change retrains, a rerun reuses.
+    """
+    from .checkpoints import load_model
+    from .models import build_model
+    from .train import seed_everything
+    if checkpoint:
+        return load_model(checkpoint).to(device).eval(), {"source": checkpoint, "cache_hit": False}
+
+    def build() -> nn.Module:
+        seed_everything(seed)  # same init for the same key, hit or miss
+        return build_model(arch, num_classes=pool.num_classes, in_channels=pool.in_channels,
+                           image_size=pool.image_size, dropout=dropout, head=head)
+
+    def train(model: nn.Module) -> dict:
+        return train_classifier(model, pool, split["members"], cfg, device, seed=seed, repeats=repeats,
+                                progress=progress)
+
+    parts = {"dataset": split.pool, "pool_size": len(pool), "image_size": pool.image_size,
+             "members": split.hashes()["members"], "arch": arch, "head": head, "dropout": dropout,
+             "train": cfg.as_dict(), "seed": seed,
+             "repeats": None if repeats is None else str(torch.as_tensor(repeats).tolist().__hash__())}
+    if cache_dir is None:
+        model = build()
+        return model.to(device), train(model) | {"cache_hit": False}
+    model, info, hit = ModelCache(cache_dir).get_or_train(parts, build, train)
+    return model.to(device).eval(), info | {"cache_hit": hit}
+
+
+def audited_accuracy(model: nn.Module, pool: Pool, split: Split, device: torch.device,
+                     test_idx: np.ndarray | None = None) -> dict:
+    """{'audited_train_accuracy': on members, 'audited_accuracy': on `test_idx` (default: eval non-members)}."""
+    test_idx = split["eval_nonmembers"] if test_idx is None else test_idx
+    return {"audited_train_accuracy": accuracy(model, pool, split["members"], device),
+            "audited_accuracy": accuracy(model, pool, test_idx, device)}
+
+
+def set_features(model: nn.Module, pool: Pool, split: Split, taps: list[str], device: torch.device,
+                 reduce: str | dict[str, str] = "max", sets: tuple[str, ...] = MINT_SETS
+                 ) -> dict[str, dict[str, torch.Tensor]]:
+    """{set: {tap: [n_set, C] or [n_set, C, H, W]}} for the four MINT sets."""
+    return {s: extract(model, pool, split[s], taps, device, reduce=reduce) for s in sets}
+
+
+@dataclass
+class MintData:
+    """MINT-training features/labels and evaluation features/labels (1 = member)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    meta: dict = field(default_factory=dict)
+
+
+def mint_data(feats: dict[str, dict[str, torch.Tensor]], taps: list[str], flat: bool = True) -> MintData:
+    """Stack features of `taps`: train = mint_train_members (1) + external (0), eval = eval members/non-members.
+
+    flat=True concatenates reduced vectors [N, ΣC]; flat=False keeps one tap's maps [N, C, H, W].
+    """
+    def get(s: str) -> torch.Tensor:
+        if flat:
+            return features_for(feats[s], taps)
+        if len(taps) != 1:
+            raise ValueError("map features (flat=False) take exactly one tap")
+        return feats[s][taps[0]]
+
+    def pair(pos: str, neg: str) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = get(pos), get(neg)
+        return torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).long()
+
+    xt, yt = pair("mint_train_members", "external")
+    xe, ye = pair("eval_members", "eval_nonmembers")
+    return MintData(xt, yt, xe, ye, {"taps": taps})
+
+
+def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
+    """'mlp' (Vanilla) on [N, D] or 'cnn' on [N, C, H, W]; unknown kinds list the valid ones."""
+    if kind == "mlp":
+        return VanillaMLP(sample.shape[1], **kw)
+    if kind == "cnn":
+        return CNNMint(sample.shape[1], sample.shape[-1], **kw)
+    raise ValueError(f"unknown MINT model {kind!r}; valid: mlp, cnn")
+
+
+def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
+             batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
+             val_fraction: float = 0.0) -> dict:
+    """Fit a MINT model on data.x_train and score data.x_eval.
+
+    Returns {'metrics', 'scores', 'labels', 'train_scores', 'history', 'seconds', 'model'}; the calibrated
+    threshold is chosen on MINT-training scores (or a validation slice of them), never on evaluation data.
+    """
+    t0 = time.perf_counter()
+    model = build_mint_model(kind, data.x_train, **(model_kw or {}))
+    x, y, val = data.x_train, data.y_train, None
+    if val_fraction > 0:
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(y), generator=g)
+        k = max(2, int(len(y) * val_fraction))
+        val = (x[perm[:k]], y[perm[:k]])
+        x, y = x[perm[k:]], y[perm[k:]]
+    hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed)
+    calib_x, calib_y = val if val is not None else (x, y)
+    calib = score(model, calib_x, device)
+    s = score(model, data.x_eval, device)
+    m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
+    return {"metrics": m, "scores": s, "labels": data.y_eval.numpy(), "train_scores": calib, "history": hist,
+            "seconds": time.perf_counter() - t0, "model": model}
+
+
+def loss_baseline(model: nn.Module, pool: Pool, split: Split, device: torch.device, n_boot: int = 200) -> dict:
+    """Yeom et al. loss-threshold attack on the same split: threshold calibrated on MINT-training sets."""
+    L = {s: per_sample_losses(model, pool, split[s], device) for s in MINT_SETS}
+    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"])
+    out["scores"] = -np.concatenate([L["eval_members"], L["eval_nonmembers"]])
+    out["labels"] = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))].astype(int)
+    return out
