@@ -1,0 +1,153 @@
+"""The batch runner on fixture notebooks (tests/fixtures/notebooks: toy writes a run folder, broken raises)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mintkit import cli, runner
+from mintkit.params import ParameterError
+
+FIX = Path(__file__).parent / "fixtures" / "notebooks"
+TOY = FIX / "toy.ipynb"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return runner.Notebook.load(TOY)
+
+
+def test_parse_cli_value_types_like_yaml_then_coerces(toy):
+    assert runner.parse_cli_value("lr", "1", toy.spec) == 1.0
+    assert isinstance(runner.parse_cli_value("lr", "1", toy.spec), float)
+    assert runner.parse_cli_value("lr", "1e-3", toy.spec) == 1e-3
+    assert runner.parse_cli_value("seed", "3", toy.spec) == 3
+    assert runner.parse_cli_value("dataset", "123", toy.spec) == "123"  # a str parameter keeps the text
+    with pytest.raises(ParameterError, match="must be int"):
+        runner.parse_cli_value("seed", "1.5", toy.spec)
+    with pytest.raises(ParameterError, match="must be float"):
+        runner.parse_cli_value("lr", "fast", toy.spec)
+    with pytest.raises(ParameterError, match=r"unknown parameter 'lrr'; valid: dataset, fail, lr"):
+        runner.parse_cli_value("lrr", "1", toy.spec)
+
+
+def test_schema_of_a_paper_comes_from_its_module(monkeypatch, tmp_path):
+    import sys
+    import types
+    nb = tmp_path / "mint.ipynb"
+    shutil.copy(TOY, nb)
+    fake = types.ModuleType("mintkit.mint")
+    fake.PARAMS = {k: (type(v), v, "") for k, v in {"dataset": "x", "model": "m", "seed": 0, "lr": 0.1,
+                                                      "fail": "", "out_dir": "o", "extra": 2}.items()}
+    monkeypatch.setitem(sys.modules, "mintkit.mint", fake)
+    assert "extra" in runner.Notebook.load("mint", tmp_path).spec
+
+
+def test_grid_expansion_cross_product_and_stable_names(toy):
+    runs = runner.expand_grid({"seed": [0, 1, 2], "lr": [1, 0.5], "dataset": "CIFAR-10"}, toy, "t")
+    assert len(runs) == 6
+    assert [p for _, p in runs][:2] == [{"seed": 0, "lr": 1}, {"seed": 0, "lr": 0.5}]
+    params = [r for r, _ in runs]
+    assert all(isinstance(p["lr"], float) and p["dataset"] == "CIFAR-10" and p["model"] == "ResNet50"
+               for p in params)
+    names = [runner.folder_name("table2", p, pt) for p, pt in runs]
+    assert len(set(names)) == 6 and names[0].startswith("table2-seed=0-lr=1-")
+    again = runner.expand_grid({"seed": [0, 1, 2], "lr": [1, 0.5], "dataset": "CIFAR-10"}, toy, "t")
+    assert names == [runner.folder_name("table2", p, pt) for p, pt in again]
+    assert runner.params_hash(params[0]) == runner.params_hash(params[0] | {"out_dir": "elsewhere"})
+    assert runner.params_hash(params[0]) != runner.params_hash(params[1])
+
+
+def _presets(tmp_path, text: str) -> Path:
+    d = tmp_path / "nbs"
+    (d / "params" / "toy").mkdir(parents=True)
+    shutil.copy(TOY, d / "toy.ipynb")
+    (d / "params" / "toy" / "table1.yaml").write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("text, match", [
+    ("seeed: [0, 1]\n", r"toy/table1: unknown parameter\(s\) \['seeed'\]; valid: dataset, fail, lr, model, out_dir"),
+    ("seed: [0, 'one']\n", "parameter 'seed' must be int"),
+    ("lr: fast\n", "parameter 'lr' must be float"),
+    ("out_dir: x\n", "set by the runner"),
+])
+def test_bad_preset_fails_before_any_kernel(tmp_path, monkeypatch, text, match):
+    d = _presets(tmp_path, text)
+    monkeypatch.setattr(runner, "execute", lambda *a, **k: pytest.fail("a kernel was started"))
+    with pytest.raises(ParameterError, match=match):
+        runner.plan_batch("paper", ["toy"], tmp_path / "runs", notebooks_dir=d, params_dir=d / "params")
+    code = cli.main(["reproduce", "--profile", "paper", "--paper", "toy", "--notebooks", str(d),
+                     "--out", str(tmp_path / "runs")])
+    assert code == 2 and not (tmp_path / "runs").exists()
+
+
+def test_bad_cli_input_exits_2_listing_valid_names(tmp_path, capsys):
+    assert cli.main(["run", "nosuchpaper"]) == 2
+    assert "valid: mint, amint, gmint, factors" in capsys.readouterr().err
+    assert cli.main(["run", str(TOY), "-p", "lrr", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "valid: dataset, fail, lr, model, out_dir, seed" in capsys.readouterr().err
+    assert cli.main(["run", str(TOY), "-p", "seed", "x", "--out", str(tmp_path / "r")]) == 2
+    assert cli.main(["run", str(TOY), "-f", str(FIX / "params" / "toy" / "table1.yaml")]) == 2  # a grid
+    assert "grids" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--paper", "toy,nope", "--notebooks", str(FIX)]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_is_complete_needs_status_and_equal_params(tmp_path, toy):
+    spec = runner.plan_run(toy, overrides={"seed": 1}, out=tmp_path / "r")
+    folder = Path(spec.folder)
+    folder.mkdir()
+    (folder / "params.json").write_text(json.dumps(spec.params | {"out_dir": "/moved/elsewhere"}))
+    (folder / "status.json").write_text(json.dumps({"status": "running"}))  # killed mid-run
+    assert not runner.is_complete(spec)
+    (folder / "status.json").write_text(json.dumps({"status": "complete"}))
+    assert runner.is_complete(spec)
+    (folder / "params.json").write_text(json.dumps(spec.params | {"lr": 0.5}))
+    assert not runner.is_complete(spec)
+
+
+def test_cli_run_coerces_and_writes_run_folder(tmp_path):
+    out = tmp_path / "one"
+    assert cli.main(["run", str(TOY), "-p", "lr", "1", "-p", "seed", "2", "--out", str(out), "--no-progress"]) == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["lr"] == 1.0 and isinstance(params["lr"], float) and params["seed"] == 2
+    assert params["out_dir"] == str(out.resolve())
+    assert json.loads((out / "status.json").read_text())["status"] == "complete"
+    assert (out / "executed.ipynb").exists() and (out / "results.csv").exists()
+
+
+def test_reproduce_records_failure_continues_and_resumes(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "runs" / "paper"
+    argv = ["reproduce", "--profile", "paper", "--paper", "broken,toy", "--notebooks", str(FIX),
+            "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 1  # the broken run failed, the batch went on
+    text = capsys.readouterr().out
+    assert "2 run, 0 skipped (already complete), 1 failed" in text
+    bad = next((out / "broken").iterdir())
+    assert f"FAILED broken/{bad.name}: ValueError: deliberate failure" in text
+    assert str(bad / "executed.ipynb") in text
+    status = json.loads((bad / "status.json").read_text())
+    assert status["status"] == "failed" and "deliberate failure" in status["error"]
+    assert (bad / "executed.ipynb").exists() and (bad / "partial.txt").exists()  # partial work kept
+    toys = sorted(p.name for p in (out / "toy").iterdir())
+    assert len(toys) == 2 and toys[0].startswith("table1-seed=0-")
+    assert all(json.loads((out / "toy" / t / "params.json").read_text())["lr"] == 1.0 for t in toys)
+    batch = json.loads((out / "batch.json").read_text())
+    assert batch["profile"] == "paper" and batch["runs"][f"broken/{bad.name}"]["status"] == "failed"
+
+    # second call: the complete runs are skipped, nothing runs
+    monkeypatch.setattr(runner, "execute", lambda *a, **k: pytest.fail("a complete run was run again"))
+    assert cli.main(argv[:4] + ["toy"] + argv[5:]) == 0
+    assert "0 run, 2 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fail, error", [("sleep", "CellTimeoutError"), ("exit", "DeadKernelError")])
+def test_timeout_and_dead_kernel_are_failures(tmp_path, toy, fail, error):
+    spec = runner.plan_run(toy, overrides={"fail": fail}, out=tmp_path / fail)
+    res = runner.execute(spec, timeout=3, progress=False)
+    assert res["status"] == "failed" and error in res["error"]
+    status = json.loads((tmp_path / fail / "status.json").read_text())
+    assert status["status"] == "failed" and (tmp_path / fail / "executed.ipynb").exists()

@@ -1,0 +1,108 @@
+"""Training loop (determinism both ways, modes, NaN guard, exposure repeats) and tap extraction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mintkit.data import synthetic_pool
+from mintkit.extract import extract, reduce_activation
+from mintkit.models import build_model
+from mintkit.params import COMMON, ParameterError, check, check_notebook, schema
+from mintkit.train import (TrainConfig, TrainingDiverged, accuracy, epoch_indices, pick_device, seed_everything,
+                           train_classifier)
+
+CPU = torch.device("cpu")
+
+
+def _train(seed: int, pool=None):
+    pool = pool or synthetic_pool(n=256)
+    seed_everything(seed)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    hist = train_classifier(model, pool, np.arange(200), TrainConfig(epochs=2, batch_size=32), CPU, seed=seed,
+                            progress=False)
+    return model, hist
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    (m1, h1), (m2, h2), (m3, h3) = _train(0), _train(0), _train(1)
+    assert h1["loss"] == h2["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert h1["loss"] != h3["loss"]
+
+
+def test_training_learns_and_ends_in_eval_mode():
+    pool = synthetic_pool(n=256)
+    seed_everything(0)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    hist = train_classifier(model, pool, np.arange(200), TrainConfig(epochs=6, batch_size=32), CPU, progress=False)
+    assert not model.training and hist["loss"][-1] < hist["loss"][0]
+    assert accuracy(model, pool, np.arange(200, 256), CPU) > 0.5  # 4 classes: chance is 0.25
+
+
+def test_train_mode_during_steps(monkeypatch):
+    pool = synthetic_pool(n=64)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    modes = []
+    model.register_forward_pre_hook(lambda m, i: modes.append(m.training))
+    train_classifier(model, pool, np.arange(64), TrainConfig(epochs=2, batch_size=32), CPU, progress=False,
+                     eval_sets={"all": np.arange(64)})
+    assert modes == [True, True, False, True, True, False]  # 2 train steps, then an eval pass, per epoch
+
+
+def test_nan_loss_stops_with_epoch_and_step():
+    pool = synthetic_pool(n=64)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1"):
+        train_classifier(model, pool, np.arange(64), TrainConfig(epochs=1, batch_size=32), CPU, progress=False)
+
+
+def test_exposure_repeats_count_per_epoch():
+    idx = torch.arange(8)
+    reps = torch.tensor([1, 1, 10, 10, 20, 20, 30, 30])
+    order = epoch_indices(idx, reps, torch.Generator().manual_seed(0))
+    assert torch.bincount(order, minlength=8).tolist() == reps.tolist()
+
+
+def test_unknown_optimizer_and_device():
+    with pytest.raises(ValueError, match="valid: adam, sgd"):
+        TrainConfig(optimizer="lion")
+    assert pick_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            pick_device("cuda")
+
+
+def test_extract_reduced_features_hold_n_by_c():
+    pool = synthetic_pool(n=40, size=8)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    feats = extract(model, pool, np.arange(40), ["stage1", "stage4", "outcome"], CPU, batch_size=16)
+    assert feats["stage1"].ndim == 2 and feats["stage1"].shape[0] == 40
+    assert feats["outcome"].shape == (40, pool.num_classes)
+    full = extract(model, pool, np.arange(40), ["stage1"], CPU, reduce="none", batch_size=16)["stage1"]
+    assert full.ndim == 4 and torch.allclose(full.float().amax(dim=(2, 3)), feats["stage1"], atol=1e-2)
+    with pytest.raises(ValueError, match="valid"):
+        extract(model, pool, np.arange(4), ["stage9"], CPU)
+
+
+def test_reduce_activation_shapes():
+    assert reduce_activation(torch.randn(2, 3, 4, 4), "max").shape == (2, 3)
+    assert reduce_activation(torch.randn(2, 5, 7), "mean").shape == (2, 7)  # tokens [B, T, D] -> [B, D]
+    with pytest.raises(ValueError, match="valid: max, mean, none"):
+        reduce_activation(torch.randn(2, 3, 4, 4), "median")
+
+
+def test_params_check_types_and_unknown_names():
+    spec = schema({"reduction": (str, "mean", "per-filter reduction")})
+    assert check({"lr": 1}, spec)["lr"] == 1.0  # papermill's -p lr 1 arrives as int
+    with pytest.raises(ParameterError, match="unknown parameter\\(s\\) \\['lrr'\\]; valid: .*lr"):
+        check({"lrr": 0.1}, spec)
+    with pytest.raises(ParameterError, match="'seed' must be int, got str"):
+        check({"seed": "1"}, spec)
+    with pytest.raises(ParameterError, match="got bool"):
+        check({"seed": True}, spec)
+    ns = {k: d for k, (_, d, _) in COMMON.items()} | {"reductoin": "max", "np": np, "_x": 1, "In": []}
+    with pytest.raises(ParameterError, match="reductoin"):
+        check_notebook(ns, spec)
