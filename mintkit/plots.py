@@ -98,8 +98,9 @@ def roc_loglog(ax, scores, labels, label: str | None = None,
         fx = max(f, xmin)
         ty = max(t, ymin)
         ax.plot([fx], [ty], marker="o", ms=3.5, color=line.get_color(), ls="none")
-        ax.annotate(note, (fx, ty), xytext=(4, -8), textcoords="offset points",
-                    fontsize="x-small", color=line.get_color())
+        ax.annotate(note, (fx, ty), xytext=(4, -9), textcoords="offset points",
+                    fontsize="x-small", color=line.get_color(),
+                    bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
     ax.legend(loc="lower right")
     return ax
 
