@@ -91,9 +91,11 @@ class ModelCache:
     def get_or_train(self, parts: dict, build: Callable[[], nn.Module],
                      train: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict, bool]:
         """Return (model, info, hit). On a miss: build, train (returns info, e.g. history), save atomically."""
-        key = cache_key(parts)
-        ck, marker = self.paths(key)
         model = build()
+        # the architecture's parameter names and shapes join the key: a changed model class never loads stale weights
+        shapes = sorted((k, tuple(v.shape)) for k, v in model.state_dict().items())
+        key = cache_key(parts | {"state_shapes": hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]})
+        ck, marker = self.paths(key)
         if self.has(key):
             loaded = load_checkpoint(ck)
             model.load_state_dict(loaded["state_dict"], strict=True)
@@ -104,6 +106,3 @@ class ModelCache:
         atomic_write_bytes(marker, json.dumps({"key": key, "parts": parts, "info": info}, default=str).encode())
         return model, dict(info) | {"cache_key": key}, False
 
-    def extra(self, parts: dict) -> dict:
-        """The `extra` tensors saved beside a cached model (e.g. an optimiser state)."""
-        return load_checkpoint(self.paths(cache_key(parts))[0])["extra"]

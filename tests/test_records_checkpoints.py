@@ -118,13 +118,21 @@ def test_interrupted_cache_write_leaves_no_trusted_entry(tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "save_checkpoint", boom)
     with pytest.raises(KeyboardInterrupt):
         _cached(cache, parts, [])
-    assert not cache.has(cache_key(parts))
+    assert not list(tmp_path.glob("*.json"))
     monkeypatch.undo()
-    # a checkpoint without its marker (killed between the two writes) is not trusted either
-    save_checkpoint(cache.paths(cache_key(parts))[0], Tiny(), {})
+    # killed between the checkpoint and its marker: the checkpoint alone is not trusted
+    real_write = ck.atomic_write_bytes
+    monkeypatch.setattr(ck, "atomic_write_bytes",
+                        lambda p, b: boom() if str(p).endswith(".json") else real_write(p, b))
+    with pytest.raises(KeyboardInterrupt):
+        _cached(cache, parts, [])
+    monkeypatch.undo()
+    assert list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.json"))
     calls = []
     _, _, hit = _cached(cache, parts, calls)
     assert not hit and calls == [1]
+    _, _, hit = _cached(cache, parts, calls)
+    assert hit and calls == [1]
 
 
 def test_results_schema_matches_published_tables():
