@@ -27,9 +27,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" -x -q
 
+# The report is written even when a run failed (it lists the failures); the exit status is the batch's.
 reproduce: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m mintkit reproduce --profile $(PROFILE) --jobs $(JOBS) --out runs/$(PROFILE)
-	MPLBACKEND=Agg $(BIN)/python -m mintkit report --runs runs/$(PROFILE) --out figures
+	MPLBACKEND=Agg $(BIN)/python -m mintkit reproduce --profile $(PROFILE) --jobs $(JOBS) --out runs/$(PROFILE); \
+	rc=$$?; MPLBACKEND=Agg $(BIN)/python -m mintkit report --runs runs/$(PROFILE) --out figures && exit $$rc
 
 report: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m mintkit report --runs runs/$(PROFILE) --out figures

@@ -1,0 +1,117 @@
+"""`python -m mintkit run | reproduce | report` (also installed as the `mintkit` command).
+
+Exit status: 0 success, 1 some run failed, 2 bad input (unknown notebook, parameter, preset key, wrong type),
+reported before any kernel starts.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from . import runner
+from .params import ParameterError, describe
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override one parameter (typed as YAML, then coerced to the schema type); repeatable")
+    p.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: no limit)")
+    p.add_argument("--notebooks", type=Path, default=runner.NOTEBOOKS,
+                   help="folder holding <paper>.ipynb and params/<paper>/*.yaml (default: the repo's notebooks/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m mintkit", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="one papermill run of a notebook into one run folder")
+    r.add_argument("notebook", help="paper name (mint, amint, gmint, factors) or path to an .ipynb")
+    r.add_argument("-f", "--preset", action="append", default=[], type=Path, metavar="PRESET.yaml",
+                   help="preset YAML (flat name: value); repeatable, later files win, -p wins over all")
+    r.add_argument("--out", type=Path, default=None,
+                   help="run folder (default runs/adhoc/<paper>/<presets>-<hash8>)")
+    r.add_argument("--list-params", action="store_true", help="print the notebook's parameters and exit")
+    _add_run_options(r)
+
+    b = sub.add_parser("reproduce", help="every run of a profile, skipping complete ones")
+    b.add_argument("--profile", choices=runner.PROFILES, default="quick",
+                   help="quick: each notebook's defaults (CPU minutes); paper: every preset grid")
+    b.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    b.add_argument("--preset", default=None, help="paper profile: only presets whose name matches (glob, e.g. table2)")
+    b.add_argument("--seeds", type=int, default=None,
+                   help="run seeds 0..N-1 of every run (quick default 1; paper default: as the presets say)")
+    b.add_argument("--jobs", type=int, default=1, help="runs at once (one GPU each when several are visible)")
+    b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
+    b.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    _add_run_options(b)
+
+    rep = sub.add_parser("report", help="tables and figures: published vs reproduced, from run folders")
+    rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
+    rep.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
+    rep.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    return ap
+
+
+def _command_line(argv: list[str]) -> str:
+    return "python -m mintkit " + " ".join(shlex.quote(a) for a in argv)
+
+
+def cmd_run(args) -> int:
+    nb = runner.Notebook.load(args.notebook, args.notebooks)
+    if args.list_params:
+        print(describe(nb.spec))
+        return 0
+    overrides = {name: runner.parse_cli_value(name, value, nb.spec) for name, value in args.parameter}
+    spec = runner.plan_run(nb, args.preset, overrides, args.out)
+    print(f"run {spec.name} -> {spec.folder}")
+    res = runner.execute(spec, args.timeout, progress=not args.no_progress)
+    text, code = runner.summary([res])
+    print(text)
+    return code
+
+
+def cmd_reproduce(args, argv: list[str]) -> int:
+    papers = [p.strip() for p in args.paper.split(",") if p.strip()]
+    out = args.out or Path("runs") / args.profile
+    runs, notes = runner.plan_batch(args.profile, papers, out, dict(args.parameter), args.seeds, args.preset,
+                                    args.notebooks, args.notebooks / "params")
+    for n in notes:
+        print(f"note: {n}")
+    if args.dry_run:
+        for s in runs:
+            print(f"{'complete' if runner.is_complete(s) else 'todo':>8}  {s.folder}  {s.inject}")
+        return 0
+    results = runner.reproduce(runs, out, args.profile, jobs=args.jobs, timeout=args.timeout,
+                               command=_command_line(argv), progress=not args.no_progress)
+    text, code = runner.summary(results)
+    print(text)
+    return code
+
+
+def cmd_report(args, argv: list[str]) -> int:
+    from . import report
+    papers = [p.strip() for p in args.paper.split(",") if p.strip()]
+    written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv))
+    print(f"report: {len(written)} file(s) under {args.out}; index {args.out / 'README.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "reproduce":
+            return cmd_reproduce(args, argv)
+        return cmd_report(args, argv)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

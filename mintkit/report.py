@@ -1,0 +1,387 @@
+"""`python -m mintkit report`: run folders -> every paper table beside the published numbers, and an index.
+
+For each paper, each published table (mintkit.reference.published) is written in the paper's layout as
+`<out>/<paper>/<table>.{csv,md,png,pdf}`: published, reproduced (mean ± sd over seeds), difference, and the
+audited model's accuracy. A published cell without a complete run says "no run"; nothing is filled in
+from the paper. Reproduced rows whose setting the papers do not report (digits/SmallCNN in the quick profile)
+go to `reproduced_no_published_counterpart.*`, labelled with their profile. Figures made by the runs are
+copied to `<out>/<paper>/runs/<profile>/<run>/`; `<out>/README.md` indexes it all with the commands.
+
+Only runs whose status.json says complete count; failed and unfinished ones are listed in the index.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .reference import PAPERS, published
+
+KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
+CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
+AUDITED = ("audited_accuracy", "audited_train_accuracy")
+NO_RUN = "no run"
+FIGURE_EXTS = (".png", ".pdf", ".svg")
+
+# (paper label, table) -> (row keys, column keys) of the paper's layout; other varying keys join the rows.
+LAYOUT = {
+    ("mint", "Table 1"): (["feature"], ["dataset", "model"]),
+    ("mint", "Table 2"): (["feature"], ["condition", "dataset", "model"]),
+    ("mint", "Table 3"): (["condition"], ["dataset", "model"]),
+    ("mint", "Table 4"): (["feature"], ["dataset", "model"]),
+    ("mint", "Table 5"): (["condition"], ["dataset", "model"]),
+    ("mint", "Table 6"): (["feature"], ["dataset", "model"]),
+    ("mint", "Table 7"): (["feature"], ["dataset", "model"]),
+    ("mint", "Fig. 5"): (["feature"], ["dataset", "model"]),
+    ("mint", "Table 8"): (["model"], ["dataset"]),
+    ("mint", "Table 9"): (["condition"], ["model"]),
+    ("mint-demo", "Table 1"): (["feature"], ["condition"]),
+    ("mint-demo", "Table 2"): (["feature"], ["condition"]),
+    ("amint", "Table 1"): (["dataset", "model"], ["setup"]),
+    ("amint", "Table 2"): (["dataset", "model"], ["condition"]),
+    ("amint", "Table 3"): (["condition", "setup"], ["dataset"]),
+    ("gmint", "Table 1"): (["condition", "model"], ["setup"]),
+    ("gmint", "Table 2"): (["dataset", "model"], ["setup", "condition"]),
+    ("gmint", "Table 3"): (["dataset", "model"], ["condition", "setup"]),
+}
+DEFAULT_COLUMNS = ["condition"]
+
+
+def slug(label: str, table: str, paper: str) -> str:
+    """File stem of a table: 'Table 1' -> table1, 'Fig. 5' -> fig5; mint-demo tables get a 'demo-' prefix."""
+    s = re.sub(r"[^a-z0-9]+", "", table.lower())
+    return f"{label.split('-', 1)[1]}-{s}" if label != paper and "-" in label else s
+
+
+def reference_file(paper_label: str) -> str:
+    """The reference file holding a results-row paper label: mint-demo -> mint."""
+    return paper_label.split("-", 1)[0]
+
+
+# --------------------------------------------------------------------------- collecting runs
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile"])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
+    """(profile, batch.json) of a run folder: the nearest batch.json up to `root`, else a folder name."""
+    for parent in [*folder.parents]:
+        batch = _read_json(parent / "batch.json")
+        if batch.get("profile"):
+            return batch["profile"], batch
+        if parent == root:
+            break
+    names = [p.name for p in [folder, *folder.parents]]
+    for n in names:
+        if n in ("quick", "paper", "adhoc"):
+            return n, {}
+    return "unknown", {}
+
+
+def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
+    """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
+    from .records import read_results
+    root = Path(root)
+    runs, frames = [], []
+    folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
+    for folder in folders:
+        status = _read_json(folder / "status.json")
+        profile, batch = profile_of(folder, root)
+        info = {"folder": folder, "status": status.get("status", "unfinished"), "error": status.get("error"),
+                "profile": profile, "batch": batch, "paper": folder.parent.name, "end": status.get("end", "")}
+        runs.append(info)
+        if info["status"] != "complete" or not (folder / "results.csv").exists():
+            continue
+        df = read_results([folder])
+        df["run_dir"], df["profile"] = str(folder), profile
+        df["order"] = f"{info['end']}|{folder}"
+        frames.append(df)
+    if not frames:
+        return _empty(), runs
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows[~rows["metric"].str.startswith("time_")]
+    rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
+    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
+    rows = rows.sort_values("order", kind="stable")
+    dup = rows.duplicated(subset=[*KEYS, "protocol", "seed"], keep="last")
+    rows.attrs["duplicates"] = int(dup.sum())
+    return rows[~dup].drop(columns="order").reset_index(drop=True), runs
+
+
+# --------------------------------------------------------------------------- formatting
+def _decimals(values: Iterable[float]) -> int:
+    d = 2
+    for v in values:
+        if pd.notna(v) and abs(v) < 10:
+            s = f"{v:.6f}".rstrip("0").split(".")
+            d = max(d, min(4, len(s[1]) if len(s) > 1 else 0))
+    return d
+
+
+def _num(v: float, d: int) -> str:
+    if pd.isna(v):
+        return ""
+    return f"{v:.4g}" if abs(v) >= 10 else f"{v:.{d}f}"
+
+
+def cell_text(pub: float, rep: float, sd: float, n: int, d: int) -> str:
+    """'0.86 → 0.84 ± 0.01 (Δ -0.02)'; a cell without runs: '0.86 → no run'."""
+    left = _num(pub, d) if pd.notna(pub) else "–"
+    if not n:
+        return f"{left} → {NO_RUN}"
+    right = _num(rep, d) + (f" ± {_num(sd, d)}" if pd.notna(sd) else "")
+    diff = f" (Δ {rep - pub:+.{d}f})" if pd.notna(pub) and pd.notna(rep) else ""
+    return f"{left} → {right}{diff}"
+
+
+def _label(v) -> str:
+    if isinstance(v, tuple):
+        return " / ".join(str(x) or "–" for x in v)
+    return str(v) if str(v) else "–"
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A small markdown table (no tabulate dependency); the index becomes the first column."""
+    head = [" / ".join(n for n in df.index.names if n) or ""] + [_label(c) for c in df.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([_label(idx)] + [str(v).replace("|", "\\|") for v in row]) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- tables
+def layout(label: str, table: str, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Row and column keys of a table; keys that vary but are not placed join the rows, metric last."""
+    index, columns = LAYOUT.get((label, table), ([], DEFAULT_COLUMNS))
+    index, columns = list(index), list(columns)
+    for k in CELL[2:]:
+        if k not in index + columns and rows[k].nunique() > 1:
+            index.append(k)
+    if rows["metric"].nunique() > 1:
+        index.append("metric")
+    if not index:
+        index = ["dataset"]
+    return index, columns
+
+
+def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
+    """Every published cell (non-audited metrics) with reproduced mean/sd/n/difference and audited accuracies."""
+    from .plots import published_vs_reproduced
+    main = pub[~pub["metric"].isin(AUDITED)]
+    out = published_vs_reproduced(rep, main, KEYS, how="left")
+    for m in AUDITED:
+        pa = pub[pub["metric"] == m][CELL + ["value"]].rename(columns={"value": f"{m}_published"})
+        ra = rep[rep["metric"] == m]
+        if len(ra):
+            from .metrics import summarize_seeds
+            ra = summarize_seeds(ra[CELL + ["seed", "value"]], CELL).rename(
+                columns={"mean": f"{m}_reproduced", "sd": f"{m}_sd"}).drop(columns="n")
+        else:
+            ra = pd.DataFrame(columns=CELL + [f"{m}_reproduced", f"{m}_sd"])
+        out = out.merge(pa, on=CELL, how="left").merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
+    out["status"] = np.where(out["n_seeds"] > 0, "reproduced", NO_RUN)
+    return out
+
+
+def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
+    from .plots import results_table
+    rows = comp.assign(_text=[text(r) for r in comp.itertuples(index=False)])
+    return results_table(rows, index, columns, value="_text", fmt="{}", na_rep="")
+
+
+def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, out_dir: Path, stem: str,
+                  paper: str) -> dict:
+    """Write <stem>.csv/.md/.png/.pdf for one published table; returns {'files', 'cells', 'reproduced'}."""
+    protocols = sorted(p for p in rep["protocol"].unique() if p) if len(rep) else []
+    protocols = sorted(protocols, key=lambda p: (p != "paper", p)) or [""]
+    main = pub[~pub["metric"].isin(AUDITED)]
+    index, columns = layout(label, table, main)
+    d = _decimals(pub["value"])
+    comps, md = [], [f"# {label} {table}: published → reproduced\n",
+                     "Cells: published → reproduced mean ± sd over seeds (Δ = reproduced − published); "
+                     f"'{NO_RUN}' where no complete run gives the cell. Nothing is filled in from the paper.\n"]
+    files = []
+    for prot in protocols:
+        comp = compare(pub, rep[rep["protocol"] == prot] if prot else rep.iloc[:0])
+        comp.insert(len(KEYS), "protocol", prot)
+        comps.append(comp)
+        name = f"protocol `{prot}`" if prot else "no runs"
+        md += [f"## {table} — {name}\n",
+               to_markdown(_layout_frame(comp, index, columns,
+                                         lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d))), ""]
+        aud = comp[["audited_accuracy_published", "audited_accuracy_reproduced"]]
+        if aud.notna().any().any():
+            md += [f"Audited model, test accuracy (published → reproduced), {name}:\n",
+                   to_markdown(_layout_frame(comp, index, columns, lambda r: cell_text(
+                       r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
+                       int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
+        fig_stem = stem if prot in ("", "paper") else f"{stem}-{prot}"
+        files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})")
+    allc = pd.concat(comps, ignore_index=True)
+    allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
+    (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
+    files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
+    return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
+            "protocols": [p for p in protocols if p]}
+
+
+def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str) -> list[Path]:
+    """The table as a figure: colour = reproduced − published, text = published / reproduced (or 'no run')."""
+    import matplotlib.pyplot as plt
+    from .plots import results_table, save_figure
+    num = lambda v: results_table(comp, index, columns, value=v, fmt=None)  # noqa: E731
+    pub, rep, diff = num("published"), num("reproduced"), num("difference")
+    nr, nc = pub.shape
+    fig, ax = plt.subplots(figsize=(1.6 + 0.62 * nc, 0.8 + 0.3 * nr))
+    lim = 0.2
+    ax.imshow(np.ma.masked_invalid(diff.to_numpy(float)), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_facecolor("0.92")
+    for i in range(nr):
+        for j in range(nc):
+            p, r = pub.iat[i, j], rep.iat[i, j]
+            if pd.isna(p) and pd.isna(r):
+                continue
+            ax.text(j, i, f"{_num(p, d)}\n{_num(r, d) if pd.notna(r) else NO_RUN}", ha="center", va="center",
+                    fontsize=5, color="0.45" if pd.isna(r) else "black")
+    ax.set_xticks(range(nc), [_label(c) for c in pub.columns], rotation=45, ha="right", fontsize=5)
+    ax.set_yticks(range(nr), [_label(i) for i in pub.index], fontsize=5)
+    ax.set_title(f"{title}\npublished / reproduced; colour: reproduced − published (±{lim})", fontsize=6)
+    ax.grid(False)
+    paths = save_figure(fig, out_dir, stem)
+    plt.close(fig)
+    return paths
+
+
+def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str) -> tuple[list[Path], int]:
+    """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns."""
+    from .metrics import summarize_seeds
+    from .plots import results_table
+    if not len(rows):
+        return [], 0
+    published_cells = set(map(tuple, pub[CELL].to_numpy()))
+    mask = [tuple(r) not in published_cells for r in rows[CELL].to_numpy()]
+    rows = rows[mask]
+    if not len(rows):
+        return [], 0
+    keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol"]
+    by = keys + ["metric"]
+    s = summarize_seeds(rows[by + ["seed", "value"]], by)
+    s["text"] = [f"{_num(m, 3)}" + (f" ± {_num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]
+    n = s.groupby(keys, sort=False)["n"].max().rename("seeds")
+    wide = results_table(s, keys, "metric", value="text", fmt="{}", na_rep="").join(n)
+    s.to_csv(out_dir / "reproduced_no_published_counterpart.csv", index=False, float_format="%.6g")
+    profiles = ", ".join(sorted(s["profile"].unique()))
+    md = [f"# {paper}: reproduced (no published counterpart)\n",
+          f"Profile(s): **{profiles}**. These settings (e.g. digits/SmallCNN in the quick profile) are not in the "
+          "papers, so there is nothing to compare with: mean ± sd over seeds, `seeds` = number of seeds.\n",
+          to_markdown(wide), ""]
+    (out_dir / "reproduced_no_published_counterpart.md").write_text("\n".join(md))
+    return [out_dir / "reproduced_no_published_counterpart.csv",
+            out_dir / "reproduced_no_published_counterpart.md"], len(wide)
+
+
+def copy_run_figures(runs: list[dict], paper: str, out_dir: Path) -> list[Path]:
+    """Figures of complete runs of `paper` -> <out_dir>/runs/<profile>/<run>/."""
+    copied = []
+    for info in runs:
+        if info["status"] != "complete" or info["paper"] != paper:
+            continue
+        for f in sorted(info["folder"].iterdir()):
+            if f.suffix in FIGURE_EXTS and f.is_file():
+                dest = out_dir / "runs" / info["profile"] / info["folder"].name / f.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dest)
+                copied.append(dest)
+    return copied
+
+
+# --------------------------------------------------------------------------- the whole report
+def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "") -> list[Path]:
+    """Write the report under `out` (its <paper>/ folders are rewritten) and return the files written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from .params import ParameterError
+    from .plots import use_style
+    papers = list(papers or PAPERS)
+    bad = [p for p in papers if p not in PAPERS]
+    if bad:
+        raise ParameterError(f"unknown paper(s) {bad}; valid: {', '.join(PAPERS)}")
+    runs_root, out = Path(runs_root), Path(out)
+    use_style()
+    rows, runs = collect(runs_root) if runs_root.exists() else (_empty(), [])
+    rows = rows.assign(ref=rows["paper"].map(reference_file))
+    written: list[Path] = []
+    index_md = _index_header(runs_root, out, runs, rows, command)
+    for paper in papers:
+        pdir = out / paper
+        if pdir.exists():
+            shutil.rmtree(pdir)
+        pdir.mkdir(parents=True)
+        pub = published(paper)
+        rep = rows[rows["ref"] == paper]
+        index_md.append(f"\n## {paper}\n")
+        index_md.append("| table | files | published cells | reproduced | protocols |\n|---|---|---|---|---|")
+        for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
+            stem = slug(label, table, paper)
+            trep = rep[(rep["paper"] == label) & (rep["table"] == table)]
+            info = table_outputs(label, table, tpub, trep, pdir, stem, paper)
+            written += info["files"]
+            links = " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in info["files"])
+            index_md.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
+                            f"{', '.join(info['protocols']) or NO_RUN} |")
+        files, n = unmatched_outputs(rep, pub, pdir, paper) if len(rep) else ([], 0)
+        written += files
+        if files:
+            index_md.append(f"\nReproduced (no published counterpart): {n} setting(s) — "
+                            + " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in files))
+        figs = copy_run_figures(runs, paper, pdir)
+        written += figs
+        if figs:
+            index_md.append(f"\nFigures made by the runs ({len(figs)}):\n")
+            index_md += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+    (out / "README.md").write_text("\n".join(index_md) + "\n")
+    written.append(out / "README.md")
+    return written
+
+
+def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, command: str) -> list[str]:
+    profiles = sorted({r["profile"] for r in runs if r["status"] == "complete"})
+    lines = ["# Figures and tables (generated — do not edit)\n",
+             f"Made by `{command or 'python -m mintkit report'}` from the run folders under `{root}`.",
+             f"Profile(s) of the complete runs: **{', '.join(profiles) or 'none'}**. "
+             "Regenerate: `make reproduce` (quick profile, then this report) or "
+             "`python -m mintkit reproduce --profile paper` then `python -m mintkit report`.\n"]
+    batches = {}
+    for r in runs:
+        if r["batch"]:
+            batches[r["profile"]] = r["batch"].get("commands", [])
+    for prof, cmds in sorted(batches.items()):
+        lines.append(f"Runs of profile `{prof}` were made by:\n")
+        lines += [f"    {c}" for c in cmds] + [""]
+    n_ok = sum(r["status"] == "complete" for r in runs)
+    lines.append(f"{n_ok} complete run(s) reported. A published cell without a complete run says '{NO_RUN}'; "
+                 "nothing is filled in from the paper.")
+    dups = rows.attrs.get("duplicates", 0) if hasattr(rows, "attrs") else 0
+    if dups:
+        lines.append(f"{dups} row(s) repeated a (cell, seed) of a newer run and were left out.")
+    bad = [r for r in runs if r["status"] != "complete"]
+    if bad:
+        lines.append("\nRuns left out (not complete):\n")
+        for r in bad:
+            nb = r["folder"] / "executed.ipynb"
+            lines.append(f"- `{r['folder']}`: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
+                         + (f" (notebook `{nb}`)" if nb.exists() else ""))
+    return lines

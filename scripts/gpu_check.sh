@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# GPU check: is CUDA really used, how fast are the hot paths, and does one reduced paper cell per paper run?
+#
+# For a GPU machine with no network and no papermill/jupyter: python3 with torch, torchvision, timm,
+# scikit-learn, pandas, seaborn, tqdm. Data: the MNIST test split in a carried, git-ignored folder:
+#     mkdir -p .gpu/data && cp -r ../shared/data/MNIST .gpu/data/       # on the dev machine, then carry .gpu
+#     bash scripts/gpu_check.sh                                          # about 5 minutes on one H100
+# Every part is guarded: a failing part prints its error and the script goes on. Output is also saved to
+# $OUT/gpu_check.log when $OUT is set. Environment: GPU_CHECK_DATA (default .gpu/data, then ../shared/data),
+# GPU_CHECK_PART_TIMEOUT (seconds per part, default 120), GPU_CHECK_DEVICE=cpu (a tiny dry run of the script
+# itself on a CPU machine: smallcnn only, small cells, no CUDA asserts).
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+WORK=${OUT:-$(mktemp -d)}
+mkdir -p "$WORK"
+if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu_check.log") 2>&1; fi
+DATA=${GPU_CHECK_DATA:-}
+for d in .gpu/data ../shared/data; do
+  [ -z "$DATA" ] && [ -f "$d/MNIST/raw/t10k-images-idx3-ubyte.gz" ] && DATA=$d
+done
+export GPU_CHECK_DATA=${DATA:-.gpu/data} GPU_CHECK_WORK=$WORK GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}
+LIMIT=${GPU_CHECK_PART_TIMEOUT:-120}
+FAILED=()
+
+part() {  # part NAME COMMAND...: run guarded with a time limit, report and go on
+  local name=$1; shift
+  echo; echo "=== $name ==="
+  local t0=$SECONDS
+  timeout --kill-after=10 "$LIMIT" "$@"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    FAILED+=("$name (rc=$rc$([ $rc -eq 124 ] && echo ", timed out after ${LIMIT}s"))")
+    echo "--- $name FAILED (rc=$rc) after $((SECONDS - t0)) s"
+  else
+    echo "--- $name ok in $((SECONDS - t0)) s"
+  fi
+}
+
+echo "gpu_check $(date -u +%FT%TZ)  data=$GPU_CHECK_DATA  work=$WORK"
+[ "$GPU_CHECK_DEVICE" = cuda ] && part "device" bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+'"$PY"' - <<"EOF"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
+assert torch.cuda.is_available(), "CUDA is not available to torch"
+from mintkit.train import pick_device
+dev = pick_device("auto")
+assert dev.type == "cuda", f"pick_device('auto') chose {dev}"
+x = torch.randn(1024, 1024, device=dev)
+assert (x @ x).is_cuda
+print("device", dev, torch.cuda.get_device_name(dev), "bf16", torch.cuda.is_bf16_supported())
+EOF'
+
+# ---------------------------------------------------------------- throughput (package code paths, bf16 autocast)
+part "throughput" "$PY" - <<'EOF'
+import os, time, torch
+from mintkit.data import load_pool
+from mintkit.models import build_model, tap_modules
+from mintkit.train import TrainConfig, train_classifier, pick_device
+from mintkit.extract import extract
+
+dev = pick_device(os.environ["GPU_CHECK_DEVICE"])
+cpu = dev.type == "cpu"
+torch.backends.cudnn.benchmark = True
+root = os.environ["GPU_CHECK_DATA"]
+try:
+    pool = load_pool("mnist-test", root)
+    what = "MNIST test split"
+except Exception as e:  # noqa: BLE001
+    print(f"MNIST not found under {root} ({e}); timing on digits resized to 28x28")
+    pool = load_pool("digits", image_size=28)
+    what = "digits 28x28"
+pool = pool.to(dev)
+idx = torch.arange(len(pool)).numpy()
+print(f"pool: {what}, {len(pool)} images {tuple(pool.x.shape[1:])}")
+
+def sync():
+    if not cpu:
+        torch.cuda.synchronize()
+
+if cpu:
+    idx = idx[:1024]
+for arch, bs in (("smallcnn", 256),) + ((("resnet50", 256),) if not cpu else ()):
+    try:
+        model = build_model(arch, pool.num_classes, pool.in_channels, pool.image_size).to(dev)
+        assert cpu or next(model.parameters()).is_cuda
+        cfg = TrainConfig(epochs=1, batch_size=bs, lr=1e-3, amp=True)
+        train_classifier(model, pool, idx, cfg, dev, progress=False)  # warm-up (cudnn autotune)
+        sync(); t = time.perf_counter()
+        cfg2 = TrainConfig(epochs=2, batch_size=bs, lr=1e-3, amp=True)
+        train_classifier(model, pool, idx, cfg2, dev, progress=False)
+        sync(); dt = time.perf_counter() - t
+        print(f"train   {arch:<9} bs={bs}: {2 * len(idx) / dt:10.0f} images/s  (2 epochs, {dt:.2f} s)")
+        taps = [t for t in tap_modules(model) if t.startswith("stage")] or list(tap_modules(model))[:4]
+        extract(model, pool, idx[:2048], taps, dev, reduce="max", batch_size=1024)
+        sync(); t = time.perf_counter()
+        feats = extract(model, pool, idx, taps, dev, reduce="max", batch_size=1024)
+        sync(); dt = time.perf_counter() - t
+        dims = {k: tuple(v.shape[1:]) for k, v in feats.items()}
+        print(f"extract {arch:<9} taps={taps}: {len(idx) / dt:10.0f} images/s  {dims}")
+    except Exception as e:  # noqa: BLE001
+        print(f"{arch}: FAILED {type(e).__name__}: {e}")
+        raise
+EOF
+
+# ---------------------------------------------------------------- one reduced paper-profile cell per paper
+# Each paper module's `run(P)` when it has one; else the notebook's code cells executed in order with the
+# parameters injected after the `parameters` cell (no jupyter needed). Rows of the cell's results.csv printed.
+CELLS_OK=()
+for paper in mint amint gmint factors; do
+  n_failed=${#FAILED[@]}
+  part "cell $paper" "$PY" - "$paper" <<'EOF'
+import csv, importlib, json, os, sys, time
+from pathlib import Path
+from mintkit.params import check
+
+paper = sys.argv[1]
+root, work = os.environ["GPU_CHECK_DATA"], Path(os.environ["GPU_CHECK_WORK"])
+out = work / "runs" / "gpu-check" / paper / "reduced"
+mod = importlib.import_module(f"mintkit.{paper}")
+# A reduced version of a paper setting (MNIST, ResNet50, entry/stage taps): few epochs, a few thousand samples.
+want = {"dataset": "mnist-test", "data_root": root, "arch": "resnet50", "device": "cuda", "seed": 0,
+        "audited_epochs": 3, "mint_epochs": 5, "batch_size": 128, "n_members": 3000, "n_external": 3000,
+        "n_eval": 1000, "protocol": "paper", "n_boot": 50, "out_dir": str(out)}
+if os.environ["GPU_CHECK_DEVICE"] == "cpu":  # dry run of this script on a CPU machine
+    want |= {"arch": "smallcnn", "device": "cpu", "audited_epochs": 1, "mint_epochs": 1, "n_members": 300,
+             "n_external": 300, "n_eval": 100}
+P = check({k: v for k, v in want.items() if k in mod.PARAMS}, mod.PARAMS)
+print("parameters:", {k: P[k] for k in want if k in P})
+t0 = time.perf_counter()
+nb = Path("notebooks") / f"{paper}.ipynb"
+if hasattr(mod, "run"):
+    print(f"mintkit.{paper}.run(P)")
+    mod.run(P)
+elif nb.exists():
+    print(f"executing the code cells of {nb} (parameters injected after the parameters cell)")
+    cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    ns = {"__name__": "__main__", "display": print}
+    for i, c in enumerate(cells):
+        src = "".join(c["source"])
+        src = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
+        exec(compile(src, f"{nb}[cell {i}]", "exec"), ns)
+        if "parameters" in c.get("metadata", {}).get("tags", []):
+            ns.update(P)
+elif paper == "amint":  # no entry point and no notebook yet: the stages as amint.py's docstring orders them
+    print("mintkit.amint stages: setup -> make_splits -> active_mint -> evaluate -> record")
+    run, pool, device = mod.setup(P)
+    for protocol, split in mod.make_splits(pool, P, run).items():
+        t = time.perf_counter()
+        model, hist = mod.active_mint(pool, split, P, device)
+        t_train = time.perf_counter() - t
+        ev = mod.evaluate(model, pool, split, device, n_boot=P["n_boot"], seed=P["seed"])
+        mod.record(run, P, protocol, "Active", ev, {"active": t_train, "evaluate": ev["seconds"]})
+    run.finish()
+else:
+    raise SystemExit(f"mintkit.{paper} has no run(P) and {nb} does not exist yet: nothing to run")
+print(f"cell finished in {time.perf_counter() - t0:.1f} s")
+env = json.loads((out / "env.json").read_text()) if (out / "env.json").exists() else {}
+print("env.json device:", env.get("device"), env.get("device_name"))
+assert str(env.get("device", "cuda")).startswith(P.get("device", "cuda").replace("auto", "cuda")), \
+    "the cell did not run on the device asked for"
+show = ("mint_accuracy", "mint_accuracy_calibrated", "auc", "tpr_at_1pct_fpr", "audited_accuracy",
+        "audited_train_accuracy")
+if (out / "results.csv").exists():
+    for r in csv.DictReader(open(out / "results.csv")):
+        if r["metric"] in show or r["metric"].startswith("time_"):
+            keys = "/".join(x for x in (r["table"], r["dataset"], r["model"], r["setup"], r["condition"],
+                                        r["feature"], r["protocol"]) if x)
+            print(f"  {keys:<60} {r['metric']:<26} {float(r['value']):.4f}")
+else:
+    print("no results.csv written")
+EOF
+  [ ${#FAILED[@]} -eq "$n_failed" ] && CELLS_OK+=("$paper")
+done
+if [ ${#CELLS_OK[@]} -gt 0 ]; then
+  papers=$(IFS=,; echo "${CELLS_OK[*]}")
+  part "report of the cells" "$PY" -m mintkit report --runs "$WORK/runs" --out "$WORK/figures" --paper "$papers"
+  grep -h " → [0-9]" "$WORK"/figures/*/*.md 2>/dev/null | head -20
+fi
+
+# ---------------------------------------------------------------- benchmarks that take --device
+for b in benchmarks/*.py; do
+  case "$(basename "$b")" in _*) continue ;; esac
+  if grep -q -- '"--device"' "$b"; then
+    part "benchmark $(basename "$b")" "$PY" "$b" --device "$GPU_CHECK_DEVICE"
+  fi
+done
+
+echo
+if [ ${#FAILED[@]} -eq 0 ]; then
+  echo "gpu_check: all parts passed"
+else
+  echo "gpu_check: ${#FAILED[@]} part(s) failed:"; printf '  - %s\n' "${FAILED[@]}"
+fi
+[ ${#FAILED[@]} -eq 0 ]
