@@ -1,9 +1,11 @@
 """gMINT Weight Modifiers: batched torch.func path vs the per-sample loop, in one process.
 
-For the same samples and layers, the loop does forward / backward / optimizer.step() / weight
-difference / restore one sample at a time (the paper's literal Eq. 6); the batched path is
+For the same samples and layers, the loops do forward / backward / optimizer.step() / weight
+difference / restore one sample at a time: "literal" is Eq. 6 as written (an optimiser over all
+parameters, the state dict saved and restored), "lean" steps only the chosen layers. The batched path is
 mintkit.modifiers.weight_modifiers (functional_call + vmap(grad), chunked, reduced per filter
-inside the chunk). Printed per batch size: max |difference|, seconds of each, the speed ratio,
+inside the chunk). Printed per batch size: max |difference|, seconds of each (min over interleaved
+repeats; loops timed on --loop-samples samples and scaled linearly), the speed ratios,
 and the peak memory of the batched path (CUDA: torch.cuda.max_memory_allocated; CPU: growth of
 the max RSS of a fresh child process, since ru_maxrss only ever grows) beside what full
 per-sample gradients of the layers would take.
@@ -43,6 +45,24 @@ def batched(args, pool, model, layers, n, device):
                             batch_size=n, chunk_size=args.chunk_size)
 
 
+def _peak_rss_reset() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process; False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def _child_peak(args, n, q):
     """Peak RSS growth (MiB) of the batched path in a fresh process."""
     torch.set_num_threads(args.threads)
@@ -61,6 +81,10 @@ def peak_memory_mib(args, n, device, pool, model, layers) -> float:
         batched(args, pool, model, layers, n, device)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    if _peak_rss_reset():  # Linux: peak RSS growth over the resting RSS, measured in this process
+        base = _rss_kib("VmRSS")
+        batched(args, pool, model, layers, n, device)
+        return (_rss_kib("VmHWM") - base) / 1024
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_child_peak, args=(args, n, q))
@@ -83,9 +107,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--chunk-size", type=int, default=32)
     ap.add_argument("--loop-samples", type=int, default=64, help="samples timed in the loop (per-sample rate)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu = process CPU time (CPU device only): steadier on a shared machine")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--allow-tf32", action="store_true",
+                    help="CUDA: keep TF32 convs/matmuls (then the loop's cuDNN convs and the batched matmuls round "
+                         "differently and fresh-Adam modifiers, ~sign(g), differ where |g| ~ eps)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
     from mintkit.modifiers import weight_modifiers_loop
     from mintkit.train import pick_device
     device = pick_device(args.device)
@@ -94,30 +125,44 @@ def main(argv=None) -> dict:
     weights = sum(model.get_submodule(l).weight.numel() for l in layers)
     print(f"{args.arch} on {args.dataset} {pool.image_size}x{pool.image_size}, layers {layers} "
           f"({weights:,} weights), rule {args.rule}, device {device}, chunk {args.chunk_size}, "
-          f"threads {torch.get_num_threads()}")
+          f"threads {torch.get_num_threads()}, clock {args.clock}")
     batched(args, pool, model, layers, 8, device)  # warm-up
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    clock = time.process_time if (args.clock == "cpu" and device.type == "cpu") else time.perf_counter
+
+    def timed(f):
+        sync()
+        t0 = clock()
+        out = f()
+        sync()
+        return clock() - t0, out
+
     rows = []
     for n in args.batch_sizes:
         m = min(n, args.loop_samples)
-        sync()
-        t0 = time.perf_counter()
-        loop = weight_modifiers_loop(model, pool, np.arange(m), layers, device, rule=args.rule)
-        sync()
-        t_loop = (time.perf_counter() - t0) * n / m  # the loop's cost is linear in n
-        t0 = time.perf_counter()
-        fast = batched(args, pool, model, layers, n, device)
-        sync()
-        t_fast = time.perf_counter() - t0
+        t = {"lean": [], "literal": [], "batched": []}
+        for _ in range(args.repeats):  # interleaved, min over repeats: robust to a busy, shared machine
+            dt, loop = timed(lambda: weight_modifiers_loop(model, pool, np.arange(m), layers, device, rule=args.rule))
+            t["lean"].append(dt * n / m)  # a loop's cost is linear in n
+            dt, _ = timed(lambda: weight_modifiers_loop(model, pool, np.arange(m), layers, device, rule=args.rule,
+                                                        literal=True))
+            t["literal"].append(dt * n / m)
+            dt, fast = timed(lambda: batched(args, pool, model, layers, n, device))
+            t["batched"].append(dt)
+        best = {k: min(v) for k, v in t.items()}
         diff = max(float((loop.features[k] - fast.features[k][:m]).abs().max()) for k in loop.features)
         scale = max(float(fast.features[k].abs().max()) for k in fast.features)
         mem = float("nan") if args.no_memory else peak_memory_mib(args, n, device, pool, model, layers)
         full = n * weights * 4 / 2 ** 20
-        rows.append(dict(batch=n, loop_s=t_loop, batched_s=t_fast, ratio=t_loop / t_fast, max_abs_diff=diff,
-                         max_abs_value=scale, peak_mib=mem, full_per_sample_grads_mib=full))
-        print(f"batch {n:4d}: loop {t_loop:7.3f} s ({m} timed)  batched {t_fast:7.3f} s  ratio {t_loop / t_fast:6.1f}x"
-              f"  max|diff| {diff:.2e} (values up to {scale:.1e})  peak {mem:7.1f} MiB"
-              f"  (full per-sample grads would be {full:,.0f} MiB)")
+        rows.append(dict(batch=n, loop_samples_timed=m, literal_loop_s=best["literal"], lean_loop_s=best["lean"],
+                         batched_s=best["batched"], ratio_vs_literal=best["literal"] / best["batched"],
+                         ratio_vs_lean=best["lean"] / best["batched"], max_abs_diff=diff, max_abs_value=scale,
+                         peak_mib=mem, full_per_sample_grads_mib=full))
+        print(f"batch {n:4d}: literal loop {best['literal']:7.3f} s, lean loop {best['lean']:7.3f} s "
+              f"({m} timed), batched {best['batched']:7.3f} s -> {best['literal'] / best['batched']:5.1f}x vs literal, "
+              f"{best['lean'] / best['batched']:5.1f}x vs lean; max|diff| {diff:.1e} (values up to {scale:.1e}); "
+              f"peak {mem:6.1f} MiB (full per-sample grads: {full:,.0f} MiB)")
     print(json.dumps(rows))
     return {"rows": rows}
 

@@ -64,7 +64,7 @@ def check(values: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dic
     return out
 
 
-IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "display"}
 
 
 def check_notebook(ns: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict:

@@ -24,14 +24,25 @@ MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers"
 DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
 
 
+def _tensor_hash(t) -> str:
+    """sha256 of an integer tensor's values (list objects have no hash)."""
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(torch.as_tensor(t).cpu().numpy().astype(np.int64)).tobytes()).hexdigest()[:16]
+
+
 def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device: torch.device, seed: int,
                   cache_dir: str | Path | None = DEFAULT_CACHE, dropout: float = 0.0, head: str = "softmax",
                   repeats: torch.Tensor | None = None, progress: bool = True, checkpoint: str | None = None,
-                  ) -> tuple[nn.Module, dict]:
+                  build_fn=None, model_kw: dict | None = None,
+                  optimizer_state_of: list[str] | tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
     """Audited model trained on split['members'] (or loaded from `checkpoint` / the cache); info has history.
 
     The cache key holds the dataset, the members' hash, arch, head, dropout, every training
     parameter, exposure repeats and seed: any change retrains, a rerun reuses.
+    build_fn: builds the model instead of models.build_model, same signature (e.g. factors' margin-head
+    SmallCNN); model_kw: extra build keywords (e.g. margin s, m). Both join the key only when given.
+    optimizer_state_of: parameter names whose end-of-training optimiser state is saved beside the cached
+    checkpoint (`extra`) and returned as info['optimizer_state'] (gMINT); joins the key only when given.
     """
     from .checkpoints import load_model
     from .models import build_model
@@ -41,21 +52,34 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
 
     def build() -> nn.Module:
         seed_everything(seed)  # same init for the same key, hit or miss
-        return build_model(arch, num_classes=pool.num_classes, in_channels=pool.in_channels,
-                           image_size=pool.image_size, dropout=dropout, head=head)
+        return (build_fn or build_model)(arch, num_classes=pool.num_classes, in_channels=pool.in_channels,
+                                         image_size=pool.image_size, dropout=dropout, head=head, **(model_kw or {}))
 
     def train(model: nn.Module) -> dict:
         return train_classifier(model, pool, split["members"], cfg, device, seed=seed, repeats=repeats,
-                                progress=progress)
+                                progress=progress, keep_optimizer_state=optimizer_state_of)
 
     parts = {"dataset": split.pool, "pool_size": len(pool), "image_size": pool.image_size,
              "members": split.hashes()["members"], "arch": arch, "head": head, "dropout": dropout,
              "train": cfg.as_dict(), "seed": seed,
-             "repeats": None if repeats is None else str(torch.as_tensor(repeats).tolist().__hash__())}
+             "repeats": None if repeats is None else _tensor_hash(repeats)}
+    if build_fn is not None:
+        parts["build_fn"] = f"{build_fn.__module__}.{build_fn.__qualname__}"
+    if model_kw:
+        parts["model_kw"] = dict(model_kw)
+    if optimizer_state_of:
+        parts["optimizer_state_of"] = sorted(optimizer_state_of)
     if cache_dir is None:
         model = build()
-        return model.to(device), train(model) | {"cache_hit": False}
-    model, info, hit = ModelCache(cache_dir).get_or_train(parts, build, train)
+        info = train(model)
+        if optimizer_state_of:
+            info["optimizer_state"] = info.pop("extra", {})
+        return model.to(device), info | {"cache_hit": False}
+    cache = ModelCache(cache_dir)
+    model, info, hit = cache.get_or_train(parts, build, train)
+    if optimizer_state_of:  # saved beside the cached weights as the checkpoint's `extra`
+        from .checkpoints import load_checkpoint
+        info["optimizer_state"] = load_checkpoint(cache.paths(info["cache_key"])[0])["extra"]
     return model.to(device).eval(), info | {"cache_hit": hit}
 
 
@@ -117,14 +141,16 @@ def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
 
 def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
              batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
-             val_fraction: float = 0.0) -> dict:
+             val_fraction: float = 0.0, model: nn.Module | None = None) -> dict:
     """Fit a MINT model on data.x_train and score data.x_eval.
 
     Returns {'metrics', 'scores', 'labels', 'train_scores', 'history', 'seconds', 'model'}; the calibrated
     threshold is chosen on MINT-training scores (or a validation slice of them), never on evaluation data.
+    `model` (optional) is a ready MINT model used instead of `build_mint_model(kind, ...)`.
     """
     t0 = time.perf_counter()
-    model = build_mint_model(kind, data.x_train, **(model_kw or {}))
+    if model is None:
+        model = build_mint_model(kind, data.x_train, **(model_kw or {}))
     x, y, val = data.x_train, data.y_train, None
     if val_fraction > 0:
         g = torch.Generator().manual_seed(seed)

@@ -95,8 +95,12 @@ def epoch_indices(indices: torch.Tensor, repeats: torch.Tensor | None, generator
 def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, cfg: TrainConfig,
                      device: torch.device, seed: int = 0, repeats: torch.Tensor | None = None,
                      eval_sets: dict[str, np.ndarray] | None = None, progress: bool = True,
-                     on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+                     on_epoch: Callable[[int, dict], None] | None = None,
+                     keep_optimizer_state: list[str] | tuple[str, ...] | None = None) -> dict:
     """Train `model` on pool[indices] with cross-entropy; returns history {loss, <eval>_acc per epoch, seconds}.
+
+    keep_optimizer_state: parameter names whose end-of-training optimiser state (Adam: exp_avg, exp_avg_sq,
+    step) is returned as history['extra'] = {'<param>.optim.<key>': tensor} (gMINT's 'adam-state' rule).
 
     repeats: [len(indices)] int exposure count per sample per epoch (None = once each).
     eval_sets: named index sets whose accuracy is logged after each epoch (never used to select anything).
@@ -137,6 +141,13 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
         if on_epoch:
             on_epoch(epoch, hist)
     hist["seconds"] = time.perf_counter() - t0
+    if keep_optimizer_state:
+        named = dict(model.named_parameters())
+        unknown = [n for n in keep_optimizer_state if n not in named]
+        if unknown:
+            raise ValueError(f"keep_optimizer_state: {unknown} are not parameters of the model")
+        hist["extra"] = {f"{n}.optim.{k}": torch.as_tensor(v).detach().cpu().clone()
+                         for n in keep_optimizer_state for k, v in opt.state.get(named[n], {}).items()}
     model.eval()
     return hist
 

@@ -1,0 +1,310 @@
+"""aMINT's Enhanced Audited Model M+ and its training (joint = active, head-only = passive).
+
+M+ = an audited zoo model M plus a MINT head T fed by the two activation maps of
+``models.AMINT_TAPS[arch][setup]``, captured with forward hooks *with* gradients, so the MINT
+loss reaches the shared layers (input .. second tap) [P-aMINT §3, methods.md 3.1]:
+
+* one branch per tap: maps [B, C, H, W] -> ``n_convs`` × (conv 3×3, stride 1, padding 1 → ReLU),
+  widths ``width``, 2·width, ... (paper E1: one conv of 256; E2: 1024 then 2048); ViT token
+  sequences [B, T, D] -> the same number of per-token Linear → ReLU layers (the paper: the ViT
+  MINT model is fully connected); vectors [B, D] -> Linear → ReLU;
+* fusion: global pooling of each branch (max, as the released notebooks; or mean) and
+  concatenation (E1: 2 × 256 = 512);
+* head: Linear(fused, hidden) → ReLU → Dropout(p) → Linear(hidden, 1) = the membership logit
+  (paper: "two linear layers with dropout"; hidden = fused dim unless given).
+
+``forward(x) -> (task_logits [B, K], mint_logit [B])``; ``mint_logit(x)`` stops the forward
+once both maps are captured (E batches never need the task path).
+
+Training (``train_mplus``), as the paper states (methods.md 3.1, 3.3), not as the released
+notebooks do (3.4): every step draws one batch of D (task CE + MINT BCE, label 1) and one batch
+of E (MINT BCE, label 0 only); each loss is divided by its value on the first batch;
+L = λ1·L_task/L0_task + λ2·L_mint/L0_mint + R(w+) with R = L2 (Adam weight_decay on every
+parameter of M+); model.train() in every step, model.eval() for every evaluation; early stopping
+with patience on a validation slice of D and E that is never evaluation data. ``mode="passive"``
+trains the head only, on the frozen (eval-mode, requires_grad=False) audited model: the passive
+MINT baseline of the paper's Tab. 2 with the same head family.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data import Pool, iterate_batches
+from .train import autocast
+
+POOLINGS = ("max", "mean")
+MODES = ("active", "passive")
+
+
+class _StopForward(Exception):
+    """Raised by the last tap's hook when only the MINT output is needed."""
+
+
+class MintBranch(nn.Module):
+    """One tap -> [B, width·2^(n_convs-1)] pooled features (conv for maps, per-token FC otherwise).
+
+    shape: the tap's output shape without the batch dimension: (C, H, W), (T, D) or (D,).
+    """
+
+    def __init__(self, shape: tuple[int, ...], width: int, n_convs: int, pool: str) -> None:
+        super().__init__()
+        if pool not in POOLINGS:
+            raise ValueError(f"unknown pooling {pool!r}; valid: {', '.join(POOLINGS)}")
+        self.kind = {3: "conv", 2: "tokens", 1: "vector"}.get(len(shape))
+        if self.kind is None:
+            raise ValueError(f"tap output of shape [B, {shape}] is not [B,C,H,W], [B,T,D] or [B,D]")
+        self.pool = pool
+        cin = shape[0] if self.kind == "conv" else shape[-1]
+        layers: list[nn.Module] = []
+        for i in range(n_convs):
+            cout = width * 2 ** i
+            layers += [nn.Conv2d(cin, cout, 3, 1, 1) if self.kind == "conv" else nn.Linear(cin, cout), nn.ReLU()]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+        self.out_dim = cin
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        h = self.net(a)
+        if self.kind == "vector":
+            return h
+        dims = (2, 3) if self.kind == "conv" else (1,)
+        return h.amax(dim=dims) if self.pool == "max" else h.mean(dim=dims)
+
+
+class MintHead(nn.Module):
+    """Two taps -> one membership logit [B]."""
+
+    def __init__(self, shapes: list[tuple[int, ...]], width: int = 256, n_convs: int = 1, hidden: int = 0,
+                 dropout: float = 0.4, pool: str = "max") -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(MintBranch(s, width, n_convs, pool) for s in shapes)
+        fused = sum(b.out_dim for b in self.branches)
+        hidden = hidden or fused
+        self.fc = nn.Sequential(nn.Linear(fused, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        return self.fc(torch.cat([b(a.float()) for b, a in zip(self.branches, maps)], dim=1)).squeeze(1)
+
+
+class MintPlus(nn.Module):
+    """Enhanced Audited Model M+ = audited model + MINT head on AMINT_TAPS[arch][setup]."""
+
+    def __init__(self, audited: nn.Module, setup: str, image_size: int, in_channels: int, width: int = 256,
+                 n_convs: int = 1, hidden: int = 0, dropout: float = 0.4, pool: str = "max") -> None:
+        super().__init__()
+        from .models import AMINT_TAPS, get_module
+        arch = getattr(audited, "arch", None)
+        if arch not in AMINT_TAPS:
+            raise ValueError(f"no aMINT taps for arch {arch!r}; valid: {', '.join(AMINT_TAPS)}")
+        if setup not in AMINT_TAPS[arch]:
+            raise ValueError(f"unknown setup {setup!r}; valid: {', '.join(AMINT_TAPS[arch])}")
+        self.audited, self.setup = audited, setup
+        self.tap_names = AMINT_TAPS[arch][setup]
+        self._modules_tapped = [get_module(audited, n) for n in self.tap_names]
+        shapes, self._last = self._probe(image_size, in_channels)
+        self.mint = MintHead(shapes, width, n_convs, hidden, dropout, pool)
+        self.tap_shapes = shapes
+        self.config = dict(arch=arch, setup=setup, width=width, n_convs=n_convs, hidden=hidden, dropout=dropout,
+                           pool=pool, audited=dict(getattr(audited, "config", {})))
+
+    def _probe(self, image_size: int, in_channels: int) -> tuple[list[tuple[int, ...]], int]:
+        """Tap output shapes (without batch) and which tap fires last, from one dry forward."""
+        was = self.audited.training
+        self.audited.eval()
+        dev = next(self.audited.parameters()).device
+        with torch.no_grad():
+            maps, order = self._run(torch.zeros(2, in_channels, image_size, image_size, device=dev), stop=False,
+                                    record_order=True)
+        self.audited.train(was)
+        return [tuple(m.shape[1:]) for m in maps], order[-1]
+
+    def _run(self, x: torch.Tensor, stop: bool, record_order: bool = False):
+        """Forward through the audited model with hooks on both taps (gradients kept)."""
+        store: dict[int, torch.Tensor] = {}
+        order: list[int] = []
+
+        def hook(i):
+            def f(_m, _inp, out):
+                store[i] = out[0] if isinstance(out, (tuple, list)) else out
+                order.append(i)
+                if stop and len(store) == len(self._modules_tapped):
+                    raise _StopForward
+            return f
+
+        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self._modules_tapped)]
+        logits = None
+        try:
+            logits = self.audited(x)
+        except _StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        maps = [store[i] for i in range(len(self._modules_tapped))]
+        return (maps, order) if record_order else (logits, maps)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, maps = self._run(x, stop=False)
+        return logits, self.mint(maps)
+
+    def mint_logit(self, x: torch.Tensor) -> torch.Tensor:
+        """Membership logit [B] only; the audited forward stops after the second tap."""
+        return self.mint(self._run(x, stop=True)[1])
+
+    def head_parameters(self):
+        return self.mint.parameters()
+
+
+def build_mplus(audited: nn.Module, setup: str, image_size: int, in_channels: int, **head_kw) -> MintPlus:
+    """M+ around `audited` (a zoo model with .arch); head_kw: width, n_convs, hidden, dropout, pool."""
+    return MintPlus(audited, setup, image_size, in_channels, **head_kw)
+
+
+# --------------------------------------------------------------------------------- scoring
+@torch.no_grad()
+def mint_scores(model: MintPlus, pool: Pool, indices: np.ndarray, device: torch.device,
+                batch_size: int = 256) -> np.ndarray:
+    """Eval-mode membership scores sigmoid(T) in [0, 1], [N]."""
+    model.eval().to(device)
+    out = [torch.empty(0)]
+    for b in iterate_batches(np.asarray(indices), batch_size):
+        x, _ = pool.batch(b)
+        with autocast(device):
+            out.append(torch.sigmoid(model.mint_logit(x).float()).cpu())
+    return torch.cat(out).numpy()
+
+
+def balanced_bce(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tensor:
+    """½·BCE(members, 1) + ½·BCE(non-members, 0): each class weighs the same whatever the batch mix."""
+    parts = []
+    if len(logit_pos):
+        parts.append(F.binary_cross_entropy_with_logits(logit_pos.float(), torch.ones_like(logit_pos.float())))
+    if len(logit_neg):
+        parts.append(F.binary_cross_entropy_with_logits(logit_neg.float(), torch.zeros_like(logit_neg.float())))
+    return torch.stack(parts).mean()
+
+
+@torch.no_grad()
+def validation_losses(model: MintPlus, pool: Pool, val: dict[str, np.ndarray], device: torch.device,
+                      batch_size: int = 256) -> dict:
+    """Eval-mode task CE on the validation non-members (held-out labelled E), MINT BCE and accuracy@0.5."""
+    model.eval().to(device)
+    s_mem = mint_scores(model, pool, val["members"], device, batch_size)
+    s_non = mint_scores(model, pool, val["nonmembers"], device, batch_size)
+    eps = 1e-6
+    bce = 0.5 * (-np.log(np.clip(s_mem, eps, 1)).mean() - np.log(np.clip(1 - s_non, eps, 1)).mean())
+    ce, correct, n = 0.0, 0, 0
+    for b in iterate_batches(val["nonmembers"], batch_size):
+        x, y = pool.batch(b)
+        with autocast(device):
+            logits = model.audited(x).float()
+        ce += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        n += len(y)
+    acc = 0.5 * ((s_mem >= 0.5).mean() + (s_non < 0.5).mean())
+    return {"task_loss": ce / max(n, 1), "task_acc": correct / max(n, 1), "mint_loss": float(bce),
+            "mint_acc": float(acc)}
+
+
+# -------------------------------------------------------------------------------- training
+def _cycle(idx: np.ndarray, batch_size: int, gen: torch.Generator):
+    """Endless shuffled batches over `idx` (reshuffled at every pass)."""
+    while True:
+        yield from iterate_batches(idx, batch_size, shuffle=True, generator=gen)
+
+
+def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, *,
+                mode: str = "active", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
+                weight_decay: float = 1e-4, lambda_task: float = 1.0, lambda_ratio: float = 10.0,
+                patience: int = 5, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> dict:
+    """Train M+ (mode='active': jointly; 'passive': the head on the frozen audited model).
+
+    sets: 'task' (D: task loss; all members), 'mint_members' (⊆ task: MINT label 1), 'external'
+    (E: MINT label 0), 'val_members' / 'val_nonmembers' (early stopping only; val non-members are
+    held-out E samples, also used for the validation task loss). One epoch = one pass over the
+    D batches (active) or over the MINT members (passive); E batches cycle.
+    Returns a history {epoch lists of train/val losses and accuracies, best_epoch, seconds, ...}.
+    """
+    from tqdm.auto import tqdm
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device)
+    lam1, lam2 = float(lambda_task), float(lambda_task) * float(lambda_ratio)
+    if mode == "passive":
+        for p in model.audited.parameters():
+            p.requires_grad_(False)
+        params, lam1 = list(model.head_parameters()), 0.0
+    else:
+        params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    d_idx = np.asarray(sets["task"] if mode == "active" else sets["mint_members"])
+    is_pos = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
+    is_pos[torch.as_tensor(np.asarray(sets["mint_members"]), device=pool.device)] = True
+    e_stream = _cycle(np.asarray(sets["external"]), batch_size, gen)
+    val = {"members": sets["val_members"], "nonmembers": sets["val_nonmembers"]}
+    keys = ("loss", "task_loss", "mint_loss", "val_task_loss", "val_task_acc", "val_mint_loss", "val_mint_acc",
+            "val_objective")
+    hist: dict = {k: [] for k in keys} | {"mode": mode, "lambda1": lam1, "lambda2": lam2}
+    L0: dict[str, float] = {}
+    best, best_state, bad, steps = math.inf, None, 0, 0
+    for epoch in tqdm(range(epochs), desc=f"{mode} M+", disable=not progress, leave=False):
+        model.train()
+        if mode == "passive":
+            model.audited.eval()  # frozen: BN running statistics stay those of the trained model
+        sums = {k: 0.0 for k in ("loss", "task_loss", "mint_loss")}
+        n = 0
+        for b in iterate_batches(d_idx, batch_size, shuffle=True, generator=gen):
+            xd, yd = pool.batch(b)
+            xe, _ = pool.batch(next(e_stream))
+            pos = is_pos[b.to(pool.device)]
+            with autocast(device):
+                if mode == "active":
+                    logits_d, m_d = model(xd)          # D: both paths
+                else:
+                    logits_d, m_d = None, model.mint_logit(xd)
+                m_e = model.mint_logit(xe)             # E: MINT path only (class labels unused)
+            l_mint = balanced_bce(m_d[pos], m_e)
+            l_task = F.cross_entropy(logits_d.float(), yd) if logits_d is not None else torch.zeros((), device=device)
+            if not L0:  # the "norm" of each loss = its value on the first batch (methods.md 3.1)
+                L0 = {"task": max(float(l_task.detach()), 1e-8), "mint": max(float(l_mint.detach()), 1e-8)}
+            loss = lam1 * l_task / L0["task"] + lam2 * l_mint / L0["mint"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in (("loss", loss), ("task_loss", l_task), ("mint_loss", l_mint)):
+                sums[k] += float(v.detach())
+            n += 1
+            steps += 1
+            if max_steps and steps >= max_steps:
+                break
+        if not math.isfinite(sums["loss"]):
+            raise FloatingPointError(f"{mode} M+: loss became non-finite in epoch {epoch + 1}; lower lr (now {lr})")
+        for k, v in sums.items():
+            hist[k].append(v / max(n, 1))
+        v = validation_losses(model, pool, val, device)
+        obj = lam1 * v["task_loss"] / L0["task"] + lam2 * v["mint_loss"] / L0["mint"]
+        for k in ("task_loss", "task_acc", "mint_loss", "mint_acc"):
+            hist[f"val_{k}"].append(v[k])
+        hist["val_objective"].append(obj)
+        if obj < best - 1e-6:
+            best, bad, hist["best_epoch"] = obj, 0, epoch + 1
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+        if (max_steps and steps >= max_steps) or (patience and bad >= patience):
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    hist.update(epochs_run=len(hist["loss"]), steps=steps, L0=L0, seconds=time.perf_counter() - t0)
+    model.eval()
+    return hist
