@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--arch", default="smallcnn")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--batches", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     a = ap.parse_args()
     dev = pick_device(a.device)
     pool = bench_pool().to(dev)

@@ -54,7 +54,7 @@ PARAMS = _params.schema({
     "protocol": (str, "both", "'paper', 'heldout' or 'both'"),
     "n_boot": (int, 200, "bootstrap resamples of the confidence intervals (0 = none)"),
     "cache_dir": (str, ".cache/mintkit/models", "cache of passive audited models ('' = no cache)"),
-    "cpu_threads": (int, 1, "torch CPU threads (0 = torch's default; 1 is fastest on a shared 2-core machine)"),
+    "threads": (int, 1, "torch CPU threads (0 = torch's default; 1 is fastest on a shared 2-core machine)"),
     "out_dir": (str, "runs/amint-scratch", "run folder to write"),
 })
 
@@ -76,8 +76,8 @@ def setup(P: dict, run_dir: str | None = None):
     protocols(P)
     seed_everything(P["seed"])
     device = pick_device(P["device"])
-    if device.type == "cpu" and P["cpu_threads"] > 0:
-        torch.set_num_threads(P["cpu_threads"])
+    if device.type == "cpu" and P["threads"] > 0:
+        torch.set_num_threads(P["threads"])
     pool = load_pool(P["dataset"], P["data_root"], image_size=P["image_size"] or None).to(device)
     run = Run(run_dir or P["out_dir"], PAPER, P, seed=P["seed"], device=device, protocol=protocols(P)[0])
     return run, pool, device

@@ -28,7 +28,6 @@ default (`smallcnn`) `MarginSmallCNN` swaps the classifier for an embedding laye
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

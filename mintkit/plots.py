@@ -90,12 +90,16 @@ def roc_loglog(ax, scores, labels, label: str | None = None,
     ax.set_ylim(ymin, 1.05)
     ax.set_xlabel("False positive rate")
     ax.set_ylabel("True positive rate")
-    for f in mark_fprs:
+    marked: set[float] = set()
+    for f in sorted(mark_fprs, reverse=True):
         t = _m.tpr_at_fpr(s, y, f)
         note = f"TPR@{_fmt_pct(f)}={t:.3f}"
         if f < xmin:
             note += " (0 FP)"
         fx = max(f, xmin)
+        if fx in marked:  # below the set's FPR resolution several levels fall on one point: mark it once
+            continue
+        marked.add(fx)
         ty = max(t, ymin)
         ax.plot([fx], [ty], marker="o", ms=3.5, color=line.get_color(), ls="none")
         ax.annotate(note, (fx, ty), xytext=(4, -9), textcoords="offset points",

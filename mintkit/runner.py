@@ -333,7 +333,12 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
 
     Returns {'name', 'folder', 'status' (complete|failed), 'error', 'seconds', 'executed'}.
     """
+    import logging
+
     import papermill as pm
+    # papermill re-parses the parameters cell for its metadata and warns on every comment holding '=' ("0 = none");
+    # the runner validated the parameters against the schema already, so those warnings say nothing
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     folder = Path(spec.folder)
     _clear(folder)
     folder.mkdir(parents=True, exist_ok=True)

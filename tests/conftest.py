@@ -8,7 +8,8 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one intra-op thread: the test models are tiny, and on a busy 2-core machine two threads sync more than they compute
+torch.set_num_threads(1)
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -9,20 +9,12 @@ import torch.nn.functional as F
 from mintkit import amint
 from mintkit.amint_model import MintPlus, balanced_bce, build_mplus, train_mplus
 from mintkit.data import synthetic_pool
-from mintkit.models import AMINT_TAPS, build_model
+from mintkit.models import build_model
 from mintkit.params import check
 
 ARCHS = ("smallcnn", "mobilenet", "resnet50", "resnet101", "densenet121", "xception", "vit")
 SETUPS = ("entry", "middle", "output")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread in this module (much faster than two on a shared 2-core machine); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _first_conv(model: torch.nn.Module) -> torch.nn.Parameter:

@@ -1,7 +1,6 @@
 """MINT paper module: parameters, MINT models, checkpoint loading, the face pipeline, a real-data run."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -9,17 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mintkit import mint, params
-from mintkit.train import pick_device
+from mintkit import mint, mint_report, params
 
-
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    """One thread (as mint.setup with P['threads'] = 1: the tiny models run fastest so), then the count it had."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def P_(**kw) -> dict:
@@ -153,8 +143,8 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     cmodel, cinfo = mint.control_model(pool, split, P, device)
     control = mint.fit_control(cmodel, pool, split, P, device)
     assert set(control) == {("mlp", "combination"), ("mlp", "outcome"), ("cnn", "stage1")}
-    mint.record(run, P, results, sweep, control, None, audited, cinfo)
-    mint.save_scores(run, results, control, None)
+    mint_report.record(run, P, results, sweep, control, None, audited, cinfo)
+    mint_report.save_scores(run, results, control, None)
     run.finish()
     df = pd.read_csv(run.dir / "results.csv", keep_default_na=False)
     assert {"Table 1", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 5"} <= set(df["table"])
@@ -165,9 +155,9 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     assert set(acc["condition"]) == {"40;Baseline Case"}                       # 20 members + 20 external
     assert set(df[df.table == "Table 6"]["feature"]) >= {mint.MIA_FEATURE, "CNN MINT;Conv Layer #1"}
     assert {"audited_accuracy", "audited_train_accuracy", "n_eval_members", "n_eval_nonmembers"} <= set(df.metric)
-    assert not df.duplicated(subset=[*mint.KEY_COLUMNS, "seed"]).any()
+    assert not df.duplicated(subset=[*mint_report.KEY_COLUMNS, "seed"]).any()
     full = df[df.table.isin(["Table 1", "Table 4", "Table 6", "Fig. 5"])]
-    joined = mint.compare_published(full.assign(condition="100K;Baseline Case"))  # as a 100K run would write it
+    joined = mint_report.compare_published(full.assign(condition="100K;Baseline Case"))  # as a 100K run would write it
     assert set(joined["table"]) >= {"Table 1", "Table 4", "Table 6", "Fig. 5"}
     assert joined["reproduced"].notna().all() and (joined["model"] == "FR Model 2").all()
     assert (run.dir / "scores.npz").exists() and (run.dir / "status.json").exists()
@@ -244,8 +234,8 @@ def test_mnist_test_split_end_to_end(mnist_root, tmp_path):
     cmodel, cinfo = mint.control_model(pool, split, P, device)
     control = mint.fit_control(cmodel, pool, split, P, device)
     loss = mint.loss_baseline(model, pool, split, P, device)
-    mint.record(run, P, results, {}, control, loss, audited, cinfo)
-    print(mint.summary(results, control, loss, audited, cinfo, P).round(3).to_string())
+    mint_report.record(run, P, results, {}, control, loss, audited, cinfo)
+    print(mint_report.summary(results, control, loss, audited, cinfo, P).round(3).to_string())
 
     n = 2 * P["n_eval"]                                                        # 150 members + 150 non-members
     best = max(results.values(), key=lambda r: r["metrics"]["mint_accuracy"])

@@ -16,12 +16,8 @@ from mintkit.models import (AMINT_TAPS, ARCHS, DROPOUT_MODULES, GMINT_LAYERS, HE
 
 @pytest.fixture(autouse=True)
 def _seed_one_thread():
-    # one intra-op thread: tiny models, and oversubscribed CI boxes slow multi-threaded ops 10x
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield
-    torch.set_num_threads(n)
 
 
 # ---------------------------------------------------------------------------- names and errors

@@ -28,7 +28,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
     (m1, h1), (m2, h2), (m3, h3) = _train(0), _train(0), _train(1)
     assert h1["loss"] == h2["loss"]
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    assert h1["loss"] != h3["loss"]
+    assert h1["loss"] != h3["loss"] and not torch.equal(m1.fc.weight, m3.fc.weight)
 
 
 def test_training_learns_and_ends_in_eval_mode():
