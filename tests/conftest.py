@@ -11,6 +11,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # one intra-op thread: the test models are tiny, and on a busy 2-core machine two threads sync more than they compute
 torch.set_num_threads(1)
 
+# fixture notebooks (one fails on purpose) are inputs of the runner tests, not notebooks to validate with nbval
+collect_ignore = ["fixtures"]
+
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
