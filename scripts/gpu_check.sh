@@ -123,9 +123,13 @@ mod = importlib.import_module(f"mintkit.{paper}")
 want = {"dataset": "mnist-test", "data_root": root, "arch": "resnet50", "device": "cuda", "seed": 0,
         "audited_epochs": 3, "mint_epochs": 5, "batch_size": 128, "n_members": 3000, "n_external": 3000,
         "n_eval": 1000, "protocol": "paper", "n_boot": 50, "out_dir": str(out)}
+if paper == "factors":  # n_eval counts per member quarter of the exposure model
+    want |= {"exposure_members": 4000, "n_eval": 250}
 if os.environ["GPU_CHECK_DEVICE"] == "cpu":  # dry run of this script on a CPU machine
     want |= {"arch": "smallcnn", "device": "cpu", "audited_epochs": 1, "mint_epochs": 1, "n_members": 300,
              "n_external": 300, "n_eval": 100}
+    if paper == "factors":
+        want |= {"exposure_members": 400, "n_eval": 25}
 P = check({k: v for k, v in want.items() if k in mod.PARAMS}, mod.PARAMS)
 print("parameters:", {k: P[k] for k in want if k in P})
 t0 = time.perf_counter()
