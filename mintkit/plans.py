@@ -1,0 +1,256 @@
+"""What to run: notebooks and their parameter schemas, presets, grids, run folders and batch plans.
+
+Effective parameters of a run, later ones winning: the paper's schema defaults (`mintkit.<paper>.PARAMS`),
+the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides; all validated
+with `mintkit.params.check` here, before any kernel starts. `mintkit.runner` executes the plans.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .params import ParameterError, check, coerce
+from .reference import PAPERS
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PRESETS = NOTEBOOKS / "params"
+PROFILES = ("quick", "paper")
+RUNNER_KEYS = ("out_dir",)  # set by the runner, never by a preset; left out of the hash and of resume checks
+
+
+# --------------------------------------------------------------------------- notebooks and schemas
+def resolve_notebook(ref: str | Path, notebooks_dir: Path = NOTEBOOKS) -> tuple[str, Path]:
+    """(paper, path) of a paper name (`mint`) or a notebook path; unknown names list the valid ones."""
+    p = Path(ref)
+    if p.suffix == ".ipynb" or p.exists():
+        if not p.is_file():
+            raise ParameterError(f"notebook {str(p)!r} not found")
+        return p.stem, p
+    nb = Path(notebooks_dir) / f"{ref}.ipynb"
+    if not nb.is_file() and ref in PAPERS:
+        raise ParameterError(f"paper {ref!r}: its notebook {nb} is missing")
+    if not nb.is_file():
+        have = sorted(x.stem for x in Path(notebooks_dir).glob("*.ipynb"))
+        raise ParameterError(f"unknown notebook {str(ref)!r}; valid: {', '.join(have or PAPERS)} or a path to an .ipynb")
+    return str(ref), nb
+
+
+def parameters_cell(path: Path) -> dict[str, tuple[Any, str]]:
+    """{name: (literal value, comment)} of the notebook's cell tagged `parameters` (error when there is none)."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            src = cell.source
+            break
+    else:
+        raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
+    lines = src.splitlines()
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                raise ParameterError(f"{path}: parameter {node.targets[0].id!r} is not a literal") from None
+            comment = lines[node.lineno - 1].partition("#")[2].strip()
+            out[node.targets[0].id] = (value, comment)
+    return out
+
+
+def schema_for(paper: str, path: Path) -> dict[str, tuple[type, Any, str]]:
+    """The paper module's PARAMS (mintkit.<paper>) for the four papers; else a schema read off the parameters cell."""
+    if paper in PAPERS:
+        import importlib
+        module = importlib.import_module(f"mintkit.{paper}")
+        return dict(module.PARAMS)
+    return {k: (type(v), v, c) for k, (v, c) in parameters_cell(path).items()}
+
+
+@dataclass
+class Notebook:
+    """A notebook, its schema and the defaults of its parameters cell (validated)."""
+
+    paper: str
+    path: Path
+    spec: dict
+    defaults: dict
+
+    @classmethod
+    def load(cls, ref: str | Path, notebooks_dir: Path = NOTEBOOKS) -> "Notebook":
+        paper, path = resolve_notebook(ref, notebooks_dir)
+        spec = schema_for(paper, path)
+        cell = {k: v for k, (v, _c) in parameters_cell(path).items()}
+        try:
+            defaults = check(cell, spec)
+        except ParameterError as e:
+            raise ParameterError(f"{path} parameters cell: {e}") from None
+        return cls(paper, path, spec, defaults)
+
+    def valid(self) -> str:
+        return ", ".join(sorted(self.spec))
+
+
+# --------------------------------------------------------------------------- parameter values
+def parse_cli_value(name: str, text: str, spec: dict) -> Any:
+    """A `-p NAME VALUE` string, typed as YAML would, then coerced to the schema type ("-p lr 1" -> 1.0)."""
+    import yaml
+    if name not in spec:
+        raise ParameterError(f"unknown parameter {name!r}; valid: {', '.join(sorted(spec))}")
+    typ = spec[name][0]
+    if typ is str:
+        return text
+    if typ in (int, float):
+        try:  # plain Python literals first: YAML reads "1e3" as a string
+            value = typ(text) if typ is float else int(text)
+        except ValueError:
+            value = yaml.safe_load(text)
+            if typ is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+    else:
+        value = yaml.safe_load(text)
+    return coerce(name, value, typ)
+
+
+def load_preset(path: str | Path) -> dict:
+    """A preset YAML: a flat mapping of parameter names (an empty file is {})."""
+    import yaml
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"preset {str(path)!r} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"preset {path}: expected 'name: value' pairs, got {type(data).__name__}")
+    return data
+
+
+def _is_grid(name: str, value: Any, spec: dict) -> bool:
+    typ = spec[name][0] if name in spec else None
+    if typ in (list, tuple):  # a list-typed parameter is a grid only as a list of lists
+        return isinstance(value, list) and bool(value) and all(isinstance(v, (list, tuple)) for v in value)
+    return isinstance(value, list)
+
+
+def validate(values: dict, nb: Notebook, where: str = "") -> dict:
+    """Validated effective parameters (defaults of the cell filled in); `values` must be grid-free."""
+    bad = [k for k in values if k in RUNNER_KEYS]
+    if bad:
+        raise ParameterError(f"{where or 'parameters'}: {bad} are set by the runner (use --out)")
+    try:
+        return check(nb.defaults | values, nb.spec)
+    except ParameterError as e:
+        raise ParameterError(f"{where + ': ' if where else ''}{e}") from None
+
+
+def expand_grid(values: dict, nb: Notebook, where: str = "") -> list[tuple[dict, dict]]:
+    """[(validated params, grid point)] for the cross product of list values (order: keys as written)."""
+    unknown = sorted(set(values) - set(nb.spec))
+    if unknown:
+        raise ParameterError(f"{where + ': ' if where else ''}unknown parameter(s) {unknown}; valid: {nb.valid()}")
+    axes = {k: v for k, v in values.items() if _is_grid(k, v, nb.spec)}
+    for k, v in axes.items():
+        if not v:
+            raise ParameterError(f"{where}: grid {k!r} is an empty list")
+    out = []
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, combo))
+        out.append((validate(values | point, nb, where), point))
+    return out
+
+
+def params_hash(params: dict) -> str:
+    """8 hex digits of the effective parameters (runner keys left out): same parameters, same folder."""
+    core = {k: v for k, v in sorted(params.items()) if k not in RUNNER_KEYS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.=+_-]+", "_", str(text)).strip("_")
+
+
+def folder_name(preset: str, params: dict, point: dict | None = None) -> str:
+    """`<preset>[-k=v...]-<hash8>`: readable (the grid point) and stable (the hash of every parameter)."""
+    parts = [_slug(preset)] + [_slug(f"{k}={v}") for k, v in (point or {}).items()]
+    name = "-".join(parts)[:80]
+    return f"{name}-{params_hash(params)}"
+
+
+# --------------------------------------------------------------------------- plans
+@dataclass
+class RunSpec:
+    """One planned run: what to inject, where it goes."""
+
+    paper: str
+    notebook: str
+    preset: str
+    folder: str
+    params: dict  # effective, validated (without out_dir)
+    inject: dict  # what papermill injects (without out_dir)
+    point: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.paper}/{Path(self.folder).name}"
+
+
+def plan_run(nb: Notebook, presets: Iterable[str | Path] = (), overrides: dict | None = None,
+             out: str | Path | None = None, preset_name: str | None = None) -> RunSpec:
+    """One run of `nb` with layered presets and overrides (no grids); folder `out` or runs/adhoc/<paper>/<name>."""
+    values: dict = {}
+    names = []
+    for f in presets:
+        values |= load_preset(f)
+        names.append(Path(f).stem)
+    values |= overrides or {}
+    grids = [k for k, v in values.items() if k in nb.spec and _is_grid(k, v, nb.spec)]
+    if grids:
+        raise ParameterError(f"{grids} are grids (list values); pick one value with -p or use `reproduce`")
+    params = validate(values, nb, "+".join(names) or "parameters")
+    name = preset_name or "+".join(names) or "defaults"
+    folder = Path(out) if out else Path("runs") / "adhoc" / nb.paper / folder_name(name, params)
+    return RunSpec(nb.paper, str(nb.path), name, str(folder), params, {k: params[k] for k in values})
+
+
+def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Path | None = None,
+               overrides: dict | None = None, seeds: int | None = None, presets: str | None = None,
+               notebooks_dir: Path = NOTEBOOKS, params_dir: Path = PRESETS) -> tuple[list[RunSpec], list[str]]:
+    """(runs, notes) of a profile. Everything is validated here, before any kernel starts."""
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    out = Path(out or Path("runs") / profile)
+    papers = list(papers or PAPERS)
+    notes: list[str] = []
+    runs: list[RunSpec] = []
+    for paper in papers:
+        nb = Notebook.load(paper, notebooks_dir)
+        extra = {}
+        for k, v in (overrides or {}).items():
+            extra[k] = parse_cli_value(k, v, nb.spec) if isinstance(v, str) else v
+        if profile == "quick":
+            n = seeds or 1
+            sources = [("quick", {"seed": list(range(n))} if n > 1 else {})]
+        else:
+            files = sorted(Path(params_dir, paper).glob("*.yaml"))
+            if presets:
+                files = [f for f in files if re.fullmatch(presets.replace("*", ".*"), f.stem)]
+            if not files:
+                notes.append(f"{paper}: no presets in {Path(params_dir, paper)}"
+                             + (f" matching {presets!r}" if presets else ""))
+            sources = [(f.stem, load_preset(f)) for f in files]
+            if seeds:
+                sources = [(s, v | {"seed": list(range(seeds))}) for s, v in sources]
+        for preset, values in sources:
+            values = values | extra
+            where = f"{paper}/{preset}"
+            for params, point in expand_grid(values, nb, where):
+                folder = out / paper / folder_name(preset, params, point)
+                inject = {k: params[k] for k in values}
+                runs.append(RunSpec(paper, str(nb.path), preset, str(folder), params, inject, point))
+    return runs, notes
