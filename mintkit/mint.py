@@ -51,7 +51,7 @@ from . import params as _params
 from . import pipeline as pl
 from .data import TRAIN, Pool, _resize, load_pool
 from .reference import label_dataset, label_model
-from .splits import Split, SplitError, _take_groups, build_split
+from .splits import Split, SplitError, build_split
 
 PAPER = "mint"
 LAYERS = ("stage1", "stage2", "stage3", "stage4")
@@ -211,38 +211,19 @@ def load_data(P: dict) -> Pool:
 
 
 def make_split(pool: Pool, P: dict) -> Split:
-    """The five sets. Main pool only: `splits.build_split`. With external trees: members (and so the MINT
-    training and evaluation members) from the main pool, E / eval non-members from their trees."""
-    n_mint = P["n_mint_members"] or None
-    ident = P["identity_disjoint"]
+    """The five sets (`splits.build_split`): members from the main pool; E and the evaluation non-members
+    from their `external_root` / `eval_nonmember_root` datasets when given, else from the main pool."""
     source = np.asarray(pool.meta.get("source", np.zeros(len(pool), int)))
-    if (source == SOURCE_MAIN).all():
-        return build_split(pool, P["n_members"], P["n_external"], P["n_eval"], seed=P["seed"],
-                           n_mint_members=n_mint, identity_disjoint=ident)
-    rng = np.random.default_rng(P["seed"])
-    group = pool.group.cpu().numpy() if ident else np.arange(len(pool))
 
-    def avail(code: int) -> np.ndarray:
-        return rng.permutation(np.flatnonzero(source == code))
+    def only(code: int) -> np.ndarray | None:
+        idx = np.flatnonzero(source == code)
+        return idx if len(idx) else None
 
-    main = avail(SOURCE_MAIN)
-    members, main = _take_groups(main, group, P["n_members"], "members")
-    ext_from = avail(SOURCE_EXTERNAL) if (source == SOURCE_EXTERNAL).any() else main
-    external, rest = _take_groups(ext_from, group, P["n_external"], "external")
-    if ext_from is main:
-        main = rest
-    ev_from = avail(SOURCE_EVAL) if (source == SOURCE_EVAL).any() else main
-    eval_non, _ = _take_groups(ev_from, group, P["n_eval"], "eval_nonmembers")
-    eval_mem, rest = _take_groups(rng.permutation(members), group, P["n_eval"], "eval_members")
-    k = len(rest) if n_mint is None else n_mint
-    if k > len(rest):
-        raise SplitError(f"n_mint_members={k} but only {len(rest)} members remain after {P['n_eval']} eval members")
-    mint_mem = rest[:k] if n_mint is not None else rest[:min(len(rest), max(P["n_external"], 1))]
-    return Split({"members": members, "external": external, "mint_train_members": mint_mem,
-                  "eval_members": eval_mem, "eval_nonmembers": eval_non}, pool.name, len(pool), P["seed"],
-                 "none", {"identity_disjoint": ident, "parts": pool.meta.get("parts", [pool.name]),
-                          "sources": {s: sorted(set(source[split_idx].tolist())) for s, split_idx in
-                                      (("external", external), ("eval_nonmembers", eval_non))}})
+    split = build_split(pool, P["n_members"], P["n_external"], P["n_eval"], seed=P["seed"],
+                        n_mint_members=P["n_mint_members"] or None, identity_disjoint=P["identity_disjoint"],
+                        external_from=only(SOURCE_EXTERNAL), nonmembers_from=only(SOURCE_EVAL))
+    split.meta["parts"] = pool.meta.get("parts", [pool.name])
+    return split
 
 
 def unused(pool: Pool, split: Split, identity_disjoint: bool = False) -> np.ndarray:

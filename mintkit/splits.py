@@ -133,7 +133,8 @@ def _take_groups(order: np.ndarray, group: np.ndarray, n: int, what: str) -> tup
 
 def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: int = 0,
                 n_mint_members: int | None = None, overlap: str = "none", nonmember_origin: str = "pool",
-                identity_disjoint: bool = False) -> Split:
+                identity_disjoint: bool = False, external_from: np.ndarray | None = None,
+                nonmembers_from: np.ndarray | None = None) -> Split:
     """Draw the five sets from `pool` with `seed`.
 
     n_members: |D|; n_external: |E|; n_eval: eval members = eval non-members (balanced).
@@ -142,25 +143,32 @@ def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: 
     nonmember_origin: "pool" (eval non-members drawn like E) or "test" (from the official test split only).
     identity_disjoint: whole identities (pool.group) go to one set: no identity straddles D/E/eval or
     MINT-train/eval members.
+    external_from / nonmembers_from: pool indices E / the eval non-members must come from (other databases
+    appended to the pool, as the MINT paper's external face sets); members never come from them.
     """
     if overlap not in OVERLAPS:
         raise ValueError(f"unknown overlap {overlap!r}; valid: {OVERLAPS}")
     if nonmember_origin not in ("pool", "test"):
         raise ValueError(f"unknown nonmember_origin {nonmember_origin!r}; valid: pool, test")
     rng = np.random.default_rng(seed)
-    origin = pool.origin.cpu().numpy()
     group = pool.group.cpu().numpy() if identity_disjoint else np.arange(len(pool))
     if nonmember_origin == "test":
-        test_idx = rng.permutation(np.flatnonzero(origin == TEST))
-        avail = rng.permutation(np.flatnonzero(origin == TRAIN))
-        if len(test_idx) < n_eval:
-            raise SplitError(f"{pool.name}: test split has {len(test_idx)} samples, n_eval={n_eval} needed")
-        eval_non, _ = _take_groups(test_idx, group, n_eval, "eval_nonmembers")
-    else:
-        avail = rng.permutation(len(pool))
+        if nonmembers_from is not None:
+            raise ValueError("nonmember_origin='test' and nonmembers_from both choose the eval non-members")
+        nonmembers_from = np.flatnonzero(pool.origin.cpu().numpy() == TEST)
+    reserved = [np.asarray(a) for a in (external_from, nonmembers_from) if a is not None]
+    if nonmembers_from is not None:
+        source = rng.permutation(nonmembers_from)
+        if len(source) < n_eval:
+            raise SplitError(f"{pool.name}: {len(source)} samples can be eval non-members, n_eval={n_eval} needed")
+        eval_non, _ = _take_groups(source, group, n_eval, "eval_nonmembers")
+    avail = rng.permutation(np.setdiff1d(np.arange(len(pool)), np.concatenate(reserved)) if reserved else len(pool))
     members, avail = _take_groups(avail, group, n_members, "members")
-    external, avail = _take_groups(avail, group, n_external, "external")
-    if nonmember_origin == "pool":
+    external, rest = _take_groups(avail if external_from is None else rng.permutation(external_from), group,
+                                  n_external, "external")
+    if external_from is None:
+        avail = rest
+    if nonmembers_from is None:
         eval_non, avail = _take_groups(avail, group, n_eval, "eval_nonmembers")
     if overlap == "none":
         eval_mem, rest = _take_groups(rng.permutation(members), group, n_eval, "eval_members")
@@ -176,4 +184,6 @@ def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: 
         eval_mem = rng.permutation(mint_mem)[:n_eval]
     return Split({"members": members, "external": external, "mint_train_members": mint_mem,
                   "eval_members": eval_mem, "eval_nonmembers": eval_non}, pool.name, len(pool), seed, overlap,
-                 {"nonmember_origin": nonmember_origin, "identity_disjoint": identity_disjoint})
+                 {"nonmember_origin": nonmember_origin, "identity_disjoint": identity_disjoint,
+                  "external_from": None if external_from is None else len(external_from),
+                  "nonmembers_from": None if nonmembers_from is None else len(nonmembers_from)})
