@@ -90,7 +90,11 @@ class ModelCache:
 
     def get_or_train(self, parts: dict, build: Callable[[], nn.Module],
                      train: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict, bool]:
-        """Return (model, info, hit). On a miss: build, train (returns info, e.g. history), save atomically."""
+        """Return (model, info, hit). On a miss: build, train (returns info, e.g. history), save atomically.
+
+        `train` may return tensors under info['extra'] (e.g. an optimiser state): they are saved in the
+        checkpoint, not in the JSON marker, and come back as info['extra'] on a hit and on a miss alike.
+        """
         model = build()
         # the architecture's parameter names and shapes join the key: a changed model class never loads stale weights
         shapes = sorted((k, tuple(v.shape)) for k, v in model.state_dict().items())
@@ -99,10 +103,11 @@ class ModelCache:
         if self.has(key):
             loaded = load_checkpoint(ck)
             model.load_state_dict(loaded["state_dict"], strict=True)
-            return model, json.loads(marker.read_text()).get("info", {}) | {"cache_key": key}, True
-        info = train(model)
-        save_checkpoint(ck, model, {"model": getattr(model, "config", {}), "key_parts": parts},
-                        extra=info.pop("extra", None) if isinstance(info, dict) else None)
+            info = json.loads(marker.read_text()).get("info", {})
+            return model, info | {"cache_key": key, "extra": loaded["extra"]}, True
+        info = dict(train(model))
+        extra = info.pop("extra", None) or {}
+        save_checkpoint(ck, model, {"model": getattr(model, "config", {}), "key_parts": parts}, extra=extra)
         atomic_write_bytes(marker, json.dumps({"key": key, "parts": parts, "info": info}, default=str).encode())
-        return model, dict(info) | {"cache_key": key}, False
+        return model, info | {"cache_key": key, "extra": extra}, False
 

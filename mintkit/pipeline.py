@@ -75,11 +75,10 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
         if optimizer_state_of:
             info["optimizer_state"] = info.pop("extra", {})
         return model.to(device), info | {"cache_hit": False}
-    cache = ModelCache(cache_dir)
-    model, info, hit = cache.get_or_train(parts, build, train)
+    model, info, hit = ModelCache(cache_dir).get_or_train(parts, build, train)
+    extra = info.pop("extra", {})
     if optimizer_state_of:  # saved beside the cached weights as the checkpoint's `extra`
-        from .checkpoints import load_checkpoint
-        info["optimizer_state"] = load_checkpoint(cache.paths(info["cache_key"])[0])["extra"]
+        info["optimizer_state"] = extra
     return model.to(device).eval(), info | {"cache_hit": hit}
 
 
