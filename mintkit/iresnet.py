@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .convnets import downsample_plan
+
 IRESNET_LAYERS = {"iresnet18": (2, 2, 2, 2), "iresnet50": (3, 4, 14, 3), "iresnet100": (3, 13, 30, 3)}
 EMBEDDING_SIZE = 512
 
@@ -53,19 +55,6 @@ class IBasicBlock(nn.Module):
         return out + identity
 
 
-def stage_strides(image_size: int, n: int = 4, min_size: int = 4) -> tuple[list[int], int]:
-    """Stride of each of `n` stride-2 stages: 2 while the incoming map is larger than
-    `min_size`, else 1. Returns (strides, final map size)."""
-    strides, s = [], image_size
-    for _ in range(n):
-        if s > min_size:
-            strides.append(2)
-            s = (s + 1) // 2
-        else:
-            strides.append(1)
-    return strides, s
-
-
 class IResNet(nn.Module):
     """IResNet backbone returning the 512-d embedding (see module docstring for the layout)."""
 
@@ -76,7 +65,7 @@ class IResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64, eps=1e-5)
         self.prelu = nn.PReLU(64)
-        strides, final = stage_strides(image_size)
+        strides, final = downsample_plan(image_size, 4)
         self.layer1 = self._make_layer(64, layers[0], strides[0])
         self.layer2 = self._make_layer(128, layers[1], strides[1])
         self.layer3 = self._make_layer(256, layers[2], strides[2])
