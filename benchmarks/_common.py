@@ -13,7 +13,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def bench_pool(name: str = "auto"):
     """The real MNIST test split when ../shared/data (or .gpu/data) holds it, else digits upsampled to 28×28."""
-    from mintkit.data import load_pool
+    from mintkit.core.data import load_pool
     for root in (SHARED, Path(__file__).resolve().parents[1] / ".gpu" / "data"):
         if name in ("auto", "mnist-test") and (root / "MNIST" / "raw").exists():
             return load_pool("mnist-test", root)

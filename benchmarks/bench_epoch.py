@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_pool, interleaved, machine  # noqa: E402
 
-from mintkit.data import iterate_batches  # noqa: E402
-from mintkit.models import build_model  # noqa: E402
-from mintkit.train import autocast, pick_device  # noqa: E402
+from mintkit.core.data import iterate_batches  # noqa: E402
+from mintkit.models.zoo import build_model  # noqa: E402
+from mintkit.core.train import autocast, pick_device  # noqa: E402
 
 
 class PILDataset(torch.utils.data.Dataset):

@@ -3,7 +3,7 @@
 For the same samples and layers, the loops do forward / backward / optimizer.step() / weight
 difference / restore one sample at a time: "literal" is Eq. 6 as written (an optimiser over all
 parameters, the state dict saved and restored), "lean" steps only the chosen layers. The batched path is
-mintkit.modifiers.weight_modifiers (functional_call + vmap(grad), chunked, reduced per filter
+mintkit.papers.gmint.modifiers.weight_modifiers (functional_call + vmap(grad), chunked, reduced per filter
 inside the chunk). Printed per batch size: max |difference|, seconds of each (min over interleaved
 repeats; loops timed on --loop-samples samples and scaled linearly), the speed ratios,
 and the peak memory of the batched path (CUDA: torch.cuda.max_memory_allocated; CPU: growth of
@@ -26,8 +26,8 @@ import torch
 
 
 def setup(args):
-    from mintkit.data import load_pool, synthetic_pool
-    from mintkit.models import GMINT_LAYERS, build_model
+    from mintkit.core.data import load_pool, synthetic_pool
+    from mintkit.models.zoo import GMINT_LAYERS, build_model
     torch.manual_seed(0)
     if args.dataset == "digits":
         pool = load_pool("digits", image_size=args.image_size)
@@ -40,7 +40,7 @@ def setup(args):
 
 
 def batched(args, pool, model, layers, n, device):
-    from mintkit.modifiers import weight_modifiers
+    from mintkit.papers.gmint.modifiers import weight_modifiers
     return weight_modifiers(model, pool, np.arange(n), layers, device, rules=(args.rule,), reductions=("mean",),
                             batch_size=n, chunk_size=args.chunk_size)
 
@@ -117,8 +117,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
-    from mintkit.modifiers import weight_modifiers_loop
-    from mintkit.train import pick_device
+    from mintkit.papers.gmint.modifiers import weight_modifiers_loop
+    from mintkit.core.train import pick_device
     device = pick_device(args.device)
     pool, model, layers = setup(args)
     model.to(device)

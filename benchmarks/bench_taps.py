@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_pool, interleaved, machine  # noqa: E402
 
-from mintkit.extract import tapped  # noqa: E402
-from mintkit.models import build_model  # noqa: E402
-from mintkit.train import autocast, pick_device  # noqa: E402
+from mintkit.core.extract import tapped  # noqa: E402
+from mintkit.models.zoo import build_model  # noqa: E402
+from mintkit.core.train import autocast, pick_device  # noqa: E402
 
 TAPS = ["stage1", "stage2", "stage3", "stage4", "outcome"]
 

@@ -1,6 +1,6 @@
 """`python -m mintkit run | reproduce | report`."""
 import sys
 
-from .cli import main
+from mintkit.batch.cli import main
 
 sys.exit(main())

@@ -44,7 +44,7 @@ echo "gpu_check $(date -u +%FT%TZ)  data=$GPU_CHECK_DATA  work=$WORK"
 import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
 assert torch.cuda.is_available(), "CUDA is not available to torch"
-from mintkit.train import pick_device
+from mintkit.core.train import pick_device
 dev = pick_device("auto")
 assert dev.type == "cuda", f"pick_device('auto') chose {dev}"
 x = torch.randn(1024, 1024, device=dev)
@@ -55,10 +55,10 @@ EOF'
 # ---------------------------------------------------------------- throughput (package code paths, bf16 autocast)
 part "throughput" "$PY" - <<'EOF'
 import os, time, torch
-from mintkit.data import load_pool
-from mintkit.models import build_model, tap_modules
-from mintkit.train import TrainConfig, train_classifier, pick_device
-from mintkit.extract import extract
+from mintkit.core.data import load_pool
+from mintkit.models.zoo import build_model, tap_modules
+from mintkit.core.train import TrainConfig, train_classifier, pick_device
+from mintkit.core.extract import extract
 
 dev = pick_device(os.environ["GPU_CHECK_DEVICE"])
 cpu = dev.type == "cpu"
@@ -113,7 +113,7 @@ for paper in mint amint gmint factors; do
   part "cell $paper" "$PY" - "$paper" <<'EOF'
 import csv, importlib, json, os, sys, time
 from pathlib import Path
-from mintkit.params import check
+from mintkit.core.params import check
 
 paper = sys.argv[1]
 root, work = os.environ["GPU_CHECK_DATA"], Path(os.environ["GPU_CHECK_WORK"])
@@ -148,7 +148,7 @@ elif nb.exists():
         if "parameters" in c.get("metadata", {}).get("tags", []):
             ns.update(P)
 elif paper == "amint":  # no entry point and no notebook yet: the stages as amint.py's docstring orders them
-    print("mintkit.amint stages: setup -> make_splits -> active_mint -> evaluate -> record")
+    print("mintkit.papers.amint stages: setup -> make_splits -> active_mint -> evaluate -> record")
     run, pool, device = mod.setup(P)
     for protocol, split in mod.make_splits(pool, P, run).items():
         t = time.perf_counter()

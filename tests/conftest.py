@@ -36,5 +36,5 @@ def mnist_root() -> Path:
 
 @pytest.fixture
 def digits_pool():
-    from mintkit.data import load_pool
+    from mintkit.core.data import load_pool
     return load_pool("digits")

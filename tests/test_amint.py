@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mintkit import amint
-from mintkit.amint_model import MintPlus, balanced_bce, build_mplus, train_mplus
-from mintkit.data import synthetic_pool
-from mintkit.models import build_model
-from mintkit.params import check
+from mintkit.papers import amint
+from mintkit.papers.amint.mplus import MintPlus, balanced_bce, build_mplus, train_mplus
+from mintkit.core.data import synthetic_pool
+from mintkit.models.zoo import build_model
+from mintkit.core.params import check
 
 ARCHS = ("smallcnn", "mobilenet", "resnet50", "resnet101", "densenet121", "xception", "vit")
 SETUPS = ("entry", "middle", "output")

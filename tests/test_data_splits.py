@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mintkit.data import DATASETS, DataUnavailable, Pool, iterate_batches, load_pool, read_idx, synthetic_pool
-from mintkit.splits import SETS, Split, SplitError, build_split, set_hash
+from mintkit.core.data import DATASETS, DataUnavailable, Pool, iterate_batches, load_pool, read_idx, synthetic_pool
+from mintkit.core.splits import SETS, Split, SplitError, build_split, set_hash
 
 
 def test_digits_pool_shapes_and_normalisation(digits_pool):

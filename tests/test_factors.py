@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import mintkit.factors as fac
-from mintkit.data import load_pool, synthetic_pool
-from mintkit.params import check
-from mintkit.pipeline import MINT_SETS
-from mintkit.records import RESULT_COLUMNS
-from mintkit.train import epoch_indices
+import mintkit.papers.factors as fac
+from mintkit.core.data import load_pool, synthetic_pool
+from mintkit.core.params import check
+from mintkit.core.stages import MINT_SETS
+from mintkit.core.records import RESULT_COLUMNS
+from mintkit.core.train import epoch_indices
 
 
 def params(**kw):
@@ -67,7 +67,7 @@ def test_exposure_split_too_small_quarter_names_the_fix():
 
 def _built(P, scenario, value, split):
     """The model exactly as the sweep builds it (variant -> build_fn/model_kw -> train_audited's builder)."""
-    from mintkit.models import build_model
+    from mintkit.models.zoo import build_model
     v = fac.variant(P, scenario, value, split)
     torch.manual_seed(0)
     return (v["build_fn"] or build_model)(P["arch"], num_classes=4, in_channels=1, image_size=8,

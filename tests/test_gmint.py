@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from mintkit.data import synthetic_pool
-from mintkit.modifiers import (REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key, reduce_filters,
+from mintkit.core.data import synthetic_pool
+from mintkit.papers.gmint.modifiers import (REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key, reduce_filters,
                                weight_modifiers, weight_modifiers_loop)
 
 CPU = torch.device("cpu")
@@ -111,7 +111,7 @@ def test_weight_decay_and_no_matmul_path(pool):
 
 
 def test_float32_default_arch(digits_pool):
-    from mintkit.models import GMINT_LAYERS, build_model
+    from mintkit.models.zoo import GMINT_LAYERS, build_model
     torch.manual_seed(0)
     model = build_model("smallcnn", 10, 1, 8).eval()
     layers = list(GMINT_LAYERS["smallcnn"].values())
@@ -160,9 +160,9 @@ def test_rule_formulas():
 
 
 def test_adam_state_kept_by_train_audited(tmp_path):
-    from mintkit.pipeline import train_audited
-    from mintkit.splits import build_split
-    from mintkit.train import TrainConfig
+    from mintkit.core.stages import train_audited
+    from mintkit.core.splits import build_split
+    from mintkit.core.train import TrainConfig
     pool = synthetic_pool(n=96, num_classes=4)
     split = build_split(pool, 40, 20, 10, seed=0)
     layers = ["stage1.0.conv", "stage4.1.conv"]
@@ -185,8 +185,8 @@ def test_adam_state_kept_by_train_audited(tmp_path):
 
 
 def test_split_protocol_and_settings(digits_pool):
-    import mintkit.gmint as g
-    from mintkit.params import ParameterError, check
+    import mintkit.papers.gmint as g
+    from mintkit.core.params import ParameterError, check
     P = check({"n_members": 0}, g.PARAMS)
     split = g.make_split(digits_pool, P)
     s = split.sizes()
@@ -212,9 +212,9 @@ def test_real_mnist_combined_beats_chance(mnist_root):
     Batch 32 gives the audited model 60 steps: with fewer, BatchNorm's running statistics lag the weights and
     the eval-mode model (the one gMINT steps) is near chance even though its training loss is low."""
     from scipy.stats import binomtest
-    import mintkit.gmint as g
-    from mintkit.data import load_pool
-    from mintkit.params import check
+    import mintkit.papers.gmint as g
+    from mintkit.core.data import load_pool
+    from mintkit.core.params import check
     P = check({"dataset": "mnist-test", "n_members": 300, "audited_epochs": 6, "batch_size": 32, "rule": "sgd", "setup": "combined",
                "reduction": "mean", "data_fraction": 1.0, "compare_rules": False, "mint_epochs": 30, "n_boot": 0,
                "cache_dir": ""}, g.PARAMS)

@@ -1,4 +1,4 @@
-"""mintkit.metrics against hand-computed values, brute force and sklearn."""
+"""mintkit.core.metrics against hand-computed values, brute force and sklearn."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mintkit import metrics as M
+from mintkit.core import metrics as M
 
 
 # --------------------------------------------------------------------------- point values

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mintkit import mint, mint_report, params
+from mintkit.papers import mint
+from mintkit.papers.mint import report as mint_report
+from mintkit.core import params
 
 
 
@@ -182,7 +184,7 @@ def test_face_pipeline_main_pool_only_other_data_control(tmp_path):
 
 # ----------------------------------------------------------------------------- InsightFace checkpoint
 def test_insightface_layout_checkpoint_loads_as_audited_model(tmp_path):
-    from mintkit.models import build_model
+    from mintkit.models.zoo import build_model
     _write_identities(tmp_path / "main", 6, 3, size=32)
     torch.manual_seed(3)
     ref = build_model("iresnet18", num_classes=5, in_channels=3, image_size=32, head="arcface")
@@ -205,7 +207,7 @@ def test_insightface_layout_checkpoint_loads_as_audited_model(tmp_path):
     feats = mint.extract_features(model, pool, split, P, torch.device("cpu"))
     assert feats["vec"]["external"]["outcome"].shape == (6, 512)
     # a foreign pickle is refused, a mintkit checkpoint still loads
-    from mintkit.checkpoints import CheckpointError, save_checkpoint
+    from mintkit.core.checkpoints import CheckpointError, save_checkpoint
     torch.save({"state_dict": sd, "evil": object()}, tmp_path / "bad.pth")
     with pytest.raises((CheckpointError, Exception)):
         mint.load_audited(tmp_path / "bad.pth", pool)

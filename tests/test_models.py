@@ -1,4 +1,4 @@
-"""Tests for the audited-model zoo (mintkit.models, mintkit.convnets, mintkit.iresnet)."""
+"""Tests for the audited-model zoo (mintkit.models.zoo, mintkit.models.convnets, mintkit.models.iresnet)."""
 import json
 import math
 
@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from mintkit.iresnet import (AdaFaceHead, ArcFaceHead, CosFaceHead, FaceModel, SoftmaxHead,
+from mintkit.models.iresnet import (AdaFaceHead, ArcFaceHead, CosFaceHead, FaceModel, SoftmaxHead,
                              load_insightface_backbone)
-from mintkit.models import (AMINT_TAPS, ARCHS, DROPOUT_MODULES, GMINT_LAYERS, HEADS, TAP_NAMES, amint_modules,
+from mintkit.models.zoo import (AMINT_TAPS, ARCHS, DROPOUT_MODULES, GMINT_LAYERS, HEADS, TAP_NAMES, amint_modules,
                             build_model, capture, get_module, gmint_layer, model_config, resolve_tap,
                             tap_modules)
 

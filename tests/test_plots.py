@@ -1,4 +1,4 @@
-"""mintkit.plots: every function draws, tables join correctly, saves are byte-stable."""
+"""mintkit.core.plots: every function draws, tables join correctly, saves are byte-stable."""
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from mintkit import plots as P  # noqa: E402
+from mintkit.core import plots as P  # noqa: E402
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def tidy():
 
 
 def test_results_table(tidy):
-    from mintkit.metrics import summarize_seeds
+    from mintkit.core.metrics import summarize_seeds
 
     with pytest.raises(ValueError, match="duplicate"):
         P.results_table(tidy, "model", "setup")
@@ -151,7 +151,7 @@ def test_published_vs_reproduced_empty_keys_match():
 
 
 def test_plot_table(tidy):
-    from mintkit.metrics import summarize_seeds
+    from mintkit.core.metrics import summarize_seeds
 
     t = P.results_table(summarize_seeds(tidy, ["model", "setup"]), "model", "setup", value="mean")
     fig, ax = plt.subplots()

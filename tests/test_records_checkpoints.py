@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from mintkit.checkpoints import CheckpointError, ModelCache, cache_key, load_checkpoint, load_model, save_checkpoint
-from mintkit.records import RESULT_COLUMNS, Run, atomic_write_bytes, read_results
+from mintkit.core.checkpoints import CheckpointError, ModelCache, cache_key, load_checkpoint, load_model, save_checkpoint
+from mintkit.core.records import RESULT_COLUMNS, Run, atomic_write_bytes, read_results
 
 
 def test_run_folder_describes_itself(tmp_path, digits_pool):
-    from mintkit.splits import build_split
+    from mintkit.core.splits import build_split
     run = Run(tmp_path / "r1", "mint", {"seed": 0, "lr": 1e-3}, seed=0)
     run.save_split(build_split(digits_pool, 500, 300, 100))
     run.add_metrics({"mint_accuracy": 0.8, "auc": 0.9, "n_eval_members": 100},
@@ -109,7 +109,7 @@ def test_cache_reused_on_rerun_and_invalidated_on_change(tmp_path):
 
 
 def test_interrupted_cache_write_leaves_no_trusted_entry(tmp_path, monkeypatch):
-    import mintkit.checkpoints as ck
+    import mintkit.core.checkpoints as ck
     cache, parts = ModelCache(tmp_path), {"seed": 1}
 
     def boom(*a, **k):

@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from mintkit import cli, report
-from mintkit.records import Run
+from mintkit.batch import cli
+from mintkit.batch import report
+from mintkit.core.records import Run
 
 T1 = dict(table="Table 1", setup="Entry", condition="Active")
 

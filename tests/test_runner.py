@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mintkit import cli, runner
-from mintkit.params import ParameterError
+from mintkit.batch import cli
+from mintkit.batch import runner
+from mintkit.core.params import ParameterError
 
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
 TOY = FIX / "toy.ipynb"
@@ -38,10 +39,10 @@ def test_schema_of_a_paper_comes_from_its_module(monkeypatch, tmp_path):
     import types
     nb = tmp_path / "mint.ipynb"
     shutil.copy(TOY, nb)
-    fake = types.ModuleType("mintkit.mint")
+    fake = types.ModuleType("mintkit.papers.mint")
     fake.PARAMS = {k: (type(v), v, "") for k, v in {"dataset": "x", "model": "m", "seed": 0, "lr": 0.1,
                                                       "fail": "", "out_dir": "o", "extra": 2}.items()}
-    monkeypatch.setitem(sys.modules, "mintkit.mint", fake)
+    monkeypatch.setitem(sys.modules, "mintkit.papers.mint", fake)
     assert "extra" in runner.Notebook.load("mint", tmp_path).spec
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from mintkit.data import synthetic_pool
-from mintkit.extract import extract, reduce_activation
-from mintkit.models import build_model
-from mintkit.params import COMMON, ParameterError, check, check_notebook, schema
-from mintkit.train import (TrainConfig, TrainingDiverged, accuracy, epoch_indices, pick_device, seed_everything,
+from mintkit.core.data import synthetic_pool
+from mintkit.core.extract import extract, reduce_activation
+from mintkit.models.zoo import build_model
+from mintkit.core.params import COMMON, ParameterError, check, check_notebook, schema
+from mintkit.core.train import (TrainConfig, TrainingDiverged, accuracy, epoch_indices, pick_device, seed_everything,
                            train_classifier)
 
 CPU = torch.device("cpu")

@@ -23,7 +23,7 @@ classification datasets the classes play identities and the audited quality is t
 
 Margin heads on non-face architectures: the zoo has margin heads only on the IResNets; for the CPU
 default (`smallcnn`) `MarginSmallCNN` swaps the classifier for an embedding layer + the margin head of
-`mintkit.iresnet` (same stage taps; its outcome is the head's output s·cos θ, the softmax model's the logits).
+`mintkit.models.iresnet` (same stage taps; its outcome is the head's output s·cos θ, the softmax model's the logits).
 """
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import params as _params
-from .convnets import SmallCNN
-from .data import Pool, load_pool
-from .iresnet import build_head
-from .splits import Split, SplitError, _take_groups, build_split
+from mintkit.core import params as _params
+from mintkit.models.convnets import SmallCNN
+from mintkit.core.data import Pool, load_pool
+from mintkit.models.iresnet import build_head
+from mintkit.core.splits import Split, SplitError, _take_groups, build_split
 
 PAPER = "factors"
 SCENARIOS = {"baseline": "Table 1", "exposure": "Table 2", "batch": "Table 3", "dropout": "Table 4",
@@ -126,7 +126,7 @@ def condition(scenario: str, value) -> str:
 
 class MarginSmallCNN(SmallCNN):
     """SmallCNN whose classifier is an embedding layer (Linear width -> `embedding`) followed by a
-    margin head of `mintkit.iresnet` (ArcFace/CosFace/AdaFace). Same stage taps as SmallCNN; the
+    margin head of `mintkit.models.iresnet` (ArcFace/CosFace/AdaFace). Same stage taps as SmallCNN; the
     margin is applied only when labels are given in training mode (as `iresnet.FaceModel`)."""
 
     needs_labels = True
@@ -145,7 +145,7 @@ class MarginSmallCNN(SmallCNN):
 def build_audited(arch: str, num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
                   head: str = "softmax", embedding: int = 64, **head_kw) -> nn.Module:
     """The zoo's model, or `MarginSmallCNN` for a margin head on `smallcnn` (the zoo has none)."""
-    from .models import build_model
+    from mintkit.models.zoo import build_model
     if arch != "smallcnn" or head == "softmax":
         return build_model(arch, num_classes, in_channels, image_size, dropout=dropout, head=head, **head_kw)
     model = MarginSmallCNN(num_classes, in_channels, image_size, dropout, head=head, embedding=embedding, **head_kw)
@@ -261,8 +261,8 @@ def verification_accuracy(emb: torch.Tensor, ident: np.ndarray, n_pairs: int = 3
 def audited_quality(model: nn.Module, pool: Pool, split: Split, device: torch.device) -> dict:
     """audited_train_accuracy (members) and audited_accuracy: top-1 on the evaluation non-members, or for face
     data (imagefolder:) verification accuracy on them (also written as fr_verification_accuracy)."""
-    from .extract import extract
-    from .train import accuracy
+    from mintkit.core.extract import extract
+    from mintkit.core.train import accuracy
     out = {"audited_train_accuracy": accuracy(model, pool, split["members"], device)}
     if pool.name.startswith("imagefolder:"):
         idx = split["eval_nonmembers"]
@@ -279,8 +279,8 @@ def audited_quality(model: nn.Module, pool: Pool, split: Split, device: torch.de
 
 def setup(P: dict, run_dir: str | None = None):
     """Seed, device, pool (on the device), run folder: (run, pool, device)."""
-    from .records import Run
-    from .train import pick_device, seed_everything
+    from mintkit.core.records import Run
+    from mintkit.core.train import pick_device, seed_everything
     bad = [s for s in as_list(P["scenarios"]) if s not in SCENARIOS]
     if bad:
         raise _params.ParameterError(f"unknown scenario(s) {bad}; valid: {', '.join(list(SCENARIOS)[1:])}")
@@ -301,7 +301,7 @@ def make_split(P: dict, pool: Pool, scenario: str) -> Split:
 
 def variant(P: dict, scenario: str, value, split: Split) -> dict:
     """Keyword arguments of pipeline.train_audited for one value of a scenario."""
-    from .train import TrainConfig
+    from mintkit.core.train import TrainConfig
     batch = value if scenario == "batch" else P["batch_size"]
     head = value if scenario == "loss" else P["loss"]
     epochs = (P["exposure_epochs"] or P["audited_epochs"]) if scenario == "exposure" else P["audited_epochs"]
@@ -315,8 +315,8 @@ def variant(P: dict, scenario: str, value, split: Split) -> dict:
 
 def _mint_rows(feats: dict, P: dict, device, keys: dict, n_boot: int) -> tuple[list, dict]:
     """Vanilla MINT on each feature set: (rows [(metric, value, keys)], scores {name: array})."""
-    from .metrics import METRICS
-    from .pipeline import mint_data, run_mint
+    from mintkit.core.metrics import METRICS
+    from mintkit.core.stages import mint_data, run_mint
     rows, scores = [], {}
     for name, taps in FEATURE_SETS.items():
         res = run_mint(mint_data(feats, taps), "mlp", device, P["mint_epochs"], P["seed"], lr=1e-3,
@@ -336,9 +336,9 @@ def sweep(scenario: str, values: list | None, P: dict, pool: Pool | None = None,
 
     values: None -> scenario_values(P, scenario). exposure: one model, `values` = exposure per quarter.
     """
-    from .pipeline import set_features, train_audited
-    from .reference import label_dataset, label_model
-    from .train import pick_device
+    from mintkit.core.stages import set_features, train_audited
+    from mintkit.reference import label_dataset, label_model
+    from mintkit.core.train import pick_device
     values = scenario_values(P, scenario) if values is None else list(values)
     device = device or pick_device(P["device"])
     pool = pool if pool is not None else load_pool(P["dataset"], P["data_root"], P["image_size"] or None).to(device)
@@ -379,7 +379,7 @@ def sweep(scenario: str, values: list | None, P: dict, pool: Pool | None = None,
 
 def _record(records: list, scores: dict, P: dict, run) -> pd.DataFrame:
     """Rows into the run (results.csv, scores.npz) and as a DataFrame of RESULT_COLUMNS."""
-    from .records import RESULT_COLUMNS
+    from mintkit.core.records import RESULT_COLUMNS
     if run is not None:
         n0 = len(run.rows)
         for metric, value, keys in records:
@@ -408,8 +408,8 @@ def run_all(P: dict, pool: Pool, device, run=None, progress: bool = False) -> di
 def paper_table(rows: pd.DataFrame, scenario: str, metric: str = "mint_accuracy") -> pd.DataFrame:
     """The paper's layout of one scenario: auditable data x condition, cells 'reproduced (published)'; a last
     row gives the audited model's quality (paper: FR verification accuracy)."""
-    from .plots import published_vs_reproduced
-    from .reference import published
+    from mintkit.core.plots import published_vs_reproduced
+    from mintkit.reference import published
     table = SCENARIOS[scenario]
     keys = ["table", "condition", "feature", "metric"]
     pub = published(PAPER)

@@ -2,7 +2,7 @@
 
 Effective parameters of a run, later ones winning: the paper's schema defaults (`mintkit.<paper>.PARAMS`),
 the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides; all validated
-with `mintkit.params.check` here, before any kernel starts. `mintkit.runner` executes the plans.
+with `mintkit.core.params.check` here, before any kernel starts. `mintkit.batch.runner` executes the plans.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import ParameterError, check, coerce
-from .reference import PAPERS
+from mintkit.core.params import ParameterError, check, coerce
+from mintkit.reference import PAPERS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 PRESETS = NOTEBOOKS / "params"
 PROFILES = ("quick", "paper")
@@ -69,7 +69,7 @@ def schema_for(paper: str, path: Path) -> dict[str, tuple[type, Any, str]]:
     """The paper module's PARAMS (mintkit.<paper>) for the four papers; else a schema read off the parameters cell."""
     if paper in PAPERS:
         import importlib
-        module = importlib.import_module(f"mintkit.{paper}")
+        module = importlib.import_module(f"mintkit.papers.{paper}")
         return dict(module.PARAMS)
     return {k: (type(v), v, c) for k, (v, c) in parameters_cell(path).items()}
 

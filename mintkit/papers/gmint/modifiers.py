@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Pool, iterate_batches
+from mintkit.core.data import Pool, iterate_batches
 
 RULES = ("sgd", "adam", "adam-state", "grad")
 REDUCTIONS = ("mean", "min", "max")

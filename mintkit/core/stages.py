@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import ModelCache
-from .data import Pool
-from .extract import extract, features_for
-from .metrics import loss_threshold_attack, membership_metrics
-from .mint_models import CNNMint, VanillaMLP, fit_mint, score
-from .splits import Split
-from .train import TrainConfig, accuracy, per_sample_losses, train_classifier
+from mintkit.core.checkpoints import ModelCache
+from mintkit.core.data import Pool
+from mintkit.core.extract import extract, features_for
+from mintkit.core.metrics import loss_threshold_attack, membership_metrics
+from mintkit.models.classifiers import CNNMint, VanillaMLP, fit_mint, score
+from mintkit.core.splits import Split
+from mintkit.core.train import TrainConfig, accuracy, per_sample_losses, train_classifier
 
 MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
 DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
@@ -44,9 +44,9 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
     optimizer_state_of: parameter names whose end-of-training optimiser state is saved beside the cached
     checkpoint (`extra`) and returned as info['optimizer_state'] (gMINT); joins the key only when given.
     """
-    from .checkpoints import load_model
-    from .models import build_model
-    from .train import seed_everything
+    from mintkit.core.checkpoints import load_model
+    from mintkit.models.zoo import build_model
+    from mintkit.core.train import seed_everything
     if checkpoint:
         return load_model(checkpoint).to(device).eval(), {"source": checkpoint, "cache_hit": False}
 

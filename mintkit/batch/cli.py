@@ -10,8 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import runner
-from .params import ParameterError, describe
+from mintkit.batch import runner
+from mintkit.core.params import ParameterError, describe
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -92,7 +92,7 @@ def cmd_reproduce(args, argv: list[str]) -> int:
 
 
 def cmd_report(args, argv: list[str]) -> int:
-    from . import report
+    from mintkit.batch import report
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
     written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv))
     print(f"report: {len(written)} file(s) under {args.out}; index {args.out / 'README.md'}")

@@ -4,7 +4,7 @@ Architectures (``ARCHS``): ``smallcnn`` (fast CPU default, not in the papers), `
 (v1), ``resnet50``, ``resnet101`` ("ResNet100" in the aMINT/gMINT tables), ``densenet121``,
 ``xception``, ``vit`` (patch 4, dim 64, depth 12, 8 heads) and the face backbones
 ``iresnet18/50/100`` (InsightFace layout, with a margin head from ``HEADS``). Each builder's
-docstring says where it differs from the paper (see ``mintkit.convnets``, ``mintkit.iresnet``).
+docstring says where it differs from the paper (see ``mintkit.models.convnets``, ``mintkit.models.iresnet``).
 
 Every model has ``model.arch`` and ``model.config`` (the build keywords, JSON-able) so that
 ``build_model(**model_config(m))`` rebuilds it, and names its activation taps:
@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .convnets import MobileNetV1, SmallCNN, TVDenseNet121, TVResNet, Xception
-from .iresnet import HEAD_CLASSES, IRESNET_LAYERS, FaceModel, build_iresnet, load_insightface_backbone  # noqa: F401
+from mintkit.models.convnets import MobileNetV1, SmallCNN, TVDenseNet121, TVResNet, Xception
+from mintkit.models.iresnet import HEAD_CLASSES, IRESNET_LAYERS, FaceModel, build_iresnet, load_insightface_backbone  # noqa: F401
 
 ARCHS: tuple[str, ...] = ("smallcnn", "mobilenet", "resnet50", "resnet101", "densenet121", "xception",
                           "vit", "iresnet18", "iresnet50", "iresnet100")
@@ -163,7 +163,7 @@ def model_config(model: nn.Module) -> dict:
     """The plain JSON-able dict that rebuilds `model`: ``build_model(**model_config(model))``."""
     cfg = getattr(model, "config", None)
     if not isinstance(cfg, dict) or "arch" not in cfg:
-        raise ValueError("model was not built by mintkit.models.build_model (no .config with 'arch')")
+        raise ValueError("model was not built by mintkit.models.zoo.build_model (no .config with 'arch')")
     return dict(cfg)
 
 

@@ -2,7 +2,7 @@
 
 A run's effective parameters are, later ones winning: the paper's schema defaults (`mintkit.<paper>.PARAMS`),
 the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides. They are validated
-with `mintkit.params.check` before any kernel starts, so a misspelt name or a wrong type fails in a second,
+with `mintkit.core.params.check` before any kernel starts, so a misspelt name or a wrong type fails in a second,
 not after a model has trained. `out_dir` is always set by the runner.
 
 Profiles (`reproduce --profile`):
@@ -26,11 +26,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .params import ParameterError
-from .plans import (NOTEBOOKS, PRESETS, PROFILES, REPO, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
+from mintkit.core.params import ParameterError
+from mintkit.batch.plans import (NOTEBOOKS, PRESETS, PROFILES, REPO, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
                     expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch, plan_run,
                     resolve_notebook, validate)
-from .reference import PAPERS  # noqa: F401 (re-exported)
+from mintkit.reference import PAPERS  # noqa: F401 (re-exported)
 
 RUN_FILES = ("status.json", "params.json", "executed.ipynb", "results.csv")  # what marks a runner-owned folder
 

@@ -60,7 +60,7 @@ def git_info(cwd: str | Path | None = None) -> dict:
 
 def environment(device: torch.device | str | None = None) -> dict:
     """Versions and device facts that shape a result."""
-    from . import __version__
+    from mintkit import __version__
     dev = torch.device(device) if device is not None else None
     info = {"mintkit": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
             "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -103,7 +103,7 @@ class Run:
     def add_metrics(self, metrics: dict, audited: dict | None = None, metric_names: Iterable[str] | None = None,
                     **keys: str) -> None:
         """Rows for a membership result plus the audited model's accuracies (audited_accuracy, ...)."""
-        from .metrics import METRICS
+        from mintkit.core.metrics import METRICS
         for m in metric_names or METRICS:
             if m in metrics:
                 self.rows.append(self._row(m, metrics[m], keys))

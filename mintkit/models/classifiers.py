@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .train import autocast
+from mintkit.core.train import autocast
 
 
 class Standardize(nn.Module):

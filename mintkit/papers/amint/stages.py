@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import params as _params
-from .amint_model import MintPlus, build_mplus, mint_scores, train_mplus
-from .data import TEST, Pool, load_pool
-from .splits import Split, build_split
+from mintkit.core import params as _params
+from mintkit.papers.amint.mplus import MintPlus, build_mplus, mint_scores, train_mplus
+from mintkit.core.data import TEST, Pool, load_pool
+from mintkit.core.splits import Split, build_split
 
 PAPER = "amint"
 PROTOCOLS = ("paper", "heldout")
 
 PARAMS = _params.schema({
-    "dataset": (str, "digits", "dataset name (mintkit.data.DATASETS); imagefolder:<path> for CASIA-WebFace"),
+    "dataset": (str, "digits", "dataset name (mintkit.core.data.DATASETS); imagefolder:<path> for CASIA-WebFace"),
     "image_size": (int, 0, "resize images to this side (0 = native; the notebooks used 64 for GTSRB/Tiny/CASIA)"),
     "arch": (str, "smallcnn", "audited architecture: mobilenet resnet50 resnet101 densenet121 xception vit smallcnn"),
     "setup": (str, "entry", "where the two AAD maps are taken: entry, middle, output (models.AMINT_TAPS)"),
@@ -71,8 +71,8 @@ def protocols(P: dict) -> tuple[str, ...]:
 
 def setup(P: dict, run_dir: str | None = None):
     """Seed, pick the device, load the pool (on the device) and open the run folder: (run, pool, device)."""
-    from .records import Run
-    from .train import pick_device, seed_everything
+    from mintkit.core.records import Run
+    from mintkit.core.train import pick_device, seed_everything
     protocols(P)
     seed_everything(P["seed"])
     device = pick_device(P["device"])
@@ -181,8 +181,8 @@ def _train_kw(P: dict, epochs: int) -> dict:
 def active_mint(pool: Pool, split: Split, P: dict, device: torch.device, max_steps: int | None = None
                 ) -> tuple[MintPlus, dict]:
     """Build M+ from a fresh zoo model and train task + MINT jointly (paper protocol of training)."""
-    from .models import build_model
-    from .train import seed_everything
+    from mintkit.models.zoo import build_model
+    from mintkit.core.train import seed_everything
     seed_everything(P["seed"])
     audited = build_model(P["arch"], pool.num_classes, pool.in_channels, pool.image_size)
     model = build_mplus(audited.to(device), P["setup"], pool.image_size, pool.in_channels, **_head_kw(P))
@@ -195,8 +195,8 @@ def passive_mint(pool: Pool, split: Split, P: dict, device: torch.device, max_st
                  ) -> tuple[MintPlus, dict]:
     """The same arch trained alone on D (pipeline.train_audited, cached), then the same head family
     trained on its two frozen maps (D MINT members vs E): the passive MINT of the paper's Tab. 2."""
-    from .pipeline import train_audited
-    from .train import TrainConfig, seed_everything
+    from mintkit.core.stages import train_audited
+    from mintkit.core.train import TrainConfig, seed_everything
     cfg = TrainConfig(epochs=P["audited_epochs"], batch_size=P["batch_size"], lr=P["lr"],
                       weight_decay=P["weight_decay"])
     audited, info = train_audited(pool, split, P["arch"], cfg, device, P["seed"], cache_dir=P["cache_dir"] or None,
@@ -223,8 +223,8 @@ def evaluate(model: MintPlus, pool: Pool, split: Split, device: torch.device, n_
     """MINT metrics on the evaluation sets (threshold 0.5; calibrated on the validation slice of the
     MINT-training data), the audited model's accuracies ("Aud" = test/eval non-members), the
     loss-threshold baseline on the same audited weights, and the per-sample scores."""
-    from .metrics import membership_metrics
-    from .pipeline import audited_accuracy, loss_baseline
+    from mintkit.core.metrics import membership_metrics
+    from mintkit.core.stages import audited_accuracy, loss_baseline
     t0 = time.perf_counter()
     sets = training_sets(split)
     s = np.r_[mint_scores(model, pool, split["eval_members"], device),
@@ -242,7 +242,7 @@ def evaluate(model: MintPlus, pool: Pool, split: Split, device: torch.device, n_
 
 def record(run, P: dict, protocol: str, condition: str, ev: dict, seconds: dict[str, float]) -> None:
     """Rows of one (protocol, condition) result: Tables 1-3 keys, the audited accuracies, Yeom et al."""
-    from .reference import label_dataset, label_model
+    from mintkit.reference import label_dataset, label_model
     keys = dict(dataset=label_dataset(P["dataset"]), model=label_model(P["arch"]), protocol=protocol)
     st = SETUP_LABELS[P["setup"]]
     tables = ("Table 1", "Table 2", "Table 3") if condition == "Active" else ("Table 2", "Table 3")
@@ -280,7 +280,7 @@ def summary(results: dict) -> pd.DataFrame:
 def plot_curves(histories: dict, out_dir: str | Path | None = None):
     """Training curves of both tasks per (protocol, condition): train losses, validation accuracies."""
     import matplotlib.pyplot as plt
-    from .plots import save_figure, use_style
+    from mintkit.core.plots import save_figure, use_style
     use_style()
     fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
     for (protocol, cond), h in histories.items():
@@ -307,7 +307,7 @@ def plot_curves(histories: dict, out_dir: str | Path | None = None):
 def plot_scores(results: dict, out_dir: str | Path | None = None):
     """Score histograms (MINT, each result) and log-log ROC (MINT active/passive + loss attack)."""
     import matplotlib.pyplot as plt
-    from .plots import roc_loglog, save_figure, score_histogram, use_style
+    from mintkit.core.plots import roc_loglog, save_figure, score_histogram, use_style
     use_style()
     prots = list(dict.fromkeys(p for p, _ in results))
     n = len(results)
@@ -338,8 +338,8 @@ def paper_tables(run_rows: pd.DataFrame, P: dict, protocol: str = "paper") -> di
     Published rows of the run's dataset; a dataset the paper does not have (digits) is placed
     beside the MNIST rows, and each table's title (``.attrs["title"]``) says so.
     """
-    from .plots import published_vs_reproduced
-    from .reference import label_dataset, published
+    from mintkit.core.plots import published_vs_reproduced
+    from mintkit.reference import label_dataset, published
     pub = published(PAPER)
     ds = label_dataset(P["dataset"])
     ref = ds if (pub["dataset"] == ds).any() else "MNIST"
@@ -370,7 +370,7 @@ def label_protocol(protocol: str) -> str:
 def save_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
     """Each table as a figure (png + pdf) and as CSV."""
     import matplotlib.pyplot as plt
-    from .plots import plot_table, save_figure, use_style
+    from mintkit.core.plots import plot_table, save_figure, use_style
     use_style()
     for name, t in tables.items():
         slug = name.lower().replace(" ", "")
@@ -385,7 +385,7 @@ def save_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
 # ------------------------------------------------------------------------- notebook helpers
 def describe_mplus(pool: Pool, P: dict) -> pd.DataFrame:
     """The two taps of the setup, their shapes, and the MINT head's layers and parameter count."""
-    from .models import build_model
+    from mintkit.models.zoo import build_model
     audited = build_model(P["arch"], pool.num_classes, pool.in_channels, pool.image_size)
     m = build_mplus(audited, P["setup"], pool.image_size, pool.in_channels, **_head_kw(P))
     n_head = sum(p.numel() for p in m.mint.parameters())

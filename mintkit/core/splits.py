@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST, Pool
+from mintkit.core.data import TEST, Pool
 
 SETS = ("members", "external", "mint_train_members", "eval_members", "eval_nonmembers")
 OVERLAPS = ("none", "paper")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .convnets import downsample_plan
+from mintkit.models.convnets import downsample_plan
 
 IRESNET_LAYERS = {"iresnet18": (2, 2, 2, 2), "iresnet50": (3, 4, 14, 3), "iresnet100": (3, 13, 30, 3)}
 EMBEDDING_SIZE = 512
@@ -251,7 +251,7 @@ def load_insightface_backbone(path, model: FaceModel | None = None, *, num_class
             fc_in = sd["fc.weight"].shape[1] // 512
             side = int(round(math.sqrt(fc_in)))
             image_size = 112 if side == 7 else side * 16
-        from .models import build_model  # build_model records model.config
+        from mintkit.models.zoo import build_model  # build_model records model.config
         model = build_model(arch, num_classes, int(sd["conv1.weight"].shape[1]), image_size,
                             head=head, **head_kw)
     own = model.backbone.state_dict()

@@ -3,7 +3,7 @@
 Stages, one notebook cell each: ``setup`` (run folder, device, pool) -> ``make_split`` (D and E are
 the two halves of the pool; 80% of each trains the MINT model, 20% evaluates it) -> ``audited``
 (trained once, cached, with the Adam state of the gMINT layers kept) -> ``modifiers`` (one batched
-pass gives every setup × rule × reduction, ``mintkit.modifiers``) -> ``grid`` (a MINT MLP per setup ×
+pass gives every setup × rule × reduction, ``mintkit.papers.gmint.modifiers``) -> ``grid`` (a MINT MLP per setup ×
 reduction × data fraction) -> ``compare_rules`` / ``table3`` (activation MINT and the loss baseline on
 the same audited model) -> the paper's tables beside the published numbers, figures.
 
@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import params as _params
-from .data import Pool, load_pool
-from .modifiers import REDUCTIONS, RULES, Modifiers, Optimiser, adam_state_of, weight_modifiers
-from .splits import Split, build_split
+from mintkit.core import params as _params
+from mintkit.core.data import Pool, load_pool
+from mintkit.papers.gmint.modifiers import REDUCTIONS, RULES, Modifiers, Optimiser, adam_state_of, weight_modifiers
+from mintkit.core.splits import Split, build_split
 
 PAPER = "gmint"
 SETUPS = ("entry", "middle", "output", "combined")
@@ -47,7 +47,7 @@ SELECTIONS = ("val", "paper", "last")
 MLP = dict(hidden=(128, 128, 64), batchnorm=False, dropout=0.0)  # the paper's FC 128-128-64-1
 
 PARAMS = _params.schema({
-    "dataset": (str, "digits", "dataset name (mintkit.data.DATASETS): mnist, cifar10, gtsrb, tinyimagenet, ..."),
+    "dataset": (str, "digits", "dataset name (mintkit.core.data.DATASETS): mnist, cifar10, gtsrb, tinyimagenet, ..."),
     "image_size": (int, 0, "resize images to this side (0 = native; 64 for GTSRB as in the aMINT code)"),
     "arch": (str, "smallcnn", "audited architecture: mobilenet resnet50 resnet101 densenet121 xception vit smallcnn"),
     "setup": (str, "all", "entry, middle, output, combined, or all (one gradient pass serves all four)"),
@@ -115,8 +115,8 @@ def condition(reduction: str, f: float) -> str:
 
 def setup(P: dict, run_dir: str | None = None):
     """Seed, pick the device, load the pool (on the device), open the run folder: (run, pool, device)."""
-    from .records import Run
-    from .train import pick_device, seed_everything
+    from mintkit.core.records import Run
+    from mintkit.core.train import pick_device, seed_everything
     S = settings(P)
     seed_everything(P["seed"])
     device = pick_device(P["device"])
@@ -146,10 +146,10 @@ def make_split(pool: Pool, P: dict, run=None) -> Split:
 
 def audited(pool: Pool, split: Split, P: dict, device: torch.device, progress: bool = True):
     """The audited model (cached) and info; info['adam_state'] = {layer: Adam state} when it was kept."""
-    from .checkpoints import load_checkpoint
-    from .models import GMINT_LAYERS
-    from .pipeline import audited_accuracy, train_audited
-    from .train import TrainConfig
+    from mintkit.core.checkpoints import load_checkpoint
+    from mintkit.models.zoo import GMINT_LAYERS
+    from mintkit.core.stages import audited_accuracy, train_audited
+    from mintkit.core.train import TrainConfig
     layers = layer_names(P["arch"])
     params_of = [f"{n}.weight" for n in layers.values()]
     cfg = TrainConfig(epochs=P["audited_epochs"], batch_size=P["batch_size"], lr=P["lr"],
@@ -172,7 +172,7 @@ def audited(pool: Pool, split: Split, P: dict, device: torch.device, progress: b
 
 def layer_names(arch: str) -> dict[str, str]:
     """{entry, middle, output: dotted layer name} of models.GMINT_LAYERS."""
-    from .models import GMINT_LAYERS
+    from mintkit.models.zoo import GMINT_LAYERS
     if arch not in GMINT_LAYERS:
         raise _params.ParameterError(f"arch={arch!r} has no gMINT layers; valid: {', '.join(GMINT_LAYERS)}")
     return {s: GMINT_LAYERS[arch][s] for s in ("entry", "middle", "output")}
@@ -233,8 +233,8 @@ def fit_eval(get, sets: dict[str, np.ndarray], P: dict, device: torch.device, se
     Selection per P['selection'] (module docstring); the calibrated threshold comes from the validation
     slice (selection='val') or the training data, never from evaluation data.
     """
-    from .metrics import membership_metrics
-    from .mint_models import VanillaMLP, fit_mint, score
+    from mintkit.core.metrics import membership_metrics
+    from mintkit.models.classifiers import VanillaMLP, fit_mint, score
     seed = P["seed"] if seed is None else seed
     t0 = time.perf_counter()
     pos, neg = sets["mint_train_members"], sets["external"]
@@ -262,7 +262,7 @@ def fit_eval(get, sets: dict[str, np.ndarray], P: dict, device: torch.device, se
 
 
 def _labels(P: dict) -> dict:
-    from .reference import label_dataset, label_model
+    from mintkit.reference import label_dataset, label_model
     return {"dataset": label_dataset(P["dataset"]), "model": label_model(P["arch"])}
 
 
@@ -322,7 +322,7 @@ def table3(model, pool: Pool, split: Split, P: dict, info: dict, cells: dict, de
            run=None) -> tuple[pd.DataFrame, dict]:
     """gMINT (Combined, MEAN, smallest fraction) vs activation MINT (entry/middle/output taps, per-channel
     max, same MLP, D100) vs the loss-threshold baseline, on the same audited model and split."""
-    from .pipeline import loss_baseline, set_features
+    from mintkit.core.stages import loss_baseline, set_features
     S = settings(P)
     lab = _labels(P)
     taps = ["entry", "middle", "output"]
@@ -366,7 +366,7 @@ def paper_layout(df: pd.DataFrame, reductions: tuple[str, ...] | None = None) ->
 def published_layout(P: dict, table: str = "Table 2") -> tuple[pd.DataFrame, str]:
     """The published block for this dataset and model (Tab. 1: MNIST, by reduction; Tab. 2: MEAN, all datasets)
     in % — or, when the paper has no such setting, the MNIST block of every model, as context."""
-    from .reference import published
+    from mintkit.reference import published
     pub = published("gmint")
     pub = pub[(pub["table"] == table) & (pub["metric"] == "mint_accuracy")].copy()
     lab = _labels(P)
@@ -383,7 +383,7 @@ def published_layout(P: dict, table: str = "Table 2") -> tuple[pd.DataFrame, str
 def figure_tables(df: pd.DataFrame, P: dict, run) -> "object":
     """Reproduced Tables 1-2 beside the published block, as one figure (saved as tables.png/pdf)."""
     import matplotlib.pyplot as plt
-    from .plots import plot_table, save_figure
+    from mintkit.core.plots import plot_table, save_figure
     ours = paper_layout(df)
     pub, note = published_layout(P, "Table 1" if P["dataset"] in ("mnist", "mnist-test") else "Table 2")
     fig, axes = plt.subplots(2, 1, figsize=(7.0, 1.2 + 0.22 * (len(ours) + len(pub))),
@@ -400,7 +400,7 @@ def figure_tables(df: pd.DataFrame, P: dict, run) -> "object":
 def figure_fractions(df: pd.DataFrame, P: dict, run):
     """Accuracy vs data fraction, one panel per reduction, one line per setup."""
     import matplotlib.pyplot as plt
-    from .plots import save_figure
+    from mintkit.core.plots import save_figure
     reds = list(dict.fromkeys(df["reduction"]))
     fig, axes = plt.subplots(1, len(reds), figsize=(2.4 * len(reds), 2.2), sharey=True, squeeze=False)
     for ax, red in zip(axes[0], reds):
@@ -419,7 +419,7 @@ def figure_fractions(df: pd.DataFrame, P: dict, run):
 def figure_roc(curves: dict[str, dict], run):
     """Log-log ROC of several methods (each {'scores', 'labels'})."""
     import matplotlib.pyplot as plt
-    from .plots import roc_loglog, save_figure
+    from mintkit.core.plots import roc_loglog, save_figure
     fig, ax = plt.subplots(figsize=(3.4, 3.0))
     for name, r in curves.items():
         roc_loglog(ax, r["scores"], r["labels"], label=name, mark_fprs=(0.01,))
@@ -429,7 +429,7 @@ def figure_roc(curves: dict[str, dict], run):
 
 def figure_rules(rules: pd.DataFrame, run):
     import matplotlib.pyplot as plt
-    from .plots import save_figure
+    from mintkit.core.plots import save_figure
     fig, ax = plt.subplots(figsize=(3.2, 2.2))
     ax.bar(rules["rule"], 100 * rules["accuracy"])
     ax.axhline(50, ls="--", lw=0.8, color="0.5")

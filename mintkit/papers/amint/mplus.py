@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import Pool, iterate_batches
-from .train import autocast
+from mintkit.core.data import Pool, iterate_batches
+from mintkit.core.train import autocast
 
 POOLINGS = ("max", "mean")
 MODES = ("active", "passive")
@@ -99,7 +99,7 @@ class MintPlus(nn.Module):
     def __init__(self, audited: nn.Module, setup: str, image_size: int, in_channels: int, width: int = 256,
                  n_convs: int = 1, hidden: int = 0, dropout: float = 0.4, pool: str = "max") -> None:
         super().__init__()
-        from .models import AMINT_TAPS, get_module
+        from mintkit.models.zoo import AMINT_TAPS, get_module
         arch = getattr(audited, "arch", None)
         if arch not in AMINT_TAPS:
             raise ValueError(f"no aMINT taps for arch {arch!r}; valid: {', '.join(AMINT_TAPS)}")

@@ -1,6 +1,6 @@
 """MINT paper: tidy result rows, the paper-shaped tables and the figures of `notebooks/mint.ipynb`.
 
-Reads what the stages of `mintkit.mint` return; writes nothing but rows, scores and figures.
+Reads what the stages of `mintkit.papers.mint` return; writes nothing but rows, scores and figures.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .mint import LAYERS, LOSS_FEATURE, MIA_FEATURE, PAPER, as_list, condition, keys
-from .records import KEY_COLUMNS
+from mintkit.papers.mint.stages import LAYERS, LOSS_FEATURE, MIA_FEATURE, PAPER, as_list, condition, keys
+from mintkit.core.records import KEY_COLUMNS
 
 
 def record(run, P: dict, results: dict, sweep: dict, control: dict, loss: dict | None, audited: dict,
@@ -100,7 +100,7 @@ def sweep_table(results: dict, sweep: dict) -> pd.DataFrame:
 def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "mint_accuracy") -> dict[str, pd.DataFrame]:
     """Tables 1/2, 4 and 6 in the paper's layout from the run's rows: auditable data down, the run's
     (dataset, model) across; domain-control rows kept beside the real ones."""
-    from .plots import results_table
+    from mintkit.core.plots import results_table
     df = pd.DataFrame(rows)
     df = df[df["metric"] == metric]
     out = {}
@@ -117,8 +117,8 @@ def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "mint_accuracy")
 def compare_published(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """The run's rows joined with the published MINT numbers on the key columns (empty when the run is not a
     paper setting, e.g. the digits default)."""
-    from .plots import published_vs_reproduced
-    from .reference import published
+    from mintkit.core.plots import published_vs_reproduced
+    from mintkit.reference import published
     rep = pd.DataFrame(rows)
     rep = rep.assign(value=pd.to_numeric(rep["value"], errors="coerce"))
     return published_vs_reproduced(rep, published(PAPER), keys=list(KEY_COLUMNS), how="inner")
@@ -137,7 +137,7 @@ def _fig5_curves(results: dict, control: dict, P: dict) -> list[tuple[str, dict]
 def plot_roc(results: dict, control: dict, P: dict, loss: dict | None = None, out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR."""
     import matplotlib.pyplot as plt
-    from .plots import roc_linear, roc_loglog, save_figure, use_style
+    from mintkit.core.plots import roc_linear, roc_loglog, save_figure, use_style
     use_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     curves = _fig5_curves(results, control, P)
@@ -161,7 +161,7 @@ def plot_roc(results: dict, control: dict, P: dict, loss: dict | None = None, ou
 def plot_scores(results: dict, control: dict, out_dir: str | Path | None = None, P: dict | None = None):
     """Member / non-member score distributions of the best Vanilla, the CNN Conv #1 and the controls."""
     import matplotlib.pyplot as plt
-    from .plots import save_figure, score_histogram, use_style
+    from mintkit.core.plots import save_figure, score_histogram, use_style
     use_style()
     pick = []
     mlp = [r for (f, _), r in results.items() if f == "mlp"]
@@ -184,7 +184,7 @@ def plot_scores(results: dict, control: dict, out_dir: str | Path | None = None,
 def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
     """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure)."""
     import matplotlib.pyplot as plt
-    from .plots import save_figure, use_style
+    from mintkit.core.plots import save_figure, use_style
     use_style()
     fig, ax = plt.subplots(figsize=(4.2, 3))
     for model, t in table.reset_index().groupby("model", sort=False):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Pool, iterate_batches
+from mintkit.core.data import Pool, iterate_batches
 
 OPTIMIZERS = ("adam", "sgd")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 COMMON: dict[str, tuple[type, Any, str]] = {
-    "dataset": (str, "digits", "dataset name (mintkit.data.DATASETS)"),
+    "dataset": (str, "digits", "dataset name (mintkit.core.data.DATASETS)"),
     "data_root": (str, "data", "folder with downloaded datasets"),
-    "arch": (str, "smallcnn", "audited architecture (mintkit.models.ARCHS)"),
+    "arch": (str, "smallcnn", "audited architecture (mintkit.models.zoo.ARCHS)"),
     "setup": (str, "entry", "tap setup: entry, middle, output (aMINT/gMINT), combined (gMINT)"),
     "seed": (int, 0, "seed of split, training and MINT model"),
     "device": (str, "auto", "'auto' picks CUDA when present"),

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .records import atomic_write_bytes
+from mintkit.core.records import atomic_write_bytes
 
 
 class CheckpointError(RuntimeError):
@@ -55,7 +55,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path, build: Callable[..., nn.Module] | None = None, **overrides) -> nn.Module:
     """Rebuild a zoo model from a checkpoint's config (or `build(**config)`) and load its weights strictly."""
-    from .models import build_model
+    from mintkit.models.zoo import build_model
     ck = load_checkpoint(path)
     cfg = ck["config"].get("model", ck["config"]) | overrides
     if not cfg and build is None:
@@ -70,7 +70,7 @@ def load_model(path: str | Path, build: Callable[..., nn.Module] | None = None, 
 
 def cache_key(parts: dict) -> str:
     """Hash of everything that shapes a trained model (plus the mintkit version)."""
-    from . import __version__
+    from mintkit import __version__
     blob = json.dumps(parts | {"mintkit_version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .reference import PAPERS, published
+from mintkit.reference import PAPERS, published
 
 KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
@@ -92,7 +92,7 @@ def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
-    from .records import read_results
+    from mintkit.core.records import read_results
     root = Path(root)
     runs, frames = [], []
     folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
@@ -179,14 +179,14 @@ def layout(label: str, table: str, rows: pd.DataFrame) -> tuple[list[str], list[
 
 def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
     """Every published cell (non-audited metrics) with reproduced mean/sd/n/difference and audited accuracies."""
-    from .plots import published_vs_reproduced
+    from mintkit.core.plots import published_vs_reproduced
     main = pub[~pub["metric"].isin(AUDITED)]
     out = published_vs_reproduced(rep, main, KEYS, how="left")
     for m in AUDITED:
         pa = pub[pub["metric"] == m][CELL + ["value"]].rename(columns={"value": f"{m}_published"})
         ra = rep[rep["metric"] == m]
         if len(ra):
-            from .metrics import summarize_seeds
+            from mintkit.core.metrics import summarize_seeds
             ra = summarize_seeds(ra[CELL + ["seed", "value"]], CELL).rename(
                 columns={"mean": f"{m}_reproduced", "sd": f"{m}_sd"}).drop(columns="n")
         else:
@@ -197,7 +197,7 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
 
 
 def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
-    from .plots import results_table
+    from mintkit.core.plots import results_table
     rows = comp.assign(_text=[text(r) for r in comp.itertuples(index=False)])
     return results_table(rows, index, columns, value="_text", fmt="{}", na_rep="")
 
@@ -241,7 +241,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
 def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str) -> list[Path]:
     """The table as a figure: colour = reproduced − published, text = published / reproduced (or 'no run')."""
     import matplotlib.pyplot as plt
-    from .plots import results_table, save_figure
+    from mintkit.core.plots import results_table, save_figure
     num = lambda v: results_table(comp, index, columns, value=v, fmt=None)  # noqa: E731
     pub, rep, diff = num("published"), num("reproduced"), num("difference")
     nr, nc = pub.shape
@@ -267,8 +267,8 @@ def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: 
 
 def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str) -> tuple[list[Path], int]:
     """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns."""
-    from .metrics import summarize_seeds
-    from .plots import results_table
+    from mintkit.core.metrics import summarize_seeds
+    from mintkit.core.plots import results_table
     if not len(rows):
         return [], 0
     published_cells = set(map(tuple, pub[CELL].to_numpy()))
@@ -313,8 +313,8 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     """Write the report under `out` (its <paper>/ folders are rewritten) and return the files written."""
     import matplotlib
     matplotlib.use("Agg")
-    from .params import ParameterError
-    from .plots import use_style
+    from mintkit.core.params import ParameterError
+    from mintkit.core.plots import use_style
     papers = list(papers or PAPERS)
     bad = [p for p in papers if p not in PAPERS]
     if bad:

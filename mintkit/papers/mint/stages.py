@@ -47,11 +47,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import params as _params
-from . import pipeline as pl
-from .data import TRAIN, Pool, _resize, load_pool
-from .reference import label_dataset, label_model
-from .splits import Split, SplitError, build_split
+from mintkit.core import params as _params
+from mintkit.core import stages as pl
+from mintkit.core.data import TRAIN, Pool, _resize, load_pool
+from mintkit.reference import label_dataset, label_model
+from mintkit.core.splits import Split, SplitError, build_split
 
 PAPER = "mint"
 LAYERS = ("stage1", "stage2", "stage3", "stage4")
@@ -154,8 +154,8 @@ def setup(P: dict):
     Sets torch's CPU threads to P['threads'] (when > 0): the default models and every MINT model are so small
     that a second thread costs more in synchronisation than it saves (5-8x slower on a busy 2-core machine).
     """
-    from .records import Run
-    from .train import pick_device, seed_everything
+    from mintkit.core.records import Run
+    from mintkit.core.train import pick_device, seed_everything
     check(P)
     if P["threads"] > 0:
         torch.set_num_threads(P["threads"])
@@ -260,8 +260,8 @@ def load_audited(path: str | Path, pool: Pool | None = None, head: str = "softma
     """A user's model from `path` (always ``torch.load(weights_only=True)``): a mintkit checkpoint
     (config inside), or an InsightFace ``arcface_torch`` backbone (r18/r50/r100, read off the keys) wrapped
     in a FaceModel with a fresh `head` over the pool's identities (the head is never used by MINT)."""
-    from .checkpoints import load_checkpoint, load_model
-    from .models import load_insightface_backbone
+    from mintkit.core.checkpoints import load_checkpoint, load_model
+    from mintkit.models.zoo import load_insightface_backbone
     sd = load_checkpoint(path)["state_dict"]
     if is_insightface_state(sd):
         n = pool.num_classes if pool is not None else 2
@@ -277,7 +277,7 @@ def is_face(model: nn.Module) -> bool:
 def audited_model(pool: Pool, split: Split, P: dict, device: torch.device, progress: bool = False
                   ) -> tuple[nn.Module, dict]:
     """(model in eval mode, info): P['checkpoint'] loaded, else trained on members (cached by key)."""
-    from .train import TrainConfig
+    from mintkit.core.train import TrainConfig
     if P["checkpoint"]:
         model = load_audited(P["checkpoint"], pool, P["head"]).to(device).eval()
         return model, {"source": P["checkpoint"], "cache_hit": False, "seconds": 0.0}
@@ -293,7 +293,7 @@ def identification_accuracy(model: nn.Module, pool: Pool, idx: np.ndarray, devic
                             max_n: int = 4000, seed: int = 0) -> float:
     """Leave-one-out 1-NN identity accuracy (cosine of embeddings) over pool[idx] (at most `max_n` samples;
     only samples whose identity has another sample count). NaN when no identity has two samples."""
-    from .extract import extract
+    from mintkit.core.extract import extract
     idx = np.random.default_rng(seed).permutation(np.asarray(idx))[:max_n]
     g = pool.group.cpu().numpy()[idx]
     keep = np.isin(g, np.unique(g)[np.unique(g, return_counts=True)[1] > 1])
@@ -335,8 +335,8 @@ def control_model(pool: Pool, split: Split, P: dict, device: torch.device, progr
     other-data: trained like the audited model on main-pool samples outside every set (whole identities when
     identity_disjoint), or loaded from `control_checkpoint`; untrained: the same initialisation, no training.
     """
-    from .models import build_model
-    from .train import TrainConfig, seed_everything
+    from mintkit.models.zoo import build_model
+    from mintkit.core.train import TrainConfig, seed_everything
     how = P["control"]
     if how == "none":
         return None, {"control": "none"}

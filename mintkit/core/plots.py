@@ -1,7 +1,7 @@
 """Figures and tables in the papers' conventions.
 
 * :func:`use_style` applies ``mintkit/paper.mplstyle`` (TrueType fonts, single-column sizes,
-  Okabe-Ito colours). On matplotlib >= 3.7 ``plt.style.use("mintkit.paper")`` does the same.
+  Okabe-Ito colours). On matplotlib >= 3.7 ``plt.style.use("mintkit.core.paper")`` does the same.
 * :func:`roc_loglog` is the MIA figure of record (log-log ROC with TPR at 0.1% and 1% FPR);
   :func:`roc_linear` is the MINT paper's linear ROC; :func:`score_histogram` shows the
   member / non-member score distributions.
@@ -11,7 +11,7 @@
   gives the same bytes.
 
 Plotting functions draw on an ``ax`` you pass and return it; they never create, show or
-close figures. Scores follow :mod:`mintkit.metrics` (higher = member, labels 1 = member).
+close figures. Scores follow :mod:`mintkit.core.metrics` (higher = member, labels 1 = member).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mintkit import metrics as _m
+from mintkit.core import metrics as _m
 
 __all__ = [
     "STYLE_NAME",
@@ -37,13 +37,13 @@ __all__ = [
     "save_figure",
 ]
 
-STYLE_NAME = "mintkit.paper"
+STYLE_NAME = "mintkit.core.paper"
 
 
 # --------------------------------------------------------------------------- style
 def style_path() -> Path:
     """Path of the packaged ``paper.mplstyle``."""
-    return Path(str(resources.files("mintkit").joinpath("paper.mplstyle")))
+    return Path(str(resources.files("mintkit").joinpath("core/paper.mplstyle")))
 
 
 def use_style() -> None:
@@ -164,7 +164,7 @@ def results_table(rows: pd.DataFrame, index, columns, value: str = "value",
     ``index`` / ``columns`` are column names (or lists of names); row and column order follow
     first appearance in ``rows`` (the paper's order when rows come from ``paper_tables``).
     Each (index, columns) cell must appear once: summarise seeds first
-    (:func:`mintkit.metrics.summarize_seeds`, then ``value="mean", sd="sd"``).
+    (:func:`mintkit.core.metrics.summarize_seeds`, then ``value="mean", sd="sd"``).
     With ``fmt`` the cells are strings (``fmt.format(v)``, ``"v ± sd"`` when ``sd`` names a
     column, ``na_rep`` for missing cells); with ``fmt=None`` the numeric pivot is returned.
     """
@@ -178,7 +178,7 @@ def results_table(rows: pd.DataFrame, index, columns, value: str = "value",
         example = rows.loc[dup, idx + col].iloc[0].to_dict()
         raise ValueError(
             f"results_table: {int(dup.sum())} duplicate cell(s), e.g. {example}; "
-            "summarise seeds first (mintkit.metrics.summarize_seeds)"
+            "summarise seeds first (mintkit.core.metrics.summarize_seeds)"
         )
     data = rows.copy()
     for c in idx + col:  # empty keys stay visible as "" instead of vanishing in the pivot
