@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import nbformat
+
 from mintkit.core.params import ParameterError, check, coerce
 from mintkit.reference import PAPERS
 
@@ -63,6 +65,31 @@ def parameters_cell(path: Path) -> dict[str, tuple[Any, str]]:
             comment = lines[node.lineno - 1].partition("#")[2].strip()
             out[node.targets[0].id] = (value, comment)
     return out
+
+
+def parameters_cell_source(path: Path) -> str:
+    """The source of the notebook's ``parameters`` cell (error when there is none)."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return cell.source
+    raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
+
+
+def write_parameters_cell(path: Path, source: str) -> bool:
+    """Rewrite the notebook's ``parameters`` cell with `source` (generated from the paper's Params).
+
+    Returns whether the file changed; everything else in the notebook is kept byte for byte.
+    """
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            if cell.source == source:
+                return False
+            cell.source = source
+            nbformat.write(nb, str(path))
+            return True
+    raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
 
 
 def schema_for(paper: str, path: Path) -> dict[str, tuple[type, Any, str]]:

@@ -1,0 +1,56 @@
+"""The skeleton every paper's notebook shares: one `setup`, one thread policy, one `Context`.
+
+A notebook reads
+
+    P = paper.Params.from_notebook(globals())   # typed, checked (mintkit.core.params)
+    ctx = paper.setup(P)                         # seed, device, threads, pool on the device, run folder
+
+and passes ``(ctx, ..., P)`` to its stage functions: the context first, the parameters last. A paper
+whose data is more than one registry dataset (MINT's external trees) passes its own ``pool``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mintkit.core.data import Pool, load_pool
+from mintkit.core.params import Params
+from mintkit.core.records import Run
+from mintkit.core.train import pick_device, seed_everything
+
+
+@dataclass
+class Context:
+    """What every stage needs besides the parameters: the run folder, the data pool and the device."""
+
+    run: Run
+    pool: Pool
+    device: torch.device
+
+    def __iter__(self):  # ``run, pool, device = ctx`` for cells that want the three names
+        return iter((self.run, self.pool, self.device))
+
+
+def apply_threads(threads: int, device: torch.device) -> None:
+    """The one thread policy: on CPU, ``threads > 0`` sets torch's intra-op threads.
+
+    The default models and every MINT model are so small that a second thread costs more in
+    synchronisation than it saves on a busy 2-core machine; 0 leaves torch's default.
+    """
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0) -> Context:
+    """Seed, device, threads, the pool on the device (``P.dataset`` unless given) and the run folder.
+
+    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once.
+    """
+    seed_everything(P.seed)
+    device = pick_device(P.device)
+    apply_threads(P.threads, device)
+    if pool is None:
+        pool = load_pool(P.dataset, P.data_root, image_size=image_size or None)
+    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol)
+    return Context(run, pool.to(device), device)
