@@ -241,19 +241,6 @@ def test_loss_threshold_attack_separable():
     assert r["threshold"] == pytest.approx(-0.42)
 
 
-def test_per_sample_loss():
-    import torch
-    import torch.nn.functional as F
-
-    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0]], dtype=torch.float16)
-    labels = torch.tensor([0, 0])
-    loss = M.per_sample_loss(logits, labels)
-    assert loss.dtype == torch.float32 and loss.shape == (2,)
-    ref = F.cross_entropy(logits.float(), labels, reduction="none")
-    torch.testing.assert_close(loss, ref)
-    assert float(loss[0]) == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-3)
-
-
 # --------------------------------------------------------------------------- seeds
 def test_summarize_seeds():
     df = pd.DataFrame({

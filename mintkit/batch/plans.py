@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
 import itertools
 import json
 import re
@@ -16,14 +17,46 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import nbformat
+import yaml
 
-from mintkit.core.params import ParameterError, check, coerce
+from mintkit.core.params import ParameterError, Params, Spec, coerce, fields_of
 from mintkit.reference import PAPERS
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 PRESETS = NOTEBOOKS / "params"
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "mnist")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named selection of the paper presets: which presets, which grid points, what is set on top.
+
+    ``restrict`` keeps only the grid points whose values match (a preset whose fixed value does not match
+    is dropped); ``settings`` are set on every run (a list is a grid). ``standins`` name a dataset to use,
+    and say so, when the one a preset asks for is not in ``data_root`` (checked offline, at plan time).
+    """
+
+    name: str
+    presets: dict[str, tuple[str, ...]]
+    restrict: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    standins: dict[str, str] = field(default_factory=dict)
+    seeds: int = 1
+
+
+# Every MNIST cell of aMINT Tables 1-2 (table1.yaml: its Entry runs also give Table 2) and gMINT Tables 1-3
+# (a gMINT table1.yaml run computes every setup, reduction and fraction from one gradient pass and writes the
+# Table 2 (MEAN) and Table 3 rows of its model too, so table2/table3.yaml would only repeat it on MNIST).
+# aMINT on MNIST at the native 28x28: the paper's 7x7 Entry maps of ResNet50 imply it (docs/amint.md).
+MNIST_PROFILE = Profile(
+    "mnist",
+    presets={"amint": ("table1",), "gmint": ("table1",)},
+    restrict={"dataset": "mnist"},
+    settings={"amint": {"image_size": 0}},
+    standins={"mnist": "mnist-test"},
+    seeds=3,
+)
 RUNNER_KEYS = ("out_dir",)  # set by the runner, never by a preset; left out of the hash and of resume checks
 
 
@@ -45,25 +78,26 @@ def resolve_notebook(ref: str | Path, notebooks_dir: Path = NOTEBOOKS) -> tuple[
 
 
 def parameters_cell(path: Path) -> dict[str, tuple[Any, str]]:
-    """{name: (literal value, comment)} of the notebook's cell tagged `parameters` (error when there is none)."""
-    import nbformat
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            src = cell.source
-            break
-    else:
-        raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
+    """{name: (literal value, comment)} of the notebook's cell tagged `parameters` (error when there is none).
+
+    Reads both ``name = value  # help`` and the generated ``name: type = value  # help`` lines.
+    """
+    src = parameters_cell_source(path)
     lines = src.splitlines()
     out = {}
     for node in ast.parse(src).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                raise ParameterError(f"{path}: parameter {node.targets[0].id!r} is not a literal") from None
-            comment = lines[node.lineno - 1].partition("#")[2].strip()
-            out[node.targets[0].id] = (value, comment)
+            target, value_node = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value_node = node.target.id, node.value
+        else:
+            continue
+        try:
+            value = ast.literal_eval(value_node)
+        except ValueError:
+            raise ParameterError(f"{path}: parameter {target!r} is not a literal") from None
+        comment = lines[node.lineno - 1].partition("#")[2].strip()
+        out[target] = (value, comment)
     return out
 
 
@@ -92,34 +126,58 @@ def write_parameters_cell(path: Path, source: str) -> bool:
     raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
 
 
-def schema_for(paper: str, path: Path) -> dict[str, tuple[type, Any, str]]:
-    """The paper module's PARAMS (mintkit.<paper>) for the four papers; else a schema read off the parameters cell."""
-    if paper in PAPERS:
-        import importlib
+def params_class(paper: str) -> type[Params] | None:
+    """The paper's typed parameters (``mintkit.papers.<paper>.Params``); None for other notebooks."""
+    if paper not in PAPERS:
+        return None
+    module = importlib.import_module(f"mintkit.papers.{paper}")
+    return getattr(module, "Params", None)
+
+
+def schema_for(paper: str, path: Path) -> dict[str, Spec]:
+    """{name: Spec}: the paper's Params fields; for any other notebook, read off its parameters cell."""
+    cls = params_class(paper)
+    if cls is not None:
+        return fields_of(cls)
+    if paper in PAPERS:  # legacy dict schema, until the paper has its dataclass
         module = importlib.import_module(f"mintkit.papers.{paper}")
-        return dict(module.PARAMS)
-    return {k: (type(v), v, c) for k, (v, c) in parameters_cell(path).items()}
+        return {k: Spec(k, t, d, h, None) for k, (t, d, h) in module.PARAMS.items()}
+    return {k: Spec(k, type(v), v, c, None) for k, (v, c) in parameters_cell(path).items()}
 
 
 @dataclass
 class Notebook:
-    """A notebook, its schema and the defaults of its parameters cell (validated)."""
+    """A notebook, its parameters (typed when the paper has a Params class) and its cell's defaults (checked)."""
 
     paper: str
     path: Path
-    spec: dict
+    spec: dict[str, Spec]
     defaults: dict
+    params_cls: type[Params] | None = None
 
     @classmethod
     def load(cls, ref: str | Path, notebooks_dir: Path = NOTEBOOKS) -> "Notebook":
         paper, path = resolve_notebook(ref, notebooks_dir)
         spec = schema_for(paper, path)
+        pcls = params_class(paper)
+        nb = cls(paper, path, spec, {}, pcls)
         cell = {k: v for k, (v, _c) in parameters_cell(path).items()}
+        nb.defaults = nb.check(cell, f"{path} parameters cell")
+        return nb
+
+    def check(self, values: dict, where: str = "") -> dict:
+        """Effective parameters: unknown names, types, choices and the paper's cross-field rules checked."""
+        if self.params_cls is not None:
+            return self.params_cls.from_values(self.defaults | values, where).as_dict()
+        unknown = sorted(set(values) - set(self.spec))
+        prefix = f"{where}: " if where else ""
+        if unknown:
+            raise ParameterError(f"{prefix}unknown parameter(s) {unknown}; valid: {self.valid()}")
+        merged = {k: s.default for k, s in self.spec.items()} | self.defaults | values
         try:
-            defaults = check(cell, spec)
+            return {k: coerce(k, merged[k], s.type) for k, s in self.spec.items()}
         except ParameterError as e:
-            raise ParameterError(f"{path} parameters cell: {e}") from None
-        return cls(paper, path, spec, defaults)
+            raise ParameterError(f"{prefix}{e}") from None
 
     def valid(self) -> str:
         return ", ".join(sorted(self.spec))
@@ -128,10 +186,9 @@ class Notebook:
 # --------------------------------------------------------------------------- parameter values
 def parse_cli_value(name: str, text: str, spec: dict) -> Any:
     """A `-p NAME VALUE` string, typed as YAML would, then coerced to the schema type ("-p lr 1" -> 1.0)."""
-    import yaml
     if name not in spec:
         raise ParameterError(f"unknown parameter {name!r}; valid: {', '.join(sorted(spec))}")
-    typ = spec[name][0]
+    typ = spec[name].type
     if typ is str:
         return text
     if typ in (int, float):
@@ -148,18 +205,23 @@ def parse_cli_value(name: str, text: str, spec: dict) -> Any:
 
 def load_preset(path: str | Path) -> dict:
     """A preset YAML: a flat mapping of parameter names (an empty file is {})."""
-    import yaml
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"preset {str(path)!r} not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ParameterError(f"preset {where}: YAML syntax error: {problem}") from None
     if not isinstance(data, dict):
         raise ParameterError(f"preset {path}: expected 'name: value' pairs, got {type(data).__name__}")
     return data
 
 
 def _is_grid(name: str, value: Any, spec: dict) -> bool:
-    typ = spec[name][0] if name in spec else None
+    typ = spec[name].type if name in spec else None
     if typ in (list, tuple):  # a list-typed parameter is a grid only as a list of lists
         return isinstance(value, list) and bool(value) and all(isinstance(v, (list, tuple)) for v in value)
     return isinstance(value, list)
@@ -170,10 +232,7 @@ def validate(values: dict, nb: Notebook, where: str = "") -> dict:
     bad = [k for k in values if k in RUNNER_KEYS]
     if bad:
         raise ParameterError(f"{where or 'parameters'}: {bad} are set by the runner (use --out)")
-    try:
-        return check(nb.defaults | values, nb.spec)
-    except ParameterError as e:
-        raise ParameterError(f"{where + ': ' if where else ''}{e}") from None
+    return nb.check(values, where)
 
 
 def expand_grid(values: dict, nb: Notebook, where: str = "") -> list[tuple[dict, dict]]:
@@ -263,6 +322,8 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
         if profile == "quick":
             n = seeds or 1
             sources = [("quick", {"seed": list(range(n))} if n > 1 else {})]
+        elif profile == "mnist":
+            sources = profile_sources(MNIST_PROFILE, paper, params_dir, seeds, presets, extra, notes)
         else:
             files = sorted(Path(params_dir, paper).glob("*.yaml"))
             if presets:
@@ -281,3 +342,49 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
                 inject = {k: params[k] for k in values}
                 runs.append(RunSpec(paper, str(nb.path), preset, str(folder), params, inject, point))
     return runs, notes
+
+
+def dataset_available(name: str, data_root: str | Path) -> bool:
+    """Whether `name` can load offline from `data_root` (only the names a profile substitutes are known)."""
+    if name == "mnist":  # torchvision's layout: both splits' raw idx files
+        raw = Path(data_root) / "MNIST" / "raw"
+        return all((raw / f).exists() or (raw / f"{f}.gz").exists() for f in
+                   ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                    "t10k-labels-idx1-ubyte"))
+    return True
+
+
+def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int | None, presets: str | None,
+                    extra: dict, notes: list[str]) -> list[tuple[str, dict]]:
+    """[(preset name, values)] of `paper` under `profile`: restricted, set, stand-in data named, seeded."""
+    out = []
+    if paper not in profile.presets:
+        return out
+    for stem in profile.presets[paper]:
+        if presets and not re.fullmatch(presets.replace("*", ".*"), stem):
+            continue
+        values = load_preset(Path(params_dir, paper, f"{stem}.yaml"))
+        keep = True
+        for k, want in profile.restrict.items():
+            have = values.get(k)
+            if isinstance(have, list):
+                values[k] = [v for v in have if v == want]
+                keep = bool(values[k])
+            elif have != want:
+                keep = False
+        if not keep:
+            continue
+        values |= profile.settings.get(paper, {}) | extra
+        name = values.get("dataset")
+        names = name if isinstance(name, list) else [name]
+        root = values.get("data_root", "data")
+        subst = [profile.standins.get(n, n) if not dataset_available(n, root) else n for n in names]
+        if subst != names:
+            notes.append(f"{paper}/{stem}: {', '.join(names)} not found in {root}; "
+                         f"stand-in: {', '.join(subst)} (the rows and the report say so)")
+            values["dataset"] = subst if isinstance(name, list) else subst[0]
+        values["seed"] = list(range(seeds or profile.seeds))
+        out.append((stem, values))
+    if not out:
+        notes.append(f"{paper}: no preset of profile {profile.name!r}" + (f" matching {presets!r}" if presets else ""))
+    return out

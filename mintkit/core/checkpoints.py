@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -43,8 +42,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"{path}: not a safe tensor checkpoint (refused by torch.load(weights_only=True)): "
+    except Exception as e:  # noqa: BLE001 - torch.load raises KeyError, UnpicklingError, ... on foreign files
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint or not a safe one (refused by torch.load(weights_only=True)): "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     if isinstance(obj, dict) and obj.get("format") == "mintkit-checkpoint-1":
         return {"state_dict": obj["state_dict"], "config": json.loads(obj["config"]), "extra": obj.get("extra", {})}

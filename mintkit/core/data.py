@@ -7,7 +7,6 @@ ImageNet fits on a GPU, normalised to [-1, 1] per batch (the papers' `Normalize(
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
 import tempfile
@@ -228,14 +227,6 @@ def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | No
     return Pool(name, d["x"], d["y"], _TV[name][2], origin=d["origin"].long(), meta={"root": str(root)})
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None, download: bool = True) -> Pool:
     """Tiny ImageNet: 100k train + 10k labelled val (used as the test split), 200 classes, 64×64."""
     from torchvision.datasets.utils import download_and_extract_archive
@@ -294,6 +285,20 @@ def load_imagefolder_pool(path: str | Path, image_size: int | None = 112, graysc
     y = torch.tensor([c for _, c in items])
     return Pool(f"imagefolder:{root}", torch.stack(imgs), y, len(classes), group=y.clone(),
                 meta={"root": str(root), "classes": len(classes)})
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise ValueError (listing the valid names) unless `name` is a registry name or ``imagefolder:<path>``.
+
+    Cheap and offline: called when parameters are checked, before any kernel starts or file is read.
+    """
+    if name in DATASETS and name != "imagefolder:<path>":
+        return
+    if name.startswith("imagefolder:") and len(name) > len("imagefolder:"):
+        return
+    if Path(name).is_dir():  # a bare class-per-folder tree, read as imagefolder:<name>
+        return
+    raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
 
 
 def load_pool(name: str, data_root: str | Path = "data", image_size: int | None = None,

@@ -67,7 +67,6 @@ __all__ = [
     "tpr_at_fpr",
     "membership_metrics",
     "loss_threshold_attack",
-    "per_sample_loss",
     "summarize_seeds",
 ]
 
@@ -408,13 +407,6 @@ def loss_threshold_attack(
     out["threshold"] = thr
     out["loss_threshold"] = -thr
     return out
-
-
-def per_sample_loss(logits: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
-    """Cross-entropy per sample (reduction none), computed and returned in float32."""
-    import torch.nn.functional as F
-
-    return F.cross_entropy(logits.float(), labels.long(), reduction="none")
 
 
 # --------------------------------------------------------------------------- seeds

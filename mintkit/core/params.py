@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
+from mintkit.core.data import check_dataset_name
+
 SCALARS = (str, int, float, bool)
 IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "display"}
 
@@ -104,6 +106,10 @@ class Params:
             object.__setattr__(self, name, value)
             if spec.choices is not None and value not in spec.choices:
                 raise ParameterError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, spec.choices))}")
+        try:
+            check_dataset_name(self.dataset)
+        except ValueError as e:
+            raise ParameterError(str(e)) from None
         if self.threads < 0:
             raise ParameterError(f"threads={self.threads}: use 0 (torch's default) or a positive count")
         self.check()
@@ -159,12 +165,11 @@ def parameters_source(cls: type) -> str:
     return "\n".join(lines)
 
 
-def describe(cls) -> str:
+def describe(cls: type | dict[str, Spec]) -> str:
     """One line per parameter: name, type, default, help (and the choices when fixed)."""
-    if isinstance(cls, dict):  # legacy dict schema
-        return "\n".join(f"{k:<18} {t.__name__:<6} {d!r:<16} {h}" for k, (t, d, h) in cls.items())
+    specs = cls if isinstance(cls, dict) else fields_of(cls)
     rows = []
-    for s in fields_of(cls).values():
+    for s in specs.values():
         extra = f" [{', '.join(map(str, s.choices))}]" if s.choices else ""
         rows.append(f"{s.name:<20} {s.type.__name__:<6} {s.default!r:<18} {s.help}{extra}")
     return "\n".join(rows)
