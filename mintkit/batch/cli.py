@@ -1,4 +1,4 @@
-"""`python -m mintkit run | reproduce | report` (also installed as the `mintkit` command).
+"""`python -m mintkit run | reproduce | params | report` (also installed as the `mintkit` command).
 
 Exit status: 0 success, 1 some run failed, 2 bad input (unknown notebook, parameter, preset key, wrong type),
 reported before any kernel starts.
@@ -10,8 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from mintkit.batch import runner
-from mintkit.core.params import ParameterError, describe
+from mintkit.batch import plans, runner
+from mintkit.core.params import ParameterError, describe, parameters_source
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
     b.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     _add_run_options(b)
+
+    pr = sub.add_parser("params", help="print, write or check each notebook's generated parameters cell")
+    pr.add_argument("paper", nargs="*", help="papers (default: every paper with typed parameters)")
+    mode = pr.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the notebooks' parameters cells from Params")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a notebook's cell differs from Params")
+    pr.add_argument("--notebooks", type=Path, default=runner.NOTEBOOKS, help="folder holding <paper>.ipynb")
 
     rep = sub.add_parser("report", help="tables and figures: published vs reproduced, from run folders")
     rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
@@ -91,6 +98,30 @@ def cmd_reproduce(args, argv: list[str]) -> int:
     return code
 
 
+def cmd_params(args) -> int:
+    """The parameters cell of each notebook is generated from its paper's Params dataclass."""
+    papers = args.paper or [p for p in runner.PAPERS if plans.params_class(p) is not None]
+    stale = []
+    for paper in papers:
+        cls = plans.params_class(paper)
+        if cls is None:
+            raise ParameterError(f"{paper!r} has no typed Params; valid: "
+                                 f"{', '.join(p for p in runner.PAPERS if plans.params_class(p) is not None)}")
+        path = args.notebooks / f"{paper}.ipynb"
+        source = parameters_source(cls)
+        if args.write:
+            changed = plans.write_parameters_cell(path, source)
+            print(f"{path}: {'rewritten' if changed else 'up to date'}")
+        elif args.check:
+            if plans.parameters_cell_source(path) != source:
+                stale.append(str(path))
+        else:
+            print(f"# {path}\n{describe(cls)}\n")
+    for path in stale:
+        print(f"{path}: parameters cell differs from its Params; run `python -m mintkit params --write`")
+    return 1 if stale else 0
+
+
 def cmd_report(args, argv: list[str]) -> int:
     from mintkit.batch import report
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
@@ -107,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "reproduce":
             return cmd_reproduce(args, argv)
+        if args.command == "params":
+            return cmd_params(args)
         return cmd_report(args, argv)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)

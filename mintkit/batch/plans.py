@@ -7,6 +7,7 @@ with `mintkit.core.params.check` here, before any kernel starts. `mintkit.batch.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import itertools
@@ -19,11 +20,13 @@ from typing import Any, Iterable
 import nbformat
 import yaml
 
+from mintkit.core.checkpoints import CheckpointError, load_checkpoint
 from mintkit.core.params import ParameterError, Params, Spec, coerce, fields_of
 from mintkit.reference import PAPERS
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO / "notebooks"
+# The notebooks and presets ship inside the package (mintkit/notebooks links to the checkout's notebooks/,
+# and a wheel holds a copy), so `reproduce` works from an installed package as from a checkout.
+NOTEBOOKS = (Path(__file__).parents[1] / "notebooks").resolve()
 PRESETS = NOTEBOOKS / "params"
 PROFILES = ("quick", "paper", "mnist")
 
@@ -66,7 +69,9 @@ def resolve_notebook(ref: str | Path, notebooks_dir: Path = NOTEBOOKS) -> tuple[
     p = Path(ref)
     if p.suffix == ".ipynb" or p.exists():
         if not p.is_file():
-            raise ParameterError(f"notebook {str(p)!r} not found")
+            have = sorted(x.stem for x in Path(notebooks_dir).glob("*.ipynb"))
+            raise ParameterError(f"notebook {str(p)!r} not found; valid: {', '.join(have or PAPERS)} "
+                                 f"(paper names) or a path to an existing .ipynb")
         return p.stem, p
     nb = Path(notebooks_dir) / f"{ref}.ipynb"
     if not nb.is_file() and ref in PAPERS:
@@ -145,6 +150,22 @@ def schema_for(paper: str, path: Path) -> dict[str, Spec]:
     return {k: Spec(k, type(v), v, c, None) for k, (v, c) in parameters_cell(path).items()}
 
 
+@functools.lru_cache(maxsize=64)
+def _checkpoint_error(path: str) -> str | None:
+    try:
+        load_checkpoint(path)
+    except (OSError, CheckpointError) as e:
+        return str(e)
+    return None
+
+
+def readable_checkpoint(path: str, where: str = "") -> None:
+    """ParameterError unless `path` loads with ``torch.load(weights_only=True)`` as a checkpoint or state dict."""
+    err = _checkpoint_error(str(path))
+    if err:
+        raise ParameterError(f"{where + ': ' if where else ''}checkpoint {path!r}: {err}")
+
+
 @dataclass
 class Notebook:
     """A notebook, its parameters (typed when the paper has a Params class) and its cell's defaults (checked)."""
@@ -166,9 +187,13 @@ class Notebook:
         return nb
 
     def check(self, values: dict, where: str = "") -> dict:
-        """Effective parameters: unknown names, types, choices and the paper's cross-field rules checked."""
+        """Effective parameters: unknown names, types, choices, the paper's cross-field rules and a given
+        ``checkpoint`` file checked - all before any kernel starts."""
         if self.params_cls is not None:
-            return self.params_cls.from_values(self.defaults | values, where).as_dict()
+            out = self.params_cls.from_values(self.defaults | values, where).as_dict()
+            if out.get("checkpoint"):
+                readable_checkpoint(out["checkpoint"], where)
+            return out
         unknown = sorted(set(values) - set(self.spec))
         prefix = f"{where}: " if where else ""
         if unknown:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mintkit.core.params import ParameterError
-from mintkit.batch.plans import (NOTEBOOKS, PRESETS, PROFILES, REPO, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
+from mintkit.batch.plans import (NOTEBOOKS, PRESETS, PROFILES, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
                     expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch, plan_run,
                     resolve_notebook, validate)
 from mintkit.reference import PAPERS  # noqa: F401 (re-exported)

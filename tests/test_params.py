@@ -1,0 +1,221 @@
+"""Typed parameters, one source: the dataclass, the generated parameters cell, papermill's parser, the runner's
+checks before any kernel starts, and the friction a new user hit (each case has a test here)."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import logging
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from mintkit.batch import cli, plans
+from mintkit.core.params import ParameterError, Params, fields_of, param, parameters_source
+from mintkit.reference import PAPERS
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+VALIDATION = "Params.from_notebook(globals())"
+
+
+def notebook_cells(paper: str) -> list:
+    return nbformat.read(str(NOTEBOOKS / f"{paper}.ipynb"), as_version=4).cells
+
+
+def validation_index(cells: list) -> int:
+    return next(i for i, c in enumerate(cells) if c.cell_type == "code" and VALIDATION in c.source)
+
+
+# ------------------------------------------------------------------------------------ the base
+@dataclasses.dataclass(frozen=True)
+class Toy(Params):
+    PAPER = "toy"
+    arch: str = param("smallcnn", "audited architecture", choices=("smallcnn", "vit"))
+    lr: float = param(1e-3, "learning rate")
+
+    def check(self) -> None:
+        if self.lr <= 0:
+            raise ParameterError(f"lr={self.lr} must be > 0")
+
+
+def test_params_coerce_check_and_replace():
+    p = Toy.from_values({"lr": 1, "seed": 3})
+    assert p.lr == 1.0 and isinstance(p.lr, float) and p.seed == 3
+    with pytest.raises(ParameterError, match="valid: smallcnn, vit"):
+        Toy.from_values({"arch": "resnet"})
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['lrr'\]; valid: .*lr"):
+        Toy.from_values({"lrr": 1})
+    with pytest.raises(ParameterError, match="must be float"):
+        Toy.from_values({"lr": "fast"})
+    with pytest.raises(ParameterError, match="must be > 0"):
+        p.replace(lr=-1.0)
+    with pytest.raises(ParameterError, match="unknown dataset 'mnsit'; valid: digits, mnist"):
+        Toy.from_values({"dataset": "mnsit"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.lr = 2.0  # type: ignore[misc]
+
+
+def test_from_notebook_survives_reruns_and_catches_typos():
+    ns = {"lr": 0.1, "arch": "vit", "In": [], "_": None, "np": sys}  # a module and IPython names are fine
+    first = Toy.from_notebook(ns)
+    # after the whole notebook ran: P, run folders, figures, frames are not literals -> a rerun works
+    ns |= {"P": first, "run": object(), "results": {"a": 1}, "fig": object()}
+    assert Toy.from_notebook(ns) == first
+    ns["arhc"] = "resnet50"  # an edited parameters cell with a typo
+    with pytest.raises(ParameterError, match=r"\['arhc'\]"):
+        Toy.from_notebook(ns)
+
+
+def test_help_text_that_papermill_cannot_parse_is_refused():
+    @dataclasses.dataclass(frozen=True)
+    class Bad(Params):
+        x: int = param(1, "x = 1 by default")
+    with pytest.raises(TypeError, match="papermill"):
+        fields_of(Bad)
+
+
+# ------------------------------------------------------------------------------------ the notebooks
+@pytest.mark.parametrize("paper", PAPERS)
+def test_parameters_cell_is_generated_from_params(paper):
+    cls = plans.params_class(paper)
+    assert cls is not None, f"mintkit.papers.{paper} has no Params dataclass"
+    assert cls.PAPER == paper
+    assert plans.parameters_cell_source(NOTEBOOKS / f"{paper}.ipynb") == parameters_source(cls), (
+        f"{paper}.ipynb's parameters cell differs from its Params: run `python -m mintkit params --write`")
+
+
+def test_params_check_command_agrees():
+    assert cli.main(["params", "--check"]) == 0
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_papermill_parser_sees_every_parameter(paper, caplog):
+    caplog.set_level(logging.WARNING, logger="papermill")
+    found = papermill.inspect_notebook(str(NOTEBOOKS / f"{paper}.ipynb"))
+    specs = fields_of(plans.params_class(paper))
+    assert list(found) == list(specs)
+    for name, spec in specs.items():
+        assert found[name]["inferred_type_name"] == spec.type.__name__
+        assert ast.literal_eval(found[name]["default"]) == spec.default
+        assert found[name]["help"] == spec.help
+    assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()]
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_notebook_never_reassigns_a_parameter(paper):
+    """A later top-level assignment to a parameter name (a for-loop target too) would change it on a rerun."""
+    cells = notebook_cells(paper)
+    names = set(fields_of(plans.params_class(paper)))
+    bad = []
+    for cell in cells[validation_index(cells) + 1:]:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        for node in tree.body:
+            targets = []
+            if isinstance(node, (ast.Assign,)):
+                targets = node.targets
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+                targets = [node.target]
+            elif isinstance(node, ast.With):
+                targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+            for t in targets:
+                bad += [n.id for n in ast.walk(t) if isinstance(n, ast.Name) and n.id in names]
+    assert not bad, f"{paper}.ipynb reassigns parameter(s) {bad} after the validation cell"
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_notebooks_are_stored_without_outputs(paper):
+    for cell in notebook_cells(paper):
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{paper}.ipynb holds outputs"
+
+
+def test_validation_cell_runs_twice_in_one_kernel():
+    """JupyterLab: run the parameters and validation cells, edit, run the validation cell again."""
+    cells = notebook_cells("amint")
+    i = validation_index(cells)
+    nb = nbformat.v4.new_notebook(cells=[
+        cells[0 if cells[0].cell_type == "code" else 1], *cells[1:i + 1],  # markdown, parameters, validation
+        nbformat.v4.new_code_cell("run = object(); fig = None; trained = {}"),  # what later cells leave behind
+        nbformat.v4.new_code_cell(cells[i].source),  # the validation cell again
+        nbformat.v4.new_code_cell("seed = 5"),  # an edited parameter
+        nbformat.v4.new_code_cell(cells[i].source + "\nassert P.seed == 5"),
+        nbformat.v4.new_code_cell("sede = 5"),  # a typo
+        nbformat.v4.new_code_cell(cells[i].source),
+    ])
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
+    with pytest.raises(CellExecutionError, match=r"unknown parameter\(s\) \['sede'\]"):
+        client.execute()
+    done = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
+    assert len(done) == len([c for c in nb.cells if c.cell_type == "code"])  # only the last cell failed
+
+
+# ------------------------------------------------------------------------------------ bad input, before kernels
+@pytest.mark.parametrize("paper,name,value", [("amint", "arch", "resnet18"), ("amint", "setup", "inner"),
+                                              ("gmint", "dataset", "mnsit"), ("mint", "arch", "resnet18"),
+                                              ("factors", "dataset", "cifar-10")])
+def test_unknown_names_fail_before_any_kernel(paper, name, value, tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert cli.main(["run", paper, "-p", name, value, "--out", str(tmp_path / "r")]) == 2
+    assert time.perf_counter() - t0 < 10
+    err = capsys.readouterr().err
+    assert f"{value!r}" in err and "valid:" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_preset_with_yaml_syntax_error_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("seed: 1\narch: [mobilenet, resnet50\nlr: 0.1\n")
+    assert cli.main(["run", "amint", "-f", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and "YAML syntax error" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("paper", ["mint", "gmint"])
+def test_checkpoint_that_is_not_one_is_a_clear_error(paper, tmp_path, capsys):
+    junk = tmp_path / "model.pt"
+    junk.write_text("not a checkpoint\n")
+    assert cli.main(["run", paper, "-p", "checkpoint", str(junk), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and str(junk) in err and "not a PyTorch checkpoint" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_notebook_lists_the_valid_ones(capsys):
+    assert cli.main(["run", "notebooks/no_such.ipynb"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such.ipynb" in err and all(p in err for p in PAPERS)
+
+
+# ------------------------------------------------------------------------------------ installed, not a checkout
+def test_reproduce_plans_from_an_installed_wheel(tmp_path):
+    """The notebooks and presets ship in the wheel: planning works with no checkout around."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "whl"), str(REPO)], check=True, capture_output=True)
+    wheel = next((tmp_path / "whl").glob("mintkit-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {f"mintkit/notebooks/{p}.ipynb" for p in PAPERS} <= set(names)
+    assert "mintkit/notebooks/params/amint/table1.yaml" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    where = subprocess.run([sys.executable, "-c", "from mintkit.batch import plans; print(plans.NOTEBOOKS)"],
+                           cwd=elsewhere, capture_output=True, text=True, env=env)
+    assert where.stdout.strip() == str(site / "mintkit" / "notebooks"), where.stderr
+    out = subprocess.run([sys.executable, "-m", "mintkit", "reproduce", "--profile", "paper", "--paper", "amint",
+                          "--dry-run", "--out", str(tmp_path / "runs")], cwd=elsewhere, capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("todo") >= 72  # aMINT Table 1: 4 datasets x 6 architectures x 3 setups
