@@ -81,7 +81,12 @@ def test_roc_linear_and_histogram(scores_labels, styled):
     P.roc_linear(a, s, y, label="x")
     assert a.get_xscale() == "linear" and "AUC=" in a.get_legend().get_texts()[0].get_text()
     P.score_histogram(b, s, y, bins=20)
-    assert len(b.patches) == 2  # one step outline per class
+    outlines = [c for c in b.collections if len(c.get_paths())] + list(b.lines) + list(b.patches)
+    assert len(outlines) == 2  # one step outline per class
+    for o in outlines:  # each class normalised on its own: area 1 on the shared bins
+        v = (o.get_paths()[0] if hasattr(o, "get_paths") else o.get_path()).vertices
+        xs, ys = v[:, 0], v[:, 1]
+        assert np.trapezoid(ys, xs) == pytest.approx(1.0, rel=0.02)
     texts = [t.get_text() for t in b.get_legend().get_texts()]
     assert texts == ["members (n=1500)", "non-members (n=1500)"]
     fig.canvas.draw()

@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from mintkit.core import metrics as _m
 
@@ -127,20 +128,21 @@ def roc_linear(ax, scores, labels, label: str | None = None, color=None):
 
 def score_histogram(ax, scores, labels, bins: int = 40,
                     names: tuple[str, str] = ("members", "non-members")):
-    """Member vs non-member score distributions (density, step outlines, shared bins)."""
+    """Member vs non-member score distributions: seaborn step histograms, each normalised to density on
+    shared bins, so groups of different sizes compare; the legend gives each group's n."""
     s, y = _m._check(scores, labels)
     finite = s[np.isfinite(s)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, int(bins) + 1)
-    for mask, name in ((y, names[0]), (~y, names[1])):
-        v = s[mask]
-        ax.hist(np.clip(v, lo, hi), bins=edges, density=True, histtype="step",
-                label=f"{name} (n={int(mask.sum())})")
+    group = np.where(y, f"{names[0]} (n={int(y.sum())})", f"{names[1]} (n={int((~y).sum())})")
+    frame = pd.DataFrame({"score": np.clip(s, lo, hi), "group": group})
+    sns.histplot(frame, x="score", hue="group", hue_order=sorted(set(group), key=lambda g: not g.startswith(names[0])),
+                 bins=np.linspace(lo, hi, int(bins) + 1), stat="density", common_norm=False, element="step",
+                 fill=False, ax=ax)
+    ax.get_legend().set_title(None)
     ax.set_xlabel("Membership score")
     ax.set_ylabel("Density")
-    ax.legend(loc="best")
     return ax
 
 
