@@ -4,7 +4,7 @@ All take ``(num_classes, in_channels, image_size, dropout)`` and return logits f
 ``forward(x)``. Size adaptation shared by all of them (``downsample_plan``): a stride-2 stage
 downsamples only while its incoming map is larger than 4x4, so an 8x8 digit never collapses
 below 4x4 and the deep stages stay cheap; at 64x64 and above every model keeps the layout the
-aMINT/gMINT notebooks use (methods.md 3.5). ``dropout`` is the probability of the ``dropout``
+aMINT/gMINT code uses (docs/models.md §Size adaptation). ``dropout`` is the probability of the ``dropout``
 module in front of the final classifier (p=0 is a no-op). No ReLU runs in place, so
 ``torch.func.vmap(grad(...))`` works over these models in eval mode.
 """

@@ -15,7 +15,7 @@ Every model has ``model.arch`` and ``model.config`` (the build keywords, JSON-ab
   second module of the ``AMINT_TAPS`` pair).
 
 ``AMINT_TAPS`` and ``GMINT_LAYERS`` below are *our choice*: the papers do not name the layers
-([NF] in methods.md 3.2 / 4.1). aMINT: entry = last two layers of the first stage, middle = two
+(docs/models.md §Taps). aMINT: entry = last two layers of the first stage, middle = two
 intermediate stages (the notebooks' taps where they exist), output = last two layers of the
 last stage. gMINT: entry = a conv near the input, middle = a mid-depth conv, output = a late
 conv (ViT: the MLP ``fc1`` of an early / middle / last transformer block).
@@ -35,7 +35,7 @@ FACE_ARCHS = tuple(IRESNET_LAYERS)
 TAP_NAMES: tuple[str, ...] = ("entry", "middle", "output", "stage1", "stage2", "stage3", "stage4", "outcome")
 SETUPS = ("entry", "middle", "output")
 
-# ----------------------------------------------------------------------- tap tables ([NF]: our choice)
+# ----------------------------------------------------------------------- tap tables (our choice: docs/models.md §Taps)
 # arch -> (stage1, stage2, stage3, stage4, outcome)
 STAGE_TAPS: dict[str, tuple[str, str, str, str, str]] = {
     "smallcnn": ("stage1", "stage2", "stage3", "stage4", ""),
@@ -60,7 +60,7 @@ def _face_amint(layers) -> dict[str, tuple[str, str]]:
 
 
 # aMINT: two dotted module names per setup whose outputs feed the aMINT head. The papers do not
-# name them ([NF]); middle follows the released notebooks where they exist (ResNet layer2+layer3,
+# name them (docs/models.md §Taps); middle follows the released notebooks where they exist (ResNet layer2+layer3,
 # DenseNet transition2+3, MobileNet conv2+conv3, Xception middle flow; ViT block 7), DenseNet
 # entry follows the Tiny/CASIA notebook (stem conv + transition1), Xception entry = two 728-ch
 # maps of the last entry-flow block (paper E2: 16x16x728 twice at 64x64).
@@ -84,7 +84,7 @@ AMINT_TAPS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 # gMINT: ONE nn.Conv2d / nn.Linear per setup whose weight gets the per-sample Weight Modifier.
-# The paper does not name them ([NF]); we take a conv near the input, one at mid depth and a late
+# The paper does not name them (docs/models.md §Taps); we take a conv near the input, one at mid depth and a late
 # one with many output filters (ViT: the 256-wide MLP fc1 of blocks 0, 5, 11).
 GMINT_LAYERS: dict[str, dict[str, str]] = {
     "smallcnn": {"entry": "stage1.0.conv", "middle": "stage3.0.conv", "output": "stage4.1.conv"},

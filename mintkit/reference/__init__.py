@@ -1,4 +1,4 @@
-"""The published numbers of the four papers (a copy of shared/paper_tables) and name mappings.
+"""The published numbers of the four papers (mintkit/reference/*.csv, see its README) and name mappings.
 
 Reproduced rows carry the papers' labels for datasets and models when a run matches a published
 setting (mnist -> "MNIST", resnet101 -> "ResNet100"), so the report is a join on the key columns.
