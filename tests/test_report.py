@@ -95,3 +95,47 @@ def test_slugs_and_unknown_paper():
     assert report.slug("mint-demo", "Table 1", "mint") == "demo-table1"
     with pytest.raises(ValueError, match="valid: mint, amint, gmint, factors"):
         report.build("runs", "figures", papers=["nope"])
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    """Three seeds of two aMINT MNIST cells run on the 10k test split (the mnist profile's stand-in)."""
+    root = tmp_path_factory.mktemp("standin")
+    runs = root / "runs" / "mnist" / "amint"
+    split = {"pool": "mnist-test", "pool_size": 10000, "seed": 0,
+             "sizes": {"members": 4500, "external": 4500, "mint_train_members": 4000, "eval_members": 500,
+                       "eval_nonmembers": 500}}
+    for seed in range(3):
+        folder = runs / f"table1-seed={seed}"
+        run = Run(folder, "amint", {"dataset": "mnist-test", "seed": seed}, seed=seed, protocol="paper")
+        for model, v in (("MobileNet", 0.70 + 0.01 * seed), ("ResNet50", 0.84)):
+            run.add_metrics({"mint_accuracy": v, "auc": v}, {"audited_accuracy": 0.97},
+                            **dict(T1, dataset="MNIST (test split)", model=model))
+        (folder / "split.json").write_text(json.dumps(split | {"seed": seed}))
+        run.finish()
+    (runs.parent / "batch.json").write_text(json.dumps({"profile": "mnist", "commands": [], "runs": {}}))
+    out = root / "figures"
+    assert cli.main(["report", "--runs", str(root / "runs"), "--out", str(out), "--paper", "amint"]) == 0
+    return out
+
+
+def test_standin_rows_sit_beside_the_published_cells_with_data_and_reasons(standin):
+    t = pd.read_csv(standin / "amint" / "table1.csv", keep_default_na=False)
+    acc = t[(t.metric == "mint_accuracy") & (t.dataset == "MNIST") & (t.setup == "Entry")].set_index("model")
+    mob, res = acc.loc["MobileNet"], acc.loc["ResNet50"]
+    assert float(mob.reproduced) == pytest.approx(0.71) and int(mob.n_seeds) == 3
+    assert "stand-in" in mob.data and "10,000 images" in mob.data and "D 4,500" in mob.data
+    pub = float(mob.published)
+    assert abs(0.71 - pub) > 0.05 and mob.reason == "stand-in data and scale (see the data column)"
+    assert abs(0.84 - float(res.published)) <= 0.05 and res.reason == ""  # small Δ: no reason needed
+    md = (standin / "amint" / "table1.md").read_text()
+    assert f"{pub:.2f} → 0.71 ± 0.01 (Δ {0.71 - pub:+.2f})†‡" in md
+    assert "‡ Cells with |Δ| > 0.05 and their reason" in md and "MNIST / MobileNet / Entry" in md
+
+
+def test_table_figure_colours_reproduced_cells(standin):
+    """The colour scale shows Δ: reproduced cells are coloured, 'no run' cells stay the neutral background."""
+    import matplotlib.image as mpimg
+    img = mpimg.imread(standin / "amint" / "table1.png")[..., :3]
+    saturation = img.max(-1) - img.min(-1)
+    assert (saturation > 0.25).mean() > 0.001  # some cells carry a clearly visible colour

@@ -17,9 +17,16 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mintkit.core.metrics import summarize_seeds
+from mintkit.core.params import ParameterError
+from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
+from mintkit.core.records import read_results
+from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, describe_data, place_standins
 from mintkit.reference import PAPERS, published
 
 KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
@@ -92,7 +99,6 @@ def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
-    from mintkit.core.records import read_results
     root = Path(root)
     runs, frames = [], []
     folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
@@ -105,12 +111,12 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
         if info["status"] != "complete" or not (folder / "results.csv").exists():
             continue
         df = read_results([folder])
-        df["run_dir"], df["profile"] = str(folder), profile
+        df["run_dir"], df["profile"], df["data"] = str(folder), profile, describe_data(folder)
         df["order"] = f"{info['end']}|{folder}"
         frames.append(df)
     if not frames:
         return _empty(), runs
-    rows = pd.concat(frames, ignore_index=True)
+    rows = place_standins(pd.concat(frames, ignore_index=True))
     rows = rows[~rows["metric"].str.startswith("time_")]
     rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
@@ -137,14 +143,19 @@ def _num(v: float, d: int) -> str:
     return f"{v:.4g}" if abs(v) >= 10 else f"{v:.{d}f}"
 
 
-def cell_text(pub: float, rep: float, sd: float, n: int, d: int) -> str:
-    """'0.86 → 0.84 ± 0.01 (Δ -0.02)'; a cell without runs: '0.86 → no run'."""
+def cell_text(pub: float, rep: float, sd: float, n: int, d: int, mark: str = "") -> str:
+    """'0.86 → 0.84 ± 0.01 (Δ -0.02)'; a cell without runs: '0.86 → no run'; `mark` flags a note."""
     left = _num(pub, d) if pd.notna(pub) else "–"
     if not n:
         return f"{left} → {NO_RUN}"
     right = _num(rep, d) + (f" ± {_num(sd, d)}" if pd.notna(sd) else "")
     diff = f" (Δ {rep - pub:+.{d}f})" if pd.notna(pub) and pd.notna(rep) else ""
-    return f"{left} → {right}{diff}"
+    return f"{left} → {right}{diff}{mark}"
+
+
+def _mark(r) -> str:
+    """† stand-in data, ‡ a reason for |Δ| > the threshold (both listed under the table)."""
+    return ("†" if "stand-in" in str(r.data) else "") + ("‡" if r.reason else "")
 
 
 def _label(v) -> str:
@@ -179,25 +190,28 @@ def layout(label: str, table: str, rows: pd.DataFrame) -> tuple[list[str], list[
 
 def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
     """Every published cell (non-audited metrics) with reproduced mean/sd/n/difference and audited accuracies."""
-    from mintkit.core.plots import published_vs_reproduced
     main = pub[~pub["metric"].isin(AUDITED)]
     out = published_vs_reproduced(rep, main, KEYS, how="left")
     for m in AUDITED:
         pa = pub[pub["metric"] == m][CELL + ["value"]].rename(columns={"value": f"{m}_published"})
         ra = rep[rep["metric"] == m]
         if len(ra):
-            from mintkit.core.metrics import summarize_seeds
-            ra = summarize_seeds(ra[CELL + ["seed", "value"]], CELL).rename(
+                    ra = summarize_seeds(ra[CELL + ["seed", "value"]], CELL).rename(
                 columns={"mean": f"{m}_reproduced", "sd": f"{m}_sd"}).drop(columns="n")
         else:
             ra = pd.DataFrame(columns=CELL + [f"{m}_reproduced", f"{m}_sd"])
         out = out.merge(pa, on=CELL, how="left").merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
     out["status"] = np.where(out["n_seeds"] > 0, "reproduced", NO_RUN)
-    return out
+    if len(rep) and "data" in rep.columns:
+        data = rep.astype({k: str for k in KEYS}).groupby(KEYS)["data"].agg(lambda s: " | ".join(sorted(set(s))))
+        out = out.merge(data.reset_index(), on=KEYS, how="left")
+    else:
+        out["data"] = ""
+    out["data"] = out["data"].fillna("")
+    return add_reasons(out)
 
 
 def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
-    from mintkit.core.plots import results_table
     rows = comp.assign(_text=[text(r) for r in comp.itertuples(index=False)])
     return results_table(rows, index, columns, value="_text", fmt="{}", na_rep="")
 
@@ -221,7 +235,9 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         name = f"protocol `{prot}`" if prot else "no runs"
         md += [f"## {table} — {name}\n",
                to_markdown(_layout_frame(comp, index, columns,
-                                         lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d))), ""]
+                                         lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d,
+                                                             _mark(r)))), ""]
+        md += notes(comp)
         aud = comp[["audited_accuracy_published", "audited_accuracy_reproduced"]]
         if aud.notna().any().any():
             md += [f"Audited model, test accuracy (published → reproduced), {name}:\n",
@@ -238,27 +254,50 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
             "protocols": [p for p in protocols if p]}
 
 
+def notes(comp: pd.DataFrame) -> list[str]:
+    """Markdown notes under a table: the data of its reproduced cells, and the reason of each cell with a large Δ."""
+    out = []
+    data = sorted({d for d in comp["data"] if d})
+    if data:
+        out += ["Data of the reproduced cells (†: stand-in data):\n"] + [f"- {d}" for d in data] + [""]
+    big = comp[comp["reason"] != ""]
+    if len(big):
+        out.append(f"‡ Cells with |Δ| > {REASON_THRESHOLD} and their reason:\n")
+        for r in big.itertuples(index=False):
+            where = " / ".join(str(getattr(r, k)) for k in CELL[2:] if str(getattr(r, k)))
+            out.append(f"- {where}, {r.metric}: Δ {r.difference:+.3f} — {r.reason}")
+        out.append("")
+    return out
+
+
 def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str) -> list[Path]:
-    """The table as a figure: colour = reproduced − published, text = published / reproduced (or 'no run')."""
-    import matplotlib.pyplot as plt
-    from mintkit.core.plots import results_table, save_figure
+    """The table as a figure: colour = reproduced − published (colour bar), text = published over reproduced
+    mean ± sd (or 'no run'); † stand-in data, ‡ a reason for |Δ| > the threshold (in the .md notes)."""
     num = lambda v: results_table(comp, index, columns, value=v, fmt=None)  # noqa: E731
-    pub, rep, diff = num("published"), num("reproduced"), num("difference")
+    pub, rep, diff, sd = num("published"), num("reproduced"), num("difference"), num("sd")
+    marks = results_table(comp.assign(_m=[_mark(r) for r in comp.itertuples(index=False)]), index, columns,
+                          value="_m", fmt="{}", na_rep="")
     nr, nc = pub.shape
-    fig, ax = plt.subplots(figsize=(1.6 + 0.62 * nc, 0.8 + 0.3 * nr))
+    fig, ax = plt.subplots(figsize=(2.4 + 0.75 * nc, 0.9 + 0.3 * nr))
     lim = 0.2
-    ax.imshow(np.ma.masked_invalid(diff.to_numpy(float)), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(diff.to_numpy(float)), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_facecolor("0.92")
     for i in range(nr):
         for j in range(nc):
-            p, r = pub.iat[i, j], rep.iat[i, j]
+            p, r, s = pub.iat[i, j], rep.iat[i, j], sd.iat[i, j]
             if pd.isna(p) and pd.isna(r):
                 continue
-            ax.text(j, i, f"{_num(p, d)}\n{_num(r, d) if pd.notna(r) else NO_RUN}", ha="center", va="center",
-                    fontsize=5, color="0.45" if pd.isna(r) else "black")
+            right = (_num(r, d) + (f"±{_num(s, d)}" if pd.notna(s) else "") + marks.iat[i, j]) if pd.notna(r) else NO_RUN
+            dark = pd.notna(diff.iat[i, j]) and abs(diff.iat[i, j]) > 0.6 * lim
+            ax.text(j, i, f"{_num(p, d)}\n{right}", ha="center", va="center", fontsize=5,
+                    color="white" if dark else ("0.45" if pd.isna(r) else "black"))
     ax.set_xticks(range(nc), [_label(c) for c in pub.columns], rotation=45, ha="right", fontsize=5)
     ax.set_yticks(range(nr), [_label(i) for i in pub.index], fontsize=5)
-    ax.set_title(f"{title}\npublished / reproduced; colour: reproduced − published (±{lim})", fontsize=6)
+    ax.set_title(f"{title}\npublished over reproduced mean ± sd; † stand-in data, ‡ |Δ| > {REASON_THRESHOLD} "
+                 "(reason in the .md)", fontsize=6)
+    bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, extend="both")
+    bar.set_label("reproduced − published", fontsize=5)
+    bar.ax.tick_params(labelsize=5)
     ax.grid(False)
     paths = save_figure(fig, out_dir, stem)
     plt.close(fig)
@@ -267,8 +306,6 @@ def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: 
 
 def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str) -> tuple[list[Path], int]:
     """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns."""
-    from mintkit.core.metrics import summarize_seeds
-    from mintkit.core.plots import results_table
     if not len(rows):
         return [], 0
     published_cells = set(map(tuple, pub[CELL].to_numpy()))
@@ -311,10 +348,7 @@ def copy_run_figures(runs: list[dict], paper: str, out_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------- the whole report
 def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "") -> list[Path]:
     """Write the report under `out` (its <paper>/ folders are rewritten) and return the files written."""
-    import matplotlib
     matplotlib.use("Agg")
-    from mintkit.core.params import ParameterError
-    from mintkit.core.plots import use_style
     papers = list(papers or PAPERS)
     bad = [p for p in papers if p not in PAPERS]
     if bad:

@@ -1,0 +1,84 @@
+"""Where a reproduced number came from, and why it may differ from the published one.
+
+- `describe_data`: the data and sizes of a run folder, read off its ``params.json`` and ``split.json``
+  ("MNIST test split as stand-in, 10,000 images: D 4,500, E 4,500, eval 500 + 500").
+- `STANDINS`: reproduced dataset labels placed beside a published dataset (the 10k MNIST test split beside
+  MNIST), always with their ``data`` text saying so (docs/profiles.md §Stand-in data).
+- `reason`: the short reason every cell with |Δ| above `REASON_THRESHOLD` carries: a documented deviation
+  or upstream bug (`mintkit/reference/deviations.csv`), stand-in data or scale, else "unexplained".
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from mintkit.reference import label_dataset
+
+REASON_THRESHOLD = 0.05
+# reproduced dataset label -> (published label it sits beside, how the data differs)
+STANDINS = {"MNIST (test split)": ("MNIST", "stand-in: the 10k MNIST test split instead of the 70k of MNIST")}
+SET_NAMES = (("members", "D"), ("external", "E"), ("eval_members", "eval members"),
+             ("eval_nonmembers", "eval non-members"))
+DEVIATION_KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature"]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_data(folder: Path) -> str:
+    """One line: the dataset that ran (stand-in named), the pool size and the membership set sizes."""
+    params = _read_json(folder / "params.json")
+    split = next((s for s in (_read_json(p) for p in sorted(folder.glob("split*.json"))) if s), {})
+    name = params.get("dataset") or split.get("pool", "")
+    label = label_dataset(name) if name else "?"
+    if label in STANDINS:
+        label = f"{STANDINS[label][0]} ({STANDINS[label][1]})"
+    parts = [label]
+    if split.get("pool_size"):
+        parts.append(f"{split['pool_size']:,} images")
+    sizes = split.get("sizes", {})
+    if sizes:
+        parts.append(", ".join(f"{short} {sizes[k]:,}" for k, short in SET_NAMES if k in sizes))
+    return "; ".join(parts)
+
+
+def place_standins(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a stand-in dataset take the published label they sit beside (their ``data`` keeps the truth)."""
+    out = rows.copy()
+    out["dataset"] = [STANDINS[d][0] if d in STANDINS else d for d in out["dataset"]]
+    return out
+
+
+def deviations() -> pd.DataFrame:
+    """Documented deviations and upstream bugs: key columns (empty = any) and a ``reason``."""
+    with resources.files("mintkit").joinpath("reference/deviations.csv").open() as f:
+        return pd.read_csv(f, keep_default_na=False, dtype=str, comment="#")
+
+
+def reason(cell: dict, data: str, documented: pd.DataFrame) -> str:
+    """Why a cell's reproduced mean differs from the published value by more than the threshold."""
+    for dev in documented.itertuples(index=False):
+        d = dev._asdict()
+        if all(d[k] in ("", str(cell.get(k, ""))) for k in DEVIATION_KEYS):
+            return d["reason"]
+    if "stand-in" in data:
+        return "stand-in data and scale (see the data column)"
+    return "unexplained"
+
+
+def add_reasons(comp: pd.DataFrame, documented: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``reason`` for every reproduced cell with |Δ| > REASON_THRESHOLD ("" elsewhere)."""
+    documented = deviations() if documented is None else documented
+    reasons = []
+    for r in comp.to_dict("records"):
+        diff = r.get("difference")
+        big = pd.notna(diff) and abs(float(diff)) > REASON_THRESHOLD
+        reasons.append(reason(r, str(r.get("data", "")), documented) if big else "")
+    return comp.assign(reason=reasons)
