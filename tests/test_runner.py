@@ -153,3 +153,15 @@ def test_timeout_and_dead_kernel_are_failures(tmp_path, toy, fail, error):
     assert res["status"] == "failed" and error in res["error"]
     status = json.loads((tmp_path / fail / "status.json").read_text())
     assert status["status"] == "failed" and (tmp_path / fail / "executed.ipynb").exists()
+
+
+def test_presets_layer_over_a_base_and_bases_never_run(tmp_path):
+    from mintkit.batch.plans import load_preset
+    (tmp_path / "_face.yaml").write_text("lr: 0.1\nseed: 1\nbatch_size: 32\n")
+    (tmp_path / "_big.yaml").write_text("include: _face.yaml\nbatch_size: 256\n")
+    (tmp_path / "table9.yaml").write_text("include: [_big.yaml]\nseed: 7\n")
+    assert load_preset(tmp_path / "table9.yaml") == {"lr": 0.1, "seed": 7, "batch_size": 256}
+    (tmp_path / "_loop.yaml").write_text("include: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("include: _loop.yaml\n")
+    with pytest.raises(ParameterError, match="include cycle"):
+        load_preset(tmp_path / "loop2.yaml")

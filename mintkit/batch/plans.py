@@ -228,11 +228,20 @@ def parse_cli_value(name: str, text: str, spec: dict) -> Any:
     return coerce(name, value, typ)
 
 
-def load_preset(path: str | Path) -> dict:
-    """A preset YAML: a flat mapping of parameter names (an empty file is {})."""
+INCLUDE = "include"  # preset key: base preset file(s), relative to the preset, whose values this one overrides
+
+
+def load_preset(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A preset YAML: a flat mapping of parameter names (an empty file is {}).
+
+    Presets are layered: ``include: _face.yaml`` (or a list) loads the base file(s) first, then this
+    file's own values win. Files named ``_*.yaml`` are bases only: a profile never runs them as a table.
+    """
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"preset {str(path)!r} not found")
+    if path.resolve() in _seen:
+        raise ParameterError(f"preset {path}: include cycle {' -> '.join(map(str, [*_seen, path.resolve()]))}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -242,7 +251,11 @@ def load_preset(path: str | Path) -> dict:
         raise ParameterError(f"preset {where}: YAML syntax error: {problem}") from None
     if not isinstance(data, dict):
         raise ParameterError(f"preset {path}: expected 'name: value' pairs, got {type(data).__name__}")
-    return data
+    bases = data.pop(INCLUDE, [])
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged |= load_preset(path.parent / base, (*_seen, path.resolve()))
+    return merged | data
 
 
 def _is_grid(name: str, value: Any, spec: dict) -> bool:
@@ -350,7 +363,7 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
         elif profile == "mnist":
             sources = profile_sources(MNIST_PROFILE, paper, params_dir, seeds, presets, extra, notes)
         else:
-            files = sorted(Path(params_dir, paper).glob("*.yaml"))
+            files = sorted(f for f in Path(params_dir, paper).glob("*.yaml") if not f.name.startswith("_"))
             if presets:
                 files = [f for f in files if re.fullmatch(presets.replace("*", ".*"), f.stem)]
             if not files:
