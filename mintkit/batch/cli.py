@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mintkit.batch import plans, runner
+from mintkit.batch import plans, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
 
 
@@ -123,7 +123,6 @@ def cmd_params(args) -> int:
 
 
 def cmd_report(args, argv: list[str]) -> int:
-    from mintkit.batch import report
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
     written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv))
     print(f"report: {len(written)} file(s) under {args.out}; index {args.out / 'README.md'}")

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from mintkit.core.records import atomic_write_bytes
+from mintkit import __version__
+from mintkit.models.zoo import build_model
 
 
 class CheckpointError(RuntimeError):
@@ -54,7 +56,6 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path, build: Callable[..., nn.Module] | None = None, **overrides) -> nn.Module:
     """Rebuild a zoo model from a checkpoint's config (or `build(**config)`) and load its weights strictly."""
-    from mintkit.models.zoo import build_model
     ck = load_checkpoint(path)
     cfg = ck["config"].get("model", ck["config"]) | overrides
     if not cfg and build is None:
@@ -69,7 +70,6 @@ def load_model(path: str | Path, build: Callable[..., nn.Module] | None = None, 
 
 def cache_key(parts: dict) -> str:
     """Hash of everything that shapes a trained model (plus the mintkit version)."""
-    from mintkit import __version__
     blob = json.dumps(parts | {"mintkit_version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mintkit.models.zoo import resolve_tap
+
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.train import autocast, forward_logits
 
@@ -31,7 +33,6 @@ def reduce_activation(a: torch.Tensor, how: str) -> torch.Tensor:
 @contextmanager
 def tapped(model: nn.Module, taps: list[str], reduce: str | dict[str, str] = "max"):
     """Context yielding a dict tap -> list of captured [B, ...] tensors (detached), filled per forward."""
-    from mintkit.models.zoo import resolve_tap
     store: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
     handles = []
     for t in taps:

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from sklearn.metrics import roc_curve
 
 from mintkit.core import metrics as _m
 
@@ -49,15 +51,11 @@ def style_path() -> Path:
 
 def use_style() -> None:
     """Apply the mintkit paper style to the global rcParams."""
-    import matplotlib.pyplot as plt
-
     plt.style.use(str(style_path()))
 
 
 # --------------------------------------------------------------------------- helpers
 def _roc(scores, labels):
-    from sklearn.metrics import roc_curve
-
     s, y = _m._check(scores, labels)
     fpr, tpr, _ = roc_curve(y, s)
     return fpr, tpr, int(y.sum()), int((~y).sum()), s, y

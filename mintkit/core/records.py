@@ -13,11 +13,16 @@ import platform
 import subprocess
 import sys
 import tempfile
+from io import StringIO
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import pandas as pd
 import torch
+
+from mintkit import __version__
+from mintkit.core.metrics import METRICS
 
 RESULT_COLUMNS = ("paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "value",
                   "protocol", "seed", "run_id")
@@ -60,7 +65,6 @@ def git_info(cwd: str | Path | None = None) -> dict:
 
 def environment(device: torch.device | str | None = None) -> dict:
     """Versions and device facts that shape a result."""
-    from mintkit import __version__
     dev = torch.device(device) if device is not None else None
     info = {"mintkit": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
             "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -103,7 +107,6 @@ class Run:
     def add_metrics(self, metrics: dict, audited: dict | None = None, metric_names: Iterable[str] | None = None,
                     **keys: str) -> None:
         """Rows for a membership result plus the audited model's accuracies (audited_accuracy, ...)."""
-        from mintkit.core.metrics import METRICS
         for m in metric_names or METRICS:
             if m in metrics:
                 self.rows.append(self._row(m, metrics[m], keys))
@@ -124,7 +127,6 @@ class Run:
         self.add(f"time_{stage}", seconds)
 
     def _write_results(self) -> None:
-        from io import StringIO
         buf = StringIO()
         w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -149,7 +151,6 @@ class Run:
 
 def read_results(paths: Iterable[str | Path]):
     """Concatenate results.csv files (paths to files or run folders) into one DataFrame."""
-    import pandas as pd
     frames = []
     for p in paths:
         p = Path(p)

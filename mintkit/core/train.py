@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
 
@@ -105,7 +106,6 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
     repeats: [len(indices)] int exposure count per sample per epoch (None = once each).
     eval_sets: named index sets whose accuracy is logged after each epoch (never used to select anything).
     """
-    from tqdm.auto import tqdm
     model.to(device)
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()

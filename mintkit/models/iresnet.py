@@ -251,7 +251,7 @@ def load_insightface_backbone(path, model: FaceModel | None = None, *, num_class
             fc_in = sd["fc.weight"].shape[1] // 512
             side = int(round(math.sqrt(fc_in)))
             image_size = 112 if side == 7 else side * 16
-        from mintkit.models.zoo import build_model  # build_model records model.config
+        from mintkit.models.zoo import build_model  # a real cycle: zoo imports this module
         model = build_model(arch, num_classes, int(sd["conv1.weight"].shape[1]), image_size,
                             head=head, **head_kw)
     own = model.backbone.state_dict()

@@ -23,6 +23,7 @@ conv (ViT: the MLP ``fc1`` of an early / middle / last transformer block).
 from __future__ import annotations
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from mintkit.models.convnets import MobileNetV1, SmallCNN, TVDenseNet121, TVResNet, Xception
@@ -111,8 +112,6 @@ def build_vit(num_classes: int, in_channels: int, image_size: int, dropout: floa
     MLP ratio 4, CLS token, learned positional embedding, no dropout inside; classifier = final
     LayerNorm + Linear on the CLS token, with ``head_drop`` (p=dropout) before it. Differs from
     the notebook in timm's initialisation (truncated normal pos-embed; notebook: zeros)."""
-    from timm.models.vision_transformer import VisionTransformer
-
     if image_size % 4:
         raise ValueError(f"vit needs image_size divisible by the patch size 4, got {image_size}")
     return VisionTransformer(img_size=image_size, patch_size=4, in_chans=in_channels, num_classes=num_classes,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+import pandas as pd
+
 PAPERS = ("mint", "amint", "gmint", "factors")
 
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "gtsrb": "GTSRB",
@@ -30,7 +32,6 @@ def label_model(arch: str) -> str:
 
 def published(paper: str | None = None):
     """Published rows (schema paper,table,dataset,model,setup,condition,feature,metric,value) as a DataFrame."""
-    import pandas as pd
     names = PAPERS if paper is None else (paper,)
     unknown = [p for p in names if p not in PAPERS]
     if unknown:
