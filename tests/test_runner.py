@@ -9,6 +9,7 @@ import pytest
 
 from mintkit.batch import cli
 from mintkit.batch import runner
+from mintkit.batch.plans import load_preset
 from mintkit.core.params import ParameterError
 
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
@@ -149,14 +150,14 @@ def test_reproduce_records_failure_continues_and_resumes(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("fail, error", [("sleep", "CellTimeoutError"), ("exit", "DeadKernelError")])
 def test_timeout_and_dead_kernel_are_failures(tmp_path, toy, fail, error):
     spec = runner.plan_run(toy, overrides={"fail": fail}, out=tmp_path / fail)
-    res = runner.execute(spec, timeout=3, progress=False)
+    # a dying kernel must be noticed before the cell timeout, even on a loaded machine: a long timeout there
+    res = runner.execute(spec, timeout=3 if fail == "sleep" else 60, progress=False)
     assert res["status"] == "failed" and error in res["error"]
     status = json.loads((tmp_path / fail / "status.json").read_text())
     assert status["status"] == "failed" and (tmp_path / fail / "executed.ipynb").exists()
 
 
 def test_presets_layer_over_a_base_and_bases_never_run(tmp_path):
-    from mintkit.batch.plans import load_preset
     (tmp_path / "_face.yaml").write_text("lr: 0.1\nseed: 1\nbatch_size: 32\n")
     (tmp_path / "_big.yaml").write_text("include: _face.yaml\nbatch_size: 256\n")
     (tmp_path / "table9.yaml").write_text("include: [_big.yaml]\nseed: 7\n")
