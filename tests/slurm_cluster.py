@@ -172,7 +172,8 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         self._wait("munged (munge -n | unmunge on the private socket)",
                    lambda: (r / "munge.sock").exists() and _munge_roundtrip(r / "munge.sock"), timeout_s, munged)
         ctld = self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)])
-        self._wait("slurmctld (scontrol ping says UP)", lambda: self._ok(["scontrol", "ping"], "is UP"), timeout_s, ctld)
+        self._wait("slurmctld (scontrol ping says UP)", lambda: self._ok(["scontrol", "ping"], "is UP"),
+                   timeout_s, ctld)
         slurmd = self._spawn("slurmd", ["slurmd", "-D", "-f", str(self.conf)])
         self._wait(f"slurmd (sinfo shows node {self.host} idle)",
                    lambda: self._ok(["sinfo", "--noheader", "--format=%T", f"--nodes={self.host}"], "idle"),

@@ -164,9 +164,9 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, sche
             jobs[job.job_id] = (spec, job)
             manifest.update(spec, status="queued", executor=scheduler.kind, job_id=job.job_id,
                             log=str(job.paths.stderr), error=None, seconds=None)
-        first = submitted[0].job_id.split("_")[0]
-        log(f"submitted {len(todo)} job(s) ({first}{'_*' if '_' in submitted[0].job_id else ''}); "
-            f"logs under {Path(executor.folder).parent}")
+        ids = [job.job_id for job in submitted]
+        log(f"submitted {len(todo)} job(s) ({ids[0]}{f' .. {ids[-1]}' if len(ids) > 1 else ''}); "
+            f"logs under {Path(executor.folder).parent}/<job id>/")
     manifest.save()
 
     def finish(spec: RunSpec, res: dict) -> None:
@@ -275,7 +275,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> slurm.SlurmOptions:
-    return slurm.SlurmOptions.load(args.slurm_config, {n: getattr(args, f"slurm_{n}") for n in slurm.SlurmOptions.names()})
+    names = slurm.SlurmOptions.names()
+    return slurm.SlurmOptions.load(args.slurm_config, {n: getattr(args, f"slurm_{n}") for n in names})
 
 
 def cmd_status(out: Path) -> int:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -41,7 +41,7 @@ class SlurmOptions:
     qos: str | None = None
     sbatch: tuple[str, ...] = ()  # extra sbatch options, e.g. "--constraint=a100" or "#SBATCH --exclusive"
 
-    HELP = {
+    HELP: ClassVar[dict[str, str]] = {
         "partition": "Slurm partition (default: the cluster's default partition)",
         "gpus_per_job": "GPUs per run (sbatch --gpus-per-node; default: none requested)",
         "cpus_per_job": "CPUs per run (sbatch --cpus-per-task; default: the cluster's)",
