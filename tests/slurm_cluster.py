@@ -126,6 +126,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+{self._bind_line()}
 SlurmdTimeout=60
 NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
@@ -133,6 +134,16 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         # read only by cgroup plugins, which this cluster does not load; kept beside slurm.conf so that a
         # daemon looking for it finds "constrain nothing" rather than a system file
         (r / "cgroup.conf").write_text("ConstrainCores=no\nConstrainRAMSpace=no\nConstrainDevices=no\n")
+
+    def _bind_line(self) -> str:
+        """Listen on 127.0.0.1 only where the host name resolves there (the daemons bind to what it resolves
+        to); elsewhere they listen on every interface, and still only talk over 127.0.0.1."""
+        try:
+            loopback = socket.gethostbyname(self.host).startswith("127.")
+        except OSError:
+            loopback = False
+        return ("CommunicationParameters=NoInAddrAny,NoCtldInAddrAny" if loopback else
+                f"# {self.host} does not resolve to 127.x: daemons listen on every interface")
 
     # ------------------------------------------------------------------ daemons
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
