@@ -4,6 +4,7 @@ against a real Slurm)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -124,3 +125,21 @@ def test_local_submitit_batch_ctrl_c_status_resume_and_failures(tmp_path, monkey
     # the run folder is the one a local run writes
     toy = next(Path(s.folder) for s in runs if s.paper == "toy")
     assert {p.name for p in toy.iterdir()} >= set(runner.RUN_FILES)
+
+
+def test_status_without_a_scheduler_to_ask_reads_the_folders(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "b"
+    for name, status in (("done", {"status": "complete"}), ("broke", {"status": "failed", "error": "boom"}),
+                         ("queued", None)):
+        (out / "toy" / name).mkdir(parents=True)
+        if status:
+            (out / "toy" / name / "status.json").write_text(json.dumps(status))
+    (out / "batch.json").write_text(json.dumps({"runs": {
+        f"toy/{n}": {"executor": "slurm", "job_id": f"7_{i}", "log": f"/logs/7_{i}_0_log.err"}
+        for i, n in enumerate(("done", "broke", "queued"))}}))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here
+    assert cli.main(["reproduce", "--status", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 run(s): 0 queued, 0 running, 1 complete, 1 failed, 1 unknown" in text, text
+    assert re.search(r"\nfailed +7_1 +toy/broke  \(boom\)\n +log: /logs/7_1_0_log.err\n", text), text
+    assert re.search(r"\nunknown +7_2 +toy/queued  \(job state unknown: squeue failed", text), text

@@ -151,3 +151,11 @@ def test_a_job_killed_in_slurm_is_a_failure_with_its_job_id_and_log(slurm_env, t
     assert cli.main(["reproduce", "--status", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "0 complete, 1 failed" in text and f"log: {log}" in text, text
+
+
+def test_sbatch_refusing_the_batch_is_a_clear_error(slurm_env, tmp_path, capsys):
+    out = tmp_path / "refused"
+    assert cli.main(_argv(out, "--partition", "nosuch")) == 2
+    err = capsys.readouterr().err
+    assert "sbatch refused the batch" in err and "invalid partition" in err, err
+    assert not (out / "batch.json").exists()  # nothing was submitted, nothing recorded

@@ -12,8 +12,11 @@ submit them twice) and submits the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +29,23 @@ EXECUTORS = ("local", "slurm")
 JOBS_DIR = "slurm"  # <out>/slurm/<job id>/: sbatch script, pickles, <job id>_0_log.out / _log.err
 
 _pause = time.sleep  # the wait loop's sleep (a test replaces it to press Ctrl-C at a chosen moment)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after():
+    """Hold a Ctrl-C back until the block is done (submitting a job array and recording its job ids), so that
+    no job runs in Slurm without the batch folder knowing it; outside the main thread, no change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def run_one(spec: RunSpec, timeout: float | None, cwd: str) -> dict:
@@ -107,7 +127,12 @@ def _wait(jobs: dict[str, tuple[RunSpec, Any]], scheduler, finish: Callable[[Run
     pending = dict(jobs)
     gone_since: dict[str, float] = {}
     while pending:
-        active = scheduler.active(list(pending), {j: job for j, (_, job) in pending.items()})
+        try:
+            active = scheduler.active(list(pending), {j: job for j, (_, job) in pending.items()})
+        except RuntimeError as e:  # the controller did not answer this time: nothing is known to have ended
+            print(f"note: {e}; asking again in {poll_s:g} s", file=sys.stderr)
+            _pause(poll_s)
+            continue
         gone = [j for j, (_, job) in pending.items() if j not in active and not job.paths.result_pickle.exists()]
         final = scheduler.ended(gone) if gone else {}
         for jid, (spec, job) in list(pending.items()):
@@ -123,6 +148,21 @@ def _wait(jobs: dict[str, tuple[RunSpec, Any]], scheduler, finish: Callable[[Run
             finish(spec, res)
         if pending:
             _pause(poll_s)
+
+
+def _submit(todo: list[RunSpec], executor, kind: str, timeout: float | None, manifest: runner.Manifest,
+            log: Callable[[str], None]) -> dict[str, tuple[RunSpec, Any]]:
+    """Submit `todo` as one job array and record each run's job id and log in the manifest (not saved)."""
+    cwd = os.getcwd()
+    with executor.batch():
+        submitted = [executor.submit(run_one, spec, timeout, cwd) for spec in todo]
+    for spec, job in zip(todo, submitted):
+        manifest.update(spec, status="queued", executor=kind, job_id=job.job_id, log=str(job.paths.stderr),
+                        error=None, seconds=None)
+    ids = [job.job_id for job in submitted]
+    log(f"submitted {len(todo)} job(s) ({ids[0]}{f' .. {ids[-1]}' if len(ids) > 1 else ''}); "
+        f"logs under {Path(executor.folder).parent}/<job id>/")
+    return {job.job_id: (spec, job) for spec, job in zip(todo, submitted)}
 
 
 def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, scheduler, timeout: float | None = None,
@@ -156,18 +196,14 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, sche
             todo.append(spec)
     log(f"{profile}: {len(runs)} run(s), {len(results)} already complete, {len(jobs)} still queued or running "
         f"in {scheduler.kind}, {len(todo)} to submit")
-    if todo:
-        cwd = os.getcwd()
-        with executor.batch():
-            submitted = [executor.submit(run_one, spec, timeout, cwd) for spec in todo]
-        for spec, job in zip(todo, submitted):
-            jobs[job.job_id] = (spec, job)
-            manifest.update(spec, status="queued", executor=scheduler.kind, job_id=job.job_id,
-                            log=str(job.paths.stderr), error=None, seconds=None)
-        ids = [job.job_id for job in submitted]
-        log(f"submitted {len(todo)} job(s) ({ids[0]}{f' .. {ids[-1]}' if len(ids) > 1 else ''}); "
-            f"logs under {Path(executor.folder).parent}/<job id>/")
-    manifest.save()
+    interrupted = False
+    try:
+        with _ctrl_c_after():
+            if todo:
+                jobs |= _submit(todo, executor, scheduler.kind, timeout, manifest, log)
+            manifest.save()
+    except KeyboardInterrupt:  # pressed while submitting: the jobs are submitted and recorded, not waited for
+        interrupted = True
 
     def finish(spec: RunSpec, res: dict) -> None:
         results.append(res)
@@ -176,8 +212,7 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, sche
         log(f"{res['status']:>8}  {spec.name}  ({res['seconds']:.0f} s, job {res['job_id']})" +
             (f"  {res['error']}" if res["error"] else ""))
 
-    interrupted = False
-    if wait and jobs:
+    if wait and jobs and not interrupted:
         try:
             _wait(jobs, scheduler, finish, poll_s)
         except KeyboardInterrupt:
@@ -198,7 +233,8 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, sche
 # --------------------------------------------------------------------------- status
 def batch_status(out: str | Path, scheduler=None) -> list[dict]:
     """One row per run recorded in <out>/batch.json: {'run', 'state' (queued|running|complete|failed|
-    interrupted|not started), 'job_id', 'detail', 'log'}, from the run folders and the scheduler."""
+    interrupted|not started|unknown), 'job_id', 'detail', 'log'}, from the run folders and the scheduler
+    ('unknown': the scheduler could not be asked and the folder does not say how the run ended)."""
     out = Path(out)
     batch = runner._read_json(out / "batch.json")
     if batch is None:
@@ -206,7 +242,11 @@ def batch_status(out: str | Path, scheduler=None) -> list[dict]:
     entries = batch.get("runs", {})
     scheduler = scheduler or SlurmScheduler()
     ids = [e["job_id"] for e in entries.values() if e.get("executor") == scheduler.kind and e.get("job_id")]
-    active = scheduler.active(ids, {}) if ids else {}
+    unknown = None
+    try:
+        active = scheduler.active(ids, {}) if ids else {}
+    except RuntimeError as e:  # e.g. --status on a machine without Slurm: the folders alone
+        active, unknown = {}, str(e)
     rows = []
     for key, e in sorted(entries.items()):
         folder = Path(key) if Path(key).is_absolute() else out / key
@@ -220,6 +260,8 @@ def batch_status(out: str | Path, scheduler=None) -> list[dict]:
             row["detail"] = active[jid]
         elif st.get("status") == "failed":
             row["state"], row["detail"] = "failed", st.get("error") or ""
+        elif jid and unknown:
+            row["state"], row["detail"] = "unknown", f"job state unknown: {unknown}"
         elif jid:
             row["state"] = "failed"
             row["detail"] = f"job ended ({scheduler.ended([jid]).get(jid) or 'left the queue'}) before the run finished"
@@ -232,7 +274,7 @@ def batch_status(out: str | Path, scheduler=None) -> list[dict]:
 
 
 def format_status(rows: list[dict], out: Path) -> str:
-    states = ("queued", "running", "complete", "failed", "interrupted", "not started")
+    states = ("queued", "running", "complete", "failed", "interrupted", "not started", "unknown")
     count = {s: sum(r["state"] == s for r in rows) for s in states}
     head = f"{out}: {len(rows)} run(s): " + ", ".join(f"{n} {s}" for s, n in count.items() if n or s in states[:4])
     width = max([len(r["job_id"] or "-") for r in rows] + [6])
@@ -300,6 +342,10 @@ def cmd_reproduce(args: argparse.Namespace, runs: list[RunSpec], out: Path, comm
     except (FailedJobError, FailedSubmissionError, OSError) as e:
         print(f"error: sbatch refused the batch: {str(e).strip()}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # squeue failed before submitting: which earlier jobs still run is unknown
+        print(f"error: {e}; nothing submitted (a run still queued from an earlier call would run twice)",
+              file=sys.stderr)
+        return 1
     text, code = runner.summary(results)
     print(text)
     return 130 if interrupted else code

@@ -159,13 +159,16 @@ def queue_states(job_ids: list[str]) -> dict[str, str]:
     """{job id: squeue state} of the given jobs still known to squeue (array tasks as '<array>_<task>').
 
     A job missing from the answer has ended (or aged out of slurmctld's memory). Raises RuntimeError when
-    squeue itself fails for another reason than 'no such job'.
+    squeue cannot tell (not installed, controller unreachable, any error but 'no such job').
     """
     bases = sorted({j.split("_")[0] for j in job_ids})
     if not bases:
         return {}
-    proc = subprocess.run(["squeue", "--noheader", "--array", "--format=%i|%T", "--jobs", ",".join(bases)],
-                          capture_output=True, text=True, timeout=120)
+    try:
+        proc = subprocess.run(["squeue", "--noheader", "--array", "--format=%i|%T", "--jobs", ",".join(bases)],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"squeue failed: {e}") from None
     if proc.returncode != 0:
         if "Invalid job id" in proc.stderr:  # every job asked for has left the queue
             return {}
