@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mintkit.batch import plans, report, runner
+from mintkit.batch import executors, plans, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
 
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
     b.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     _add_run_options(b)
+    executors.add_arguments(b)
 
     pr = sub.add_parser("params", help="print, write or check each notebook's generated parameters cell")
     pr.add_argument("paper", nargs="*", help="papers (default: every paper with typed parameters)")
@@ -83,6 +84,8 @@ def cmd_run(args) -> int:
 def cmd_reproduce(args, argv: list[str]) -> int:
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
     out = args.out or Path("runs") / args.profile
+    if args.status:
+        return executors.cmd_status(out)
     runs, notes = runner.plan_batch(args.profile, papers, out, dict(args.parameter), args.seeds, args.preset,
                                     args.notebooks, args.notebooks / "params")
     for n in notes:
@@ -91,6 +94,8 @@ def cmd_reproduce(args, argv: list[str]) -> int:
         for s in runs:
             print(f"{'complete' if runner.is_complete(s) else 'todo':>8}  {s.folder}  {s.inject}")
         return 0
+    if args.executor != "local":
+        return executors.cmd_reproduce(args, runs, out, _command_line(argv))
     results = runner.reproduce(runs, out, args.profile, jobs=args.jobs, timeout=args.timeout,
                                command=_command_line(argv), progress=not args.no_progress)
     text, code = runner.summary(results)

@@ -159,9 +159,13 @@ class Manifest:
         self.data = {"profile": profile, "commands": (old.get("commands", []) + [command])[-20:],
                      "started": _now(), "finished": None, "runs": old.get("runs", {})}
 
+    def key(self, spec: RunSpec) -> str:
+        """The run's entry name: its folder relative to the batch folder (absolute when outside it)."""
+        folder = Path(spec.folder)
+        return str(folder.relative_to(self.path.parent)) if folder.is_relative_to(self.path.parent) else spec.folder
+
     def update(self, spec: RunSpec, **info) -> None:
-        key = str(Path(spec.folder).relative_to(self.path.parent)) if Path(spec.folder).is_relative_to(
-            self.path.parent) else spec.folder
+        key = self.key(spec)
         entry = self.data["runs"].get(key, {}) | {"paper": spec.paper, "preset": spec.preset, "grid": spec.point,
                                                   "notebook": spec.notebook} | info
         self.data["runs"][key] = entry
@@ -233,13 +237,17 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
 
 
 def summary(results: list[dict]) -> tuple[str, int]:
-    """(text, exit code): counts, then every failure with its executed notebook; exit 1 when any failed."""
-    count = {s: sum(r["status"] == s for r in results) for s in ("complete", "skipped", "failed")}
-    lines = [f"{count['complete']} run, {count['skipped']} skipped (already complete), {count['failed']} failed"]
+    """(text, exit code): counts, then every failure with its executed notebook (and its cluster job and log,
+    for `--executor slurm`); exit 1 when any failed. 'pending' runs are still queued or running in a scheduler."""
+    count = {s: sum(r["status"] == s for r in results) for s in ("complete", "skipped", "failed", "pending")}
+    lines = [f"{count['complete']} run, {count['skipped']} skipped (already complete), {count['failed']} failed"
+             + (f", {count['pending']} still queued or running" if count["pending"] else "")]
     for r in results:
         if r["status"] == "failed":
             lines.append(f"FAILED {r['name']}: {r['error']}\n       notebook: {r['executed'] or '(none written)'}"
                          f"\n       folder:   {r['folder']}")
+            if r.get("job_id"):
+                lines.append(f"       job:      {r['job_id']}\n       log:      {r['log']}")
     return "\n".join(lines), int(count["failed"] > 0)
 
 
