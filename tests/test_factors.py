@@ -5,21 +5,67 @@ from __future__ import annotations
 import math
 import time
 
+import itertools
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
+import mintkit.core.stages as core_stages
 import mintkit.papers.factors as fac
-from mintkit.core.data import load_pool, synthetic_pool
-from mintkit.core.params import check
-from mintkit.core.stages import MINT_SETS
+from mintkit.core.data import synthetic_pool
+from mintkit.core.metrics import verification_accuracy
+from mintkit.core.params import ParameterError
 from mintkit.core.records import RESULT_COLUMNS
+from mintkit.core.stages import MINT_SETS
 from mintkit.core.train import epoch_indices
+from mintkit.models.iresnet import CosFaceHead
+from mintkit.models.zoo import build_model
+from mintkit.papers import common
+
+PRESETS = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "factors"
 
 
-def params(**kw):
-    return check({"cache_dir": "", "n_boot": 0} | kw, fac.PARAMS)
+def params(**kw) -> fac.Params:
+    return fac.Params.from_values({"cache_dir": "", "n_boot": 0} | kw)
+
+
+def context(P: fac.Params, pool) -> common.Context:
+    """A run folder and `pool` on the CPU, as `fac.setup` gives for a registry dataset."""
+    return common.setup(P, pool)
+
+
+# ------------------------------------------------------------------------------- parameters
+
+
+def test_bad_values_name_the_valid_ones():
+    for key, bad, word in [("arch", "resnet9", "iresnet50"), ("dataset", "digitz", "tinyimagenet"),
+                           ("loss", "focal", "adaface"), ("optimizer", "rmsprop", "sgd"),
+                           ("scenarios", "exposure,size", "dropout"), ("losses", "arcface,focal", "cosface"),
+                           ("exposures", "1,x", "whole numbers"), ("batch_sizes", "0,8", ">= 1")]:
+        with pytest.raises(ParameterError, match=word):
+            params(**{key: bad})
+    with pytest.raises(ParameterError, match="unknown parameter.*setup"):
+        params(setup="entry")                                                  # removed: nothing read it
+    with pytest.raises(ParameterError, match="margin heads"):
+        params(arch="resnet50")                                                # default losses hold margin heads
+    assert params(arch="resnet50", scenarios="batch").arch == "resnet50"       # loss factor off: softmax only
+    with pytest.raises(ParameterError, match="raise exposure_members"):
+        params(exposure_members=100)                                           # 25 per quarter, n_eval 50
+
+
+def test_every_preset_validates():
+    files = sorted(PRESETS.glob("*.yaml"))
+    assert len(files) == 5
+    for f in files:
+        values = yaml.safe_load(f.read_text())
+        grids = {k: v for k, v in values.items() if isinstance(v, list)}
+        for point in itertools.product(*grids.values()):
+            P = fac.Params.from_values(values | dict(zip(grids, point)), where=f.name)
+            assert P.scenario_list and P.arch == "iresnet50"
 
 
 # ------------------------------------------------------------------------------- exposure
@@ -67,10 +113,9 @@ def test_exposure_split_too_small_quarter_names_the_fix():
 
 def _built(P, scenario, value, split):
     """The model exactly as the sweep builds it (variant -> build_fn/model_kw -> train_audited's builder)."""
-    from mintkit.models.zoo import build_model
-    v = fac.variant(P, scenario, value, split)
+    v = fac.variant(split, scenario, value, P)
     torch.manual_seed(0)
-    return (v["build_fn"] or build_model)(P["arch"], num_classes=4, in_channels=1, image_size=8,
+    return (v["build_fn"] or build_model)(P.arch, num_classes=4, in_channels=1, image_size=8,
                                           dropout=v["dropout"], head=v["head"], **v["model_kw"])
 
 
@@ -78,7 +123,7 @@ def _built(P, scenario, value, split):
 def test_sweep_margin_heads_match_their_formula(head):
     pool = synthetic_pool(n=64, num_classes=4)
     P = params(arch="smallcnn", dropout=0.0, margin_scale=16.0)
-    split = fac.make_split(P | {"n_members": 30, "n_external": 10, "n_eval": 5}, pool, "loss")
+    split = fac.make_split(pool, "loss", P.replace(n_members=30, n_external=10, n_eval=5))
     model = _built(P, "loss", head, split).train()
     assert model.needs_labels and type(model.margin).__name__.lower().startswith(head[:3])
     x, y = pool.batch(torch.arange(8))
@@ -109,18 +154,37 @@ def test_sweep_margin_heads_match_their_formula(head):
         model.stage2(model.stage1(x))))).flatten(1)), dim=1) @ F.normalize(W, dim=1).T), atol=1e-4, rtol=1e-4)
 
 
-def test_sweep_iresnet_uses_zoo_heads_with_margin_scale():
-    P = params(arch="iresnet18", margin_scale=32.0)
-    split = fac.make_split(P | {"n_members": 30, "n_external": 10, "n_eval": 5}, synthetic_pool(n=64), "loss")
-    v = fac.variant(P, "loss", "cosface", split)
-    assert v["build_fn"] is None and v["model_kw"] == {"s": 32.0} and v["head"] == "cosface"
+def test_sweep_iresnet_uses_zoo_heads_with_margin_scale(tmp_path, monkeypatch):
+    """The loss factor on an IResNet trains the zoo's margin head with s = margin_scale (no SmallCNN wrapper), and
+    the face model's quality is verification accuracy on its embeddings, also written as fr_verification_accuracy."""
+    trained = []
+
+    def spy(*args, **kw):
+        model, info = train_audited(*args, **kw)
+        trained.append((model, kw))
+        return model, info
+
+    train_audited = core_stages.train_audited
+    monkeypatch.setattr(core_stages, "train_audited", spy)
+    P = params(arch="iresnet18", losses="cosface", scenarios="loss", margin_scale=32.0, n_members=40, n_external=16,
+               n_eval=16, audited_epochs=1, mint_epochs=1, mint_hidden1=8, mint_hidden2=4, device="cpu",
+               out_dir=str(tmp_path / "run"))
+    pool = synthetic_pool(n=96, num_classes=4, n_groups=12)  # 16 evaluation samples over 12 identities: pairs exist
+    rows = fac.sweep(context(P, pool), "loss", P)
+    (model, kw), = trained
+    assert kw["build_fn"] is None and kw["model_kw"] == {"s": 32.0} and kw["head"] == "cosface"
+    assert model.arch == "iresnet18" and isinstance(model.head, CosFaceHead) and model.head.s == 32.0
+    assert set(rows.condition) == {"CosFace loss"} and set(rows.table) == {"Table 5"}
+    fr = rows[rows.metric == "fr_verification_accuracy"].value
+    assert len(fr) == len(fac.FEATURE_SETS) and ((fr >= 0) & (fr <= 1)).all()
+    assert (fr.values == rows[rows.metric == "audited_accuracy"].value.values).all()
 
 
 def test_sweep_dropout_toggle_changes_the_model_as_stated():
     pool = synthetic_pool(n=64, num_classes=4)
     P = params(dropout=0.5)
-    split = fac.make_split(P | {"n_members": 30, "n_external": 10, "n_eval": 5}, pool, "dropout")
-    assert fac.scenario_values(P, "dropout") == [0.5, 0.0]
+    split = fac.make_split(pool, "dropout", P.replace(n_members=30, n_external=10, n_eval=5))
+    assert P.values("dropout") == [0.5, 0.0]
     assert [fac.condition("dropout", v) for v in (0.5, 0.0)] == ["with dropout", "without dropout"]
     on, off = _built(P, "dropout", 0.5, split), _built(P, "dropout", 0.0, split)
     assert on.dropout.p == 0.5 and off.dropout.p == 0.0  # models.DROPOUT_MODULES["smallcnn"] == "dropout"
@@ -136,16 +200,17 @@ def test_sweep_dropout_toggle_changes_the_model_as_stated():
     assert torch.allclose(b, off(x))  # no dropout: deterministic
     on.eval()
     assert torch.allclose(on(x), on(x))  # eval: dropout off
-    assert fac.variant(P, "batch", 8, split)["dropout"] == 0.5  # other scenarios keep the base dropout
+    assert fac.variant(split, "batch", 8, P)["dropout"] == 0.5  # other scenarios keep the base dropout
 
 
 # ------------------------------------------------------------------------------- sweep rows
 
 
-def test_sweep_rows_and_paper_table(digits_pool):
+def test_sweep_rows_and_paper_table(tmp_path):
     P = params(n_members=120, n_external=60, n_eval=20, audited_epochs=1, mint_epochs=2, mint_hidden1=16,
-               mint_hidden2=8, losses="softmax,arcface")
-    rows = fac.sweep("loss", None, P, digits_pool, torch.device("cpu"))
+               mint_hidden2=8, losses="softmax,arcface", scenarios="loss", device="cpu", out_dir=str(tmp_path / "run"))
+    ctx = fac.setup(P)
+    rows = fac.sweep(ctx, "loss", P)
     assert list(rows.columns) == list(RESULT_COLUMNS)
     acc = rows[rows.metric == "mint_accuracy"]
     assert set(acc.table) == {"Table 5"} and list(dict.fromkeys(acc.condition)) == ["Softmax loss", "ArcFace loss"]
@@ -158,6 +223,8 @@ def test_sweep_rows_and_paper_table(digits_pool):
     assert list(tab.index) == [*fac.FEATURE_SETS, "Audited quality"]
     assert tab.loc["Conv Layer #1", "ArcFace loss"].endswith("(0.67)")  # published beside ours
     assert tab.loc["Conv Layer #1", "CosFace loss"].startswith("-")  # not run: never filled from the paper
+    assert len(ctx.run.rows) == len(rows) and (ctx.run.dir / "split.json").exists()
+    assert {k.split("__")[0] for k in np.load(ctx.run.dir / "scores.npz")} == {"Table_5"}
 
 
 def test_verification_accuracy_separates_identities():
@@ -165,22 +232,22 @@ def test_verification_accuracy_separates_identities():
     centers = torch.randn(20, 16, generator=g)
     ident = np.repeat(np.arange(20), 5)
     emb = centers[ident] + 0.1 * torch.randn(100, 16, generator=g)
-    assert fac.verification_accuracy(emb, ident, n_pairs=500) > 0.95
-    assert 0.35 < fac.verification_accuracy(torch.randn(100, 16, generator=g), ident, n_pairs=500) < 0.65
+    assert verification_accuracy(emb.numpy(), ident, n_pairs=500) > 0.95
+    assert 0.35 < verification_accuracy(torch.randn(100, 16, generator=g).numpy(), ident, n_pairs=500) < 0.65
 
 
 # ------------------------------------------------------------------------------- real data
 
 
 @pytest.mark.slow
-def test_mnist_exposure_x30_more_detectable_than_x1(mnist_root):
+def test_mnist_exposure_x30_more_detectable_than_x1(mnist_root, tmp_path):
     """The paper (Tab. 2): the x30 quarter is more detectable than the x1 quarter, notably from layer #4, the
     outcome and all conv layers. One model on 400 MNIST test images, two halves seen x1 / x30 in one epoch."""
-    pool = load_pool("mnist-test", mnist_root)
-    P = params(dataset="mnist-test", exposures="1,30", exposure_members=400, exposure_epochs=1, n_external=300,
-               n_eval=100, mint_epochs=20, seed=0)
+    P = params(dataset="mnist-test", data_root=str(mnist_root), exposures="1,30", exposure_members=400,
+               exposure_epochs=1, n_external=300, n_eval=100, mint_epochs=20, seed=0, scenarios="exposure",
+               device="cpu", out_dir=str(tmp_path / "run"))
     t0 = time.perf_counter()
-    rows = fac.sweep("exposure", None, P, pool, torch.device("cpu"))
+    rows = fac.sweep(fac.setup(P), "exposure", P)
     acc = rows[rows.metric == "mint_accuracy"].pivot(index="feature", columns="condition", values="value")
     print(f"\n{time.perf_counter() - t0:.0f} s\n{acc.round(3)}")
     deep = [f"Vanilla MINT;{f}" for f in ("Conv Layer #4", "Model Outcome", "All Conv Layers")]

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 TRAIN, TEST = 0, 1  # values of Pool.origin
 
@@ -24,6 +25,14 @@ DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "gtsrb", 
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+
+
+def is_dataset_name(spec: str) -> bool:
+    """Whether `spec` names a dataset `load_pool` knows: a registry name or ``imagefolder:<path>`` (the path is
+    not opened here, so that presets with placeholder paths validate on any machine)."""
+    if spec.startswith("imagefolder:"):
+        return len(spec) > len("imagefolder:") and spec != "imagefolder:<path>"
+    return spec in DATASETS
 
 
 class DataUnavailable(FileNotFoundError):
@@ -101,11 +110,10 @@ def _to_uint8_nchw(arr: np.ndarray) -> torch.Tensor:
     return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
-def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Resize uint8 [N,C,H,W] to size×size (bilinear, antialiased), in chunks to bound memory."""
+def resize_images(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize uint8 [N,C,H,W] to size×size (bilinear, antialiased), in chunks to bound memory; None keeps x."""
     if size is None or (x.shape[-1] == size and x.shape[-2] == size):
         return x
-    import torch.nn.functional as F
     out = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
            .round_().clamp_(0, 255).to(torch.uint8) for c in x.split(4096)]
     return torch.cat(out)
@@ -173,7 +181,7 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool, size:
     if hasattr(ds, "data") and isinstance(getattr(ds, "data"), (np.ndarray, torch.Tensor)):
         arr = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data
         targets = np.asarray(ds.targets)
-        return _resize(_to_uint8_nchw(arr), size), torch.as_tensor(targets, dtype=torch.long)
+        return resize_images(_to_uint8_nchw(arr), size), torch.as_tensor(targets, dtype=torch.long)
     # GTSRB: variable-size PPM files -> decode and resize each (done once, then cached)
     size = size or 32
     xs, ys = [], []
@@ -319,5 +327,33 @@ def load_pool(name: str, data_root: str | Path = "data", image_size: int | None 
     else:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if image_size is not None:
-        pool.x = _resize(pool.x, image_size)
+        pool.x = resize_images(pool.x, image_size)
     return pool
+
+
+def concat_pools(parts: list[Pool]) -> Pool:
+    """One pool of `parts` in order, in the first part's format: the others' images resized to its side and
+    converted to its channels (mean of the channels for grey, the grey channel repeated for colour).
+
+    The first part keeps its labels, identities and official split; every later part gets label 0 (its
+    classes are not the first part's: use its samples only as non-members), identities offset past all
+    earlier ones (no identity is shared across parts) and origin TRAIN. ``meta`` is the first part's plus
+    ``parts`` (the names) and ``part`` [N] (index of the part each sample comes from). One part: returned as is.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    xs, ys, groups, origins, offset = [], [], [], [], 0
+    for i, p in enumerate(parts):
+        x = resize_images(p.x.cpu(), first.image_size)
+        if x.shape[1] != first.in_channels:
+            x = (x.float().mean(1, keepdim=True).round().to(torch.uint8) if first.in_channels == 1
+                 else x[:, :1].repeat(1, first.in_channels, 1, 1))
+        xs.append(x)
+        ys.append(p.y.cpu() if i == 0 else torch.zeros(len(p), dtype=torch.long))
+        origins.append(p.origin.cpu() if i == 0 else torch.full((len(p),), TRAIN, dtype=torch.long))
+        groups.append(p.group.cpu() + offset)
+        offset = int(groups[-1].max()) + 1
+    part = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+    return Pool(first.name, torch.cat(xs), torch.cat(ys), first.num_classes, torch.cat(groups), torch.cat(origins),
+                dict(first.meta) | {"parts": [p.name for p in parts], "part": part})

@@ -113,8 +113,12 @@ class Split:
         return split
 
 
-def _take_groups(order: np.ndarray, group: np.ndarray, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Take whole groups from `order` (sample indices) until at least... exactly n samples; return (taken, rest)."""
+def take_groups(order: np.ndarray, group: np.ndarray, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Take whole groups from `order` (sample indices) until n samples are reached; return (taken, rest).
+
+    taken: the first n samples of the groups taken (a group cut at the n-th sample leaves its tail out);
+    rest: `order` without any sample of a taken group. Raises SplitError when `order` holds fewer than n.
+    """
     taken, used = [], set()
     count = 0
     for g in dict.fromkeys(group[order].tolist()):  # groups in the shuffled order of first appearance
@@ -161,17 +165,17 @@ def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: 
         source = rng.permutation(nonmembers_from)
         if len(source) < n_eval:
             raise SplitError(f"{pool.name}: {len(source)} samples can be eval non-members, n_eval={n_eval} needed")
-        eval_non, _ = _take_groups(source, group, n_eval, "eval_nonmembers")
+        eval_non, _ = take_groups(source, group, n_eval, "eval_nonmembers")
     avail = rng.permutation(np.setdiff1d(np.arange(len(pool)), np.concatenate(reserved)) if reserved else len(pool))
-    members, avail = _take_groups(avail, group, n_members, "members")
-    external, rest = _take_groups(avail if external_from is None else rng.permutation(external_from), group,
+    members, avail = take_groups(avail, group, n_members, "members")
+    external, rest = take_groups(avail if external_from is None else rng.permutation(external_from), group,
                                   n_external, "external")
     if external_from is None:
         avail = rest
     if nonmembers_from is None:
-        eval_non, avail = _take_groups(avail, group, n_eval, "eval_nonmembers")
+        eval_non, avail = take_groups(avail, group, n_eval, "eval_nonmembers")
     if overlap == "none":
-        eval_mem, rest = _take_groups(rng.permutation(members), group, n_eval, "eval_members")
+        eval_mem, rest = take_groups(rng.permutation(members), group, n_eval, "eval_members")
         k = len(rest) if n_mint_members is None else n_mint_members
         if k > len(rest):
             raise SplitError(f"n_mint_members={k} but only {len(rest)} members remain after {n_eval} eval members")

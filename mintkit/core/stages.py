@@ -15,8 +15,10 @@ from torch import nn
 from mintkit.core.checkpoints import ModelCache
 from mintkit.core.data import Pool
 from mintkit.core.extract import extract, features_for
-from mintkit.core.metrics import loss_threshold_attack, membership_metrics
+from mintkit.core.metrics import (identification_accuracy, loss_threshold_attack, membership_metrics,
+                                  verification_accuracy)
 from mintkit.models.classifiers import CNNMint, VanillaMLP, fit_mint, score
+from mintkit.models.iresnet import is_face_model
 from mintkit.core.splits import Split
 from mintkit.core.train import TrainConfig, accuracy, per_sample_losses, train_classifier
 
@@ -88,6 +90,39 @@ def audited_accuracy(model: nn.Module, pool: Pool, split: Split, device: torch.d
     test_idx = split["eval_nonmembers"] if test_idx is None else test_idx
     return {"audited_train_accuracy": accuracy(model, pool, split["members"], device),
             "audited_accuracy": accuracy(model, pool, test_idx, device)}
+
+
+FACE_METRICS = {"identification": identification_accuracy, "verification": verification_accuracy}
+
+
+def audited_quality(model: nn.Module, pool: Pool, split: Split, device: torch.device,
+                    test_idx: np.ndarray | None = None, face_metric: str = "identification",
+                    max_face: int = 4000, seed: int = 0) -> dict[str, float]:
+    """How well the audited model does its own task: {'audited_train_accuracy', 'audited_accuracy'}.
+
+    Classifiers: top-1 accuracy on the members and on never-seen samples `test_idx` [n] (default: the
+    evaluation non-members; NaN when empty). Face models (`models.iresnet.is_face_model`): a classifier's
+    accuracy is undefined on identities it never trained on, and a loaded backbone's head is untrained, so
+    both numbers come from the embeddings (the ``outcome`` tap) with `face_metric` (``identification``:
+    leave-one-out 1-NN; ``verification``: LFW-style pairs) over at most `max_face` samples of the evaluation
+    members and of the evaluation non-members. See docs/mint.md, "Audited quality".
+    """
+    if face_metric not in FACE_METRICS:
+        raise ValueError(f"unknown face_metric {face_metric!r}; valid: {', '.join(FACE_METRICS)}")
+    if is_face_model(model):
+        group = pool.group.cpu().numpy()
+
+        def on(idx: np.ndarray) -> float:
+            idx = np.random.default_rng(seed).permutation(np.asarray(idx))[:max_face]
+            if not len(idx):
+                return float("nan")
+            emb = extract(model, pool, idx, ["outcome"], device)["outcome"].float().numpy()
+            return FACE_METRICS[face_metric](emb, group[idx])
+
+        return {"audited_train_accuracy": on(split["eval_members"]), "audited_accuracy": on(split["eval_nonmembers"])}
+    test = split["eval_nonmembers"] if test_idx is None else np.asarray(test_idx)
+    return {"audited_train_accuracy": accuracy(model, pool, split["members"], device),
+            "audited_accuracy": accuracy(model, pool, test, device) if len(test) else float("nan")}
 
 
 def set_features(model: nn.Module, pool: Pool, split: Split, taps: list[str], device: torch.device,

@@ -5,6 +5,8 @@
   128-128-64 without BatchNorm. One class covers all three through `hidden`, `batchnorm`, `dropout`.
 - `CNNMint`: MINT paper's CNN model on full maps: Conv(64, 5×5, ReLU) → MaxPool(2) → Dense(C, ReLU)
   → Dropout(0.5) → Dense(1). Pool size 2 is our choice (the paper does not say).
+- `CNNCombination`: the CNN model on several layers at once, one conv branch per layer (the paper does
+  not say how it combined maps of different resolutions; docs/mint.md, "CNN Combination").
 Models output a logit; the membership score is its sigmoid.
 """
 from __future__ import annotations
@@ -84,6 +86,38 @@ class CNNMint(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(x.float())).squeeze(1)
+
+
+class CNNCombination(nn.Module):
+    """CNN MINT on several layers: one Conv(filters, k) -> ReLU -> MaxPool branch per layer, flattened and
+    concatenated, then Dense(`dense`, default sum of C) -> ReLU -> Dropout -> Dense(1).
+
+    Input: the layers' maps [N, C_i, H_i, W_i] packed into one flat vector [N, sum C_i*H_i*W_i] (so that the
+    shared training loop indexes it like any tensor); `shapes` gives (C_i, H_i, W_i) in packing order.
+    """
+
+    def __init__(self, shapes: list[tuple[int, int, int]], filters: int = 64, kernel: int = 5, pool: int = 2,
+                 dense: int | None = None, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.shapes = [tuple(int(v) for v in s) for s in shapes]
+        self.sizes = [c * h * w for c, h, w in self.shapes]
+        self.branches = nn.ModuleList(nn.Sequential(nn.Conv2d(c, filters, kernel, padding=kernel // 2), nn.ReLU(),
+                                                    nn.MaxPool2d(pool, ceil_mode=True), nn.Flatten())
+                                      for c, _, _ in self.shapes)
+        flat = sum(filters * math.ceil(h / pool) * math.ceil(w / pool) for _, h, w in self.shapes)
+        width = dense or sum(c for c, _, _ in self.shapes)
+        self.head = nn.Sequential(nn.Linear(flat, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, 1))
+
+    def first_layer(self) -> nn.Conv2d:
+        return self.branches[0][0]
+
+    def prepare(self, x: torch.Tensor) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x.float(), self.sizes, dim=1)
+        z = [b(p.reshape(len(p), *s)) for b, p, s in zip(self.branches, parts, self.shapes)]
+        return self.head(torch.cat(z, 1)).squeeze(1)
 
 
 def balanced_batches(labels: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:

@@ -216,12 +216,25 @@ class FaceModel(nn.Module):
         return self.head(emb, labels if (labels is not None and self.training) else None)
 
 
+def is_face_model(model: nn.Module) -> bool:
+    """An IResNet + head: its ``outcome`` tap is the embedding, and its head may be one MINT never trained."""
+    return isinstance(model, FaceModel)
+
+
 def build_iresnet(arch: str, num_classes: int, in_channels: int = 3, image_size: int = 112,
                   dropout: float = 0.0, head: str = "softmax", **head_kw) -> FaceModel:
     if arch not in IRESNET_LAYERS:
         raise ValueError(f"unknown face arch {arch!r}; valid: {', '.join(IRESNET_LAYERS)}")
     backbone = IResNet(IRESNET_LAYERS[arch], in_channels, image_size, dropout)
     return FaceModel(backbone, build_head(head, EMBEDDING_SIZE, num_classes, **head_kw))
+
+
+def is_insightface_state(sd: dict) -> bool:
+    """A bare InsightFace IResNet state dict: keys conv1/bn1/prelu/layer1..4/fc/features (a "module." prefix
+    allowed), none under "backbone." (that is a mintkit FaceModel's)."""
+    keys = {k[7:] if k.startswith("module.") else k for k in sd}
+    return ("conv1.weight" in keys and "fc.weight" in keys and any(k.startswith("layer4.") for k in keys)
+            and not any(k.startswith("backbone.") for k in keys))
 
 
 def _arch_from_state_dict(sd: dict) -> str:

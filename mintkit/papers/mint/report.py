@@ -1,97 +1,101 @@
 """MINT paper: tidy result rows, the paper-shaped tables and the figures of `notebooks/mint.ipynb`.
 
-Reads what the stages of `mintkit.papers.mint` return; writes nothing but rows, scores and figures.
+Reads what the stages of `mintkit.papers.mint` return; writes nothing but rows, scores and figures
+(docs/mint.md, "Results and rows").
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from mintkit.papers.mint.stages import LAYERS, LOSS_FEATURE, MIA_FEATURE, PAPER, as_list, condition, keys
-from mintkit.core.records import KEY_COLUMNS
+from mintkit.core.plots import (published_vs_reproduced, results_table, roc_linear, roc_loglog, save_figure,
+                                score_histogram, use_style)
+from mintkit.core.records import KEY_COLUMNS, Run
+from mintkit.papers.mint.fitting import HEADLINE
+from mintkit.papers.mint.params import LAYERS, LOSS_FEATURE, MIA_FEATURE, Params
+from mintkit.reference import published
+
+AUDITED_KEYS = ("audited_accuracy", "audited_train_accuracy")
+SIZE_TABLES = {"mlp": "Table 3", "cnn": "Table 5"}
 
 
-def record(run, P: dict, results: dict, sweep: dict, control: dict, loss: dict | None, audited: dict,
-           control_info: dict) -> None:
+def record(run: Run, results: dict, sweep: dict, control: dict, loss: dict | None, audited: dict,
+           control_info: dict, P: Params) -> None:
     """Write every result as tidy rows: Tables 1/2 (Vanilla), 4 (CNN), 3/5 (sizes), 6 (vs MIA), Fig. 5 (AUC),
-    domain-control and loss-baseline rows; each with audited accuracies, counts and MINT-training size."""
-    k = keys(P)
-    aud = {m: audited[m] for m in ("audited_accuracy", "audited_train_accuracy")}
-    full = {(f, x): r for (f, x), r in results.items()}
-    only = set(as_list(P["tables"]))
-    table_of = {"mlp": P["vanilla_table"], "cnn": P["cnn_table"]}
+    domain-control and loss-baseline rows; each with the audited accuracies, counts and MINT-training size."""
+    keys = {"dataset": P.dataset_row_label, "model": P.model_row_label}
+    aud = {m: audited[m] for m in AUDITED_KEYS}
+    only = set(P.table_filter)
 
     def add(table: str, feature: str, r: dict, metrics=None, aud_=aud) -> None:
         if only and table not in only:
             return
-        cond = condition(P, r["n_train"], k["dataset"])
-        run.add_metrics(r["metrics"], aud_, metric_names=metrics, table=table, condition=cond, feature=feature, **k)
+        cond = P.condition_label(r["n_train"])
+        run.add_metrics(r["metrics"], aud_, metric_names=metrics, table=table, condition=cond, feature=feature,
+                        **keys)
         if metrics is None:
-            run.add("n_mint_train", r["n_train"], table=table, condition=cond, feature=feature, **k)
-            if table in table_of.values():
-                run.add("params", r["params"], table=table, condition=cond, feature=feature, **k)
+            run.add("n_mint_train", r["n_train"], table=table, condition=cond, feature=feature, **keys)
+            if table in (P.vanilla_table, P.cnn_table):
+                run.add("params", r["params"], table=table, condition=cond, feature=feature, **keys)
 
-    for (fam, x), r in full.items():
-        add(table_of[fam], r["label"], r)
-    for (fam, x, _fr), r in sweep.items():
-        add("Table 3" if fam == "mlp" else "Table 5", r["label"], r)
-    for (fam, x) in (("mlp", "combination"), ("cnn", "stage1")):
-        if (fam, x) in full:
-            add("Table 3" if fam == "mlp" else "Table 5", full[(fam, x)]["label"], full[(fam, x)])
-            add("Table 6", full[(fam, x)]["label"], full[(fam, x)])
-    if ("mlp", "outcome") in full:
-        add("Table 6", MIA_FEATURE, full[("mlp", "outcome")])
-    if loss is not None and full and (not only or "Table 6" in only):
-        ref = next(iter(full.values()))
-        run.add_metrics(loss, aud, table="Table 6", condition=condition(P, ref["n_train"], k["dataset"]),
-                        feature=LOSS_FEATURE, **k)
-    for (fam, x), r in full.items():  # Fig. 5: AUC of the curves the paper draws
+    for (fam, _x), r in results.items():
+        add(P.family_table(fam), r["label"], r)
+    for (fam, _x, _fr), r in sweep.items():
+        add(SIZE_TABLES[fam], r["label"], r)
+    for fam, x in HEADLINE:
+        if (fam, x) in results:
+            add(SIZE_TABLES[fam], results[(fam, x)]["label"], results[(fam, x)])
+            add("Table 6", results[(fam, x)]["label"], results[(fam, x)])
+    if ("mlp", "outcome") in results:
+        add("Table 6", MIA_FEATURE, results[("mlp", "outcome")])
+    if loss is not None and results and (not only or "Table 6" in only):
+        ref = next(iter(results.values()))
+        run.add_metrics(loss, aud, table="Table 6", condition=P.condition_label(ref["n_train"]),
+                        feature=LOSS_FEATURE, **keys)
+    for (fam, x), r in results.items():  # Fig. 5: AUC of the curves the paper draws
         if fam == "mlp" and x in (*LAYERS, "combination") or (fam, x) == ("cnn", "stage1"):
             add("Fig. 5", r["label"], r, metrics=["auc"], aud_={})
-    if ("mlp", "outcome") in full:
-        add("Fig. 5", MIA_FEATURE, full[("mlp", "outcome")], metrics=["auc"], aud_={})
-    caud = {m: control_info.get(m, float("nan")) for m in ("audited_accuracy", "audited_train_accuracy")}
-    for (fam, x), r in control.items():
-        add(table_of[fam], control_label(P, r["label"]), r, aud_=caud)
-
-
-def control_label(P: dict, label: str) -> str:
-    """'Vanilla MINT;Combination' -> 'Domain control (other-data) Vanilla MINT;Combination'."""
-    return f"Domain control ({P['control']}) {label}"
+    if ("mlp", "outcome") in results:
+        add("Fig. 5", MIA_FEATURE, results[("mlp", "outcome")], metrics=["auc"], aud_={})
+    caud = {m: control_info.get(m, float("nan")) for m in AUDITED_KEYS}
+    for (fam, _x), r in control.items():
+        add(P.family_table(fam), P.control_label(r["label"]), r, aud_=caud)
 
 
 def _row(label: str, r: dict, audited: dict, what: str = "MINT") -> dict:
     m = r["metrics"] if "metrics" in r else r
+    ci = f"[{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]" if not math.isnan(m["auc_ci_low"]) else "-"
     return {"what": what, "feature": label, "accuracy@0.5": m["mint_accuracy"],
-            "accuracy (calibrated)": m["mint_accuracy_calibrated"], "AUC": m["auc"],
-            "AUC 95% CI": f"[{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]" if not math.isnan(m["auc_ci_low"]) else "-",
+            "accuracy (calibrated)": m["mint_accuracy_calibrated"], "AUC": m["auc"], "AUC 95% CI": ci,
             "TPR@1%FPR": m["tpr_at_1pct_fpr"], "TPR@0.1%FPR": m["tpr_at_0.1pct_fpr"],
-            "n_train": r.get("n_train", float("nan")), "n_eval (mem/non)": f"{m['n_eval_members']}/{m['n_eval_nonmembers']}",
+            "n_train": r.get("n_train", float("nan")),
+            "n_eval (mem/non)": f"{m['n_eval_members']}/{m['n_eval_nonmembers']}",
             "audited train acc": audited.get("audited_train_accuracy", float("nan")),
             "audited test acc": audited.get("audited_accuracy", float("nan"))}
 
 
-def summary(results: dict, control: dict, loss: dict | None, audited: dict, control_info: dict, P: dict) -> pd.DataFrame:
+def summary(results: dict, control: dict, loss: dict | None, audited: dict, control_info: dict,
+            P: Params) -> pd.DataFrame:
     """Every model of this run side by side: accuracy at 0.5 and calibrated, AUC (+CI), TPR at low FPR, counts,
     audited accuracies (the control's own for control rows)."""
     rows = [_row(r["label"], r, audited) for r in results.values()]
     if ("mlp", "outcome") in results:
         rows.append(_row(MIA_FEATURE, results[("mlp", "outcome")], audited, "baseline"))
     if loss is not None:
-        rows.append(_row(LOSS_FEATURE, loss | {"n_train": results and next(iter(results.values()))["n_train"]},
-                         audited, "baseline"))
-    rows += [_row(control_label(P, r["label"]), r, control_info, "control") for r in control.values()]
+        n_train = next(iter(results.values()))["n_train"] if results else float("nan")
+        rows.append(_row(LOSS_FEATURE, loss | {"n_train": n_train}, audited, "baseline"))
+    rows += [_row(P.control_label(r["label"]), r, control_info, "control") for r in control.values()]
     return pd.DataFrame(rows).set_index(["what", "feature"])
 
 
 def sweep_table(results: dict, sweep: dict) -> pd.DataFrame:
     """Tables 3/5 shape: MINT accuracy (and AUC) vs number of MINT-training samples."""
+    runs = list(sweep.values()) + [r for (f, x), r in results.items() if (f, x) in HEADLINE]
     rows = [{"model": r["label"], "n_train": r["n_train"], "accuracy@0.5": r["metrics"]["mint_accuracy"],
-             "AUC": r["metrics"]["auc"]} for (f, x, _), r in sweep.items()]
-    rows += [{"model": r["label"], "n_train": r["n_train"], "accuracy@0.5": r["metrics"]["mint_accuracy"],
-              "AUC": r["metrics"]["auc"]} for (f, x), r in results.items() if (f, x) in (("mlp", "combination"), ("cnn", "stage1"))]
+             "AUC": r["metrics"]["auc"]} for r in runs]
     if not rows:
         return pd.DataFrame(columns=["model", "n_train", "accuracy@0.5", "AUC"])
     return pd.DataFrame(rows).sort_values(["model", "n_train"]).set_index(["model", "n_train"])
@@ -99,8 +103,7 @@ def sweep_table(results: dict, sweep: dict) -> pd.DataFrame:
 
 def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "mint_accuracy") -> dict[str, pd.DataFrame]:
     """Tables 1/2, 4 and 6 in the paper's layout from the run's rows: auditable data down, the run's
-    (dataset, model) across; domain-control rows kept beside the real ones."""
-    from mintkit.core.plots import results_table
+    (dataset, model, condition) across; domain-control rows kept beside the real ones."""
     df = pd.DataFrame(rows)
     df = df[df["metric"] == metric]
     out = {}
@@ -117,27 +120,23 @@ def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "mint_accuracy")
 def compare_published(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """The run's rows joined with the published MINT numbers on the key columns (empty when the run is not a
     paper setting, e.g. the digits default)."""
-    from mintkit.core.plots import published_vs_reproduced
-    from mintkit.reference import published
     rep = pd.DataFrame(rows)
     rep = rep.assign(value=pd.to_numeric(rep["value"], errors="coerce"))
-    return published_vs_reproduced(rep, published(PAPER), keys=list(KEY_COLUMNS), how="inner")
+    return published_vs_reproduced(rep, published(Params.PAPER), keys=list(KEY_COLUMNS), how="inner")
 
 
 # ------------------------------------------------------------------------------------------ figures
-def _fig5_curves(results: dict, control: dict, P: dict) -> list[tuple[str, dict]]:
+def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dict]]:
     cur = [(r["label"], r) for (f, x), r in results.items()
            if (f, x) == ("cnn", "stage1") or (f == "mlp" and x in (*LAYERS, "combination"))]
     if ("mlp", "outcome") in results:
         cur.append(("MIA* (outcome)", results[("mlp", "outcome")]))
-    cur += [(control_label(P, r["label"]), r) for r in control.values() if r["feature"] != "outcome"]
+    cur += [(P.control_label(r["label"]), r) for r in control.values() if r["feature"] != "outcome"]
     return cur
 
 
-def plot_roc(results: dict, control: dict, P: dict, loss: dict | None = None, out_dir: str | Path | None = None):
+def plot_roc(results: dict, control: dict, loss: dict | None, P: Params, out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR."""
-    import matplotlib.pyplot as plt
-    from mintkit.core.plots import roc_linear, roc_loglog, save_figure, use_style
     use_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     curves = _fig5_curves(results, control, P)
@@ -158,10 +157,8 @@ def plot_roc(results: dict, control: dict, P: dict, loss: dict | None = None, ou
     return fig
 
 
-def plot_scores(results: dict, control: dict, out_dir: str | Path | None = None, P: dict | None = None):
+def plot_scores(results: dict, control: dict, P: Params, out_dir: str | Path | None = None):
     """Member / non-member score distributions of the best Vanilla, the CNN Conv #1 and the controls."""
-    import matplotlib.pyplot as plt
-    from mintkit.core.plots import save_figure, score_histogram, use_style
     use_style()
     pick = []
     mlp = [r for (f, _), r in results.items() if f == "mlp"]
@@ -169,8 +166,7 @@ def plot_scores(results: dict, control: dict, out_dir: str | Path | None = None,
         pick.append(max(mlp, key=lambda r: r["metrics"]["auc"]))
     if ("cnn", "stage1") in results:
         pick.append(results[("cnn", "stage1")])
-    pick += [r | {"label": control_label(P or {"control": "control"}, r["label"])} for r in control.values()
-             if r["feature"] != "outcome"]
+    pick += [r | {"label": P.control_label(r["label"])} for r in control.values() if r["feature"] != "outcome"]
     fig, axes = plt.subplots(1, max(len(pick), 1), figsize=(3.4 * max(len(pick), 1), 3), squeeze=False)
     for ax, r in zip(axes[0], pick):
         score_histogram(ax, r["scores"], r["labels"], bins=30)
@@ -183,8 +179,6 @@ def plot_scores(results: dict, control: dict, out_dir: str | Path | None = None,
 
 def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
     """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure)."""
-    import matplotlib.pyplot as plt
-    from mintkit.core.plots import save_figure, use_style
     use_style()
     fig, ax = plt.subplots(figsize=(4.2, 3))
     for model, t in table.reset_index().groupby("model", sort=False):
@@ -200,7 +194,7 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
     return fig
 
 
-def save_scores(run, results: dict, control: dict, loss: dict | None) -> None:
+def save_scores(run: Run, results: dict, control: dict, loss: dict | None) -> None:
     """scores.npz: <family>_<feature>[_control]_scores / _labels for every evaluated model."""
     arrays = {}
     for tag, res in (("", results), ("_control", control)):
