@@ -48,9 +48,10 @@ def plot_scores(run: Run, results: dict):
     use_style()
     prots = list(dict.fromkeys(p for p, _ in results))
     n = max(len(results), len(prots))
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(2.8 * n, 6.4), squeeze=False)
     for j, ((protocol, cond), ev) in enumerate(results.items()):
         score_histogram(axes[0, j], ev["scores"], ev["labels"], bins=30)
+        axes[0, j].legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
         axes[0, j].set_title(f"{cond} MINT, {protocol}")
     for j, protocol in enumerate(prots):
         ax = axes[1, j]
@@ -59,6 +60,7 @@ def plot_scores(run: Run, results: dict):
                 roc_loglog(ax, ev["scores"], ev["labels"], label=f"{cond} MINT")
         ev = results.get((protocol, "Passive")) or next(ev for (p, _), ev in results.items() if p == protocol)
         roc_loglog(ax, ev["loss_baseline"]["scores"], ev["loss_baseline"]["labels"], label="loss attack")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below the axes: curves stay visible
         ax.set_title(f"ROC, {protocol}")
     for ax in axes[1, len(prots):]:
         ax.axis("off")

@@ -103,13 +103,13 @@ def figure_rules(run: Run, rules: pd.DataFrame):
     return fig
 
 
-def save_scores(run: Run, cells: dict, rules: pd.DataFrame | None, t3: dict) -> None:
+def save_scores(run: Run, cells: dict, rules: pd.DataFrame, t3: dict) -> None:
     """Per-sample MINT scores and labels of every fit into scores.npz."""
     arr = {}
     for (su, red, f), r in cells.items():
         name = f"gmint_{su}_{red}_{fraction_label(f)}"
         arr[f"{name}_scores"], arr[f"{name}_labels"] = r["scores"], r["labels"]
-    for _, r in (rules.iterrows() if rules is not None else []):
+    for _, r in rules.iterrows():
         arr[f"rule_{r['rule']}_scores"], arr[f"rule_{r['rule']}_labels"] = r["scores"], r["labels"]
     for k, r in t3.items():
         name = "table3_" + "".join(c if c.isalnum() else "_" for c in k)
