@@ -24,10 +24,13 @@ import time
 import numpy as np
 import torch
 
+from mintkit.core.data import load_pool, synthetic_pool
+from mintkit.core.train import pick_device
+from mintkit.models.zoo import GMINT_LAYERS, build_model
+from mintkit.papers.gmint.modifiers import weight_modifiers, weight_modifiers_loop
+
 
 def setup(args):
-    from mintkit.core.data import load_pool, synthetic_pool
-    from mintkit.models.zoo import GMINT_LAYERS, build_model
     torch.manual_seed(0)
     if args.dataset == "digits":
         pool = load_pool("digits", image_size=args.image_size)
@@ -40,7 +43,6 @@ def setup(args):
 
 
 def batched(args, pool, model, layers, n, device):
-    from mintkit.papers.gmint.modifiers import weight_modifiers
     return weight_modifiers(model, pool, np.arange(n), layers, device, rules=(args.rule,), reductions=("mean",),
                             batch_size=n, chunk_size=args.chunk_size)
 
@@ -117,8 +119,6 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
-    from mintkit.papers.gmint.modifiers import weight_modifiers_loop
-    from mintkit.core.train import pick_device
     device = pick_device(args.device)
     pool, model, layers = setup(args)
     model.to(device)

@@ -11,11 +11,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.stats import binomtest
 from torch import nn
 
+import mintkit.papers.gmint as g
+from mintkit.batch.plans import PRESETS, load_preset
 from mintkit.core.data import synthetic_pool
-from mintkit.papers.gmint.modifiers import (REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key, reduce_filters,
-                               weight_modifiers, weight_modifiers_loop)
+from mintkit.core.params import ParameterError
+from mintkit.core.splits import build_split
+from mintkit.core.stages import train_audited
+from mintkit.core.train import TrainConfig
+from mintkit.models.zoo import GMINT_LAYERS, build_model
+from mintkit.papers.gmint.modifiers import (FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
+                                            reduce_filters, weight_modifiers, weight_modifiers_loop)
 
 CPU = torch.device("cpu")
 
@@ -85,10 +93,10 @@ def test_batched_equals_loop_every_rule(pool, arch):
     idx = np.arange(0, 40, 3)
     opt = Optimiser(lr=1e-2, weight_decay=0.0)
     state = _state(model, layers)
-    batched = weight_modifiers(model, pool, idx, layers, CPU, rules=RULES, reductions=REDUCTIONS, opt=opt,
+    batched = weight_modifiers(model, pool, idx, layers, CPU, rules=RULES, reductions=FILTER_REDUCTIONS, opt=opt,
                                state=state, batch_size=8, chunk_size=3)
     for rule in RULES:
-        loop = weight_modifiers_loop(model, pool, idx, layers, CPU, rule=rule, reductions=REDUCTIONS, opt=opt,
+        loop = weight_modifiers_loop(model, pool, idx, layers, CPU, rule=rule, reductions=FILTER_REDUCTIONS, opt=opt,
                                      state=state)
         _assert_equal(batched, loop, rule)
     # the literal loop (optimiser over all parameters, state dict restored) gives the same numbers
@@ -111,7 +119,6 @@ def test_weight_decay_and_no_matmul_path(pool):
 
 
 def test_float32_default_arch(digits_pool):
-    from mintkit.models.zoo import GMINT_LAYERS, build_model
     torch.manual_seed(0)
     model = build_model("smallcnn", 10, 1, 8).eval()
     layers = list(GMINT_LAYERS["smallcnn"].values())
@@ -129,7 +136,7 @@ def test_float32_default_arch(digits_pool):
 def test_reduction_shapes(pool):
     model = BNLinear().eval()
     m = weight_modifiers(model, pool, np.arange(5), ["conv", "fc1", "fc2"], CPU, rules=("grad",),
-                         reductions=REDUCTIONS)
+                         reductions=FILTER_REDUCTIONS)
     # Conv2d (F_out, F_in, K, K) -> F_out; Linear (out, in) -> out
     assert m.features[key("conv", "grad", "mean")].shape == (5, 5)
     assert m.features[key("fc1", "grad", "min")].shape == (5, 12)
@@ -160,9 +167,6 @@ def test_rule_formulas():
 
 
 def test_adam_state_kept_by_train_audited(tmp_path):
-    from mintkit.core.stages import train_audited
-    from mintkit.core.splits import build_split
-    from mintkit.core.train import TrainConfig
     pool = synthetic_pool(n=96, num_classes=4)
     split = build_split(pool, 40, 20, 10, seed=0)
     layers = ["stage1.0.conv", "stage4.1.conv"]
@@ -184,45 +188,63 @@ def test_adam_state_kept_by_train_audited(tmp_path):
         adam_state_of({}, layers)
 
 
-def test_split_protocol_and_settings(digits_pool):
-    import mintkit.papers.gmint as g
-    from mintkit.core.params import ParameterError, check
-    P = check({"n_members": 0}, g.PARAMS)
-    split = g.make_split(digits_pool, P)
+def test_split_protocol_and_params(tmp_path):
+    P = g.Params.from_values({"n_members": 0, "out_dir": str(tmp_path / "run")})
+    ctx = g.setup(P)
+    split = g.make_split(ctx, P)
+    assert (tmp_path / "run" / "split.json").exists()
     s = split.sizes()
-    half = len(digits_pool) // 2
+    half = len(ctx.pool) // 2
     assert s["members"] == half and s["external"] + s["eval_nonmembers"] == half  # two equal halves
     assert s["eval_members"] == s["eval_nonmembers"] == round(0.2 * half)
     assert s["mint_train_members"] + s["eval_members"] == half
     sets = g.mint_sets(split, 0.1, 0)
     assert len(sets["mint_train_members"]) == round(0.1 * s["mint_train_members"])
     assert set(sets["external"]) <= set(split["external"])
-    S = g.settings(P)
-    assert S["fractions"] == (1.0, 0.1, 0.01) and S["protocol"] == "heldout"
-    assert g.settings(check({"selection": "paper"}, g.PARAMS))["protocol"] == "paper"
-    assert [g.fraction_label(f) for f in S["fractions"]] == ["D100", "D10", "D1"]
-    for bad in ({"rule": "rmsprop"}, {"selection": "best"}, {"setup": "first"}, {"data_fraction": 2.0}):
+    assert P.fractions == (1.0, 0.1, 0.01) and P.protocol == "heldout"
+    assert P.setups == ("entry", "middle", "output", "combined") and P.reductions == ("mean", "min", "max")
+    assert P.rules == ("adam", "sgd", "adam-state", "grad")
+    assert P.replace(selection="paper").protocol == "paper"
+    assert P.replace(compare_rules=False, rule="sgd").rules == ("sgd",)
+    assert P.replace(audited_optimizer="sgd", rule="sgd").rules == ("sgd", "adam", "grad")
+    assert P.setup_layers("combined") == list(GMINT_LAYERS["smallcnn"].values())
+    assert [g.fraction_label(f) for f in P.fractions] == ["D100", "D10", "D1"]
+    for bad in ({"rule": "rmsprop"}, {"selection": "best"}, {"setup": "first"}, {"reduction": "median"},
+                {"arch": "lenet"}, {"data_fraction": 2.0}, {"val_fraction": 1.0}):
         with pytest.raises(ParameterError, match="valid|must"):
-            g.settings(check(bad, g.PARAMS))
+            g.Params.from_values(bad)
+    with pytest.raises(ParameterError, match="audited_optimizer"):
+        g.Params.from_values({"rule": "adam-state", "audited_optimizer": "sgd"})
+    with pytest.raises(ParameterError, match="leaves no MINT-training data"):
+        P.replace(n_members=300, n_eval=300).split_sizes(len(ctx.pool))
 
 
-def test_real_mnist_combined_beats_chance(mnist_root):
+def test_presets_validate():
+    files = sorted((PRESETS / "gmint").glob("*.yaml"))
+    assert files
+    for f in files:
+        values = load_preset(f)
+        grids = {k: v for k, v in values.items() if isinstance(v, list)}
+        for k, v in grids.items():  # every value of a grid axis must be valid on its own
+            for x in v:
+                g.Params.from_values({**{a: b for a, b in values.items() if a not in grids}, k: x}, where=str(f))
+
+
+def test_real_mnist_combined_beats_chance(mnist_root, tmp_path):
     """End to end on the real MNIST test split: D = E = 300 images, smallcnn, Combined / MEAN / D100, rule sgd.
 
     Batch 32 gives the audited model 60 steps: with fewer, BatchNorm's running statistics lag the weights and
     the eval-mode model (the one gMINT steps) is near chance even though its training loss is low."""
-    from scipy.stats import binomtest
-    import mintkit.papers.gmint as g
-    from mintkit.core.data import load_pool
-    from mintkit.core.params import check
-    P = check({"dataset": "mnist-test", "n_members": 300, "audited_epochs": 6, "batch_size": 32, "rule": "sgd", "setup": "combined",
-               "reduction": "mean", "data_fraction": 1.0, "compare_rules": False, "mint_epochs": 30, "n_boot": 0,
-               "cache_dir": ""}, g.PARAMS)
-    pool = load_pool("mnist-test", mnist_root)
-    split = g.make_split(pool, P)
-    model, info = g.audited(pool, split, P, CPU, progress=False)
-    mods = g.modifiers(model, pool, split, P, info, CPU)
-    df, cells = g.grid(mods, split, P, info, CPU)
+    P = g.Params.from_values({
+        "dataset": "mnist-test", "data_root": str(mnist_root), "n_members": 300, "audited_epochs": 6,
+        "batch_size": 32, "rule": "sgd", "setup": "combined", "reduction": "mean", "data_fraction": 1.0,
+        "compare_rules": False, "mint_epochs": 30, "n_boot": 0, "cache_dir": "", "device": "cpu",
+        "out_dir": str(tmp_path / "run")})
+    ctx = g.setup(P)
+    split = g.make_split(ctx, P)
+    model, info = g.audited(ctx, split, P, progress=False)
+    mods = g.modifiers(ctx, model, split, info, P, progress=False)
+    df, cells = g.grid(ctx, mods, split, info, P)
     m = cells[("combined", "mean", 1.0)]["metrics"]
     n = m["n_eval_members"] + m["n_eval_nonmembers"]
     correct = int(round(m["mint_accuracy"] * n))

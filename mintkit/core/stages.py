@@ -20,7 +20,8 @@ from mintkit.core.metrics import (identification_accuracy, loss_threshold_attack
 from mintkit.models.classifiers import CNNMint, VanillaMLP, fit_mint, score
 from mintkit.models.iresnet import is_face_model
 from mintkit.core.splits import Split
-from mintkit.core.train import TrainConfig, accuracy, per_sample_losses, train_classifier
+from mintkit.core.train import TrainConfig, accuracy, per_sample_losses, seed_everything, train_classifier
+from mintkit.models.zoo import build_model
 
 MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
 DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
@@ -30,6 +31,15 @@ def _tensor_hash(t) -> str:
     """sha256 of an integer tensor's values (list objects have no hash)."""
     import hashlib
     return hashlib.sha256(np.ascontiguousarray(torch.as_tensor(t).cpu().numpy().astype(np.int64)).tobytes()).hexdigest()[:16]
+
+
+def build_audited(pool: Pool, arch: str, seed: int, dropout: float = 0.0, head: str = "softmax", build_fn=None,
+                  model_kw: dict | None = None) -> nn.Module:
+    """A fresh audited model for `pool` (zoo `arch`, or `build_fn` with the same signature), initialised
+    from `seed`: the same arguments give the same initial weights (on cpu)."""
+    seed_everything(seed)
+    return (build_fn or build_model)(arch, num_classes=pool.num_classes, in_channels=pool.in_channels,
+                                     image_size=pool.image_size, dropout=dropout, head=head, **(model_kw or {}))
 
 
 def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device: torch.device, seed: int,
@@ -47,15 +57,11 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
     checkpoint (`extra`) and returned as info['optimizer_state'] (gMINT); joins the key only when given.
     """
     from mintkit.core.checkpoints import load_model
-    from mintkit.models.zoo import build_model
-    from mintkit.core.train import seed_everything
     if checkpoint:
         return load_model(checkpoint).to(device).eval(), {"source": checkpoint, "cache_hit": False}
 
-    def build() -> nn.Module:
-        seed_everything(seed)  # same init for the same key, hit or miss
-        return (build_fn or build_model)(arch, num_classes=pool.num_classes, in_channels=pool.in_channels,
-                                         image_size=pool.image_size, dropout=dropout, head=head, **(model_kw or {}))
+    def build() -> nn.Module:  # same init for the same key, hit or miss
+        return build_audited(pool, arch, seed, dropout, head, build_fn, model_kw)
 
     def train(model: nn.Module) -> dict:
         return train_classifier(model, pool, split["members"], cfg, device, seed=seed, repeats=repeats,

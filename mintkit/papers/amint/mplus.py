@@ -1,29 +1,28 @@
 """aMINT's Enhanced Audited Model M+ and its training (joint = active, head-only = passive).
 
 M+ = an audited zoo model M plus a MINT head T fed by the two activation maps of
-``models.AMINT_TAPS[arch][setup]``, captured with forward hooks *with* gradients, so the MINT
-loss reaches the shared layers (input .. second tap) [P-aMINT §3, methods.md 3.1]:
+``models.zoo.AMINT_TAPS[arch][setup]``, captured with forward hooks *with* gradients, so the MINT
+loss reaches the shared layers (input .. second tap); docs/amint.md, "Method" and "The MINT head":
 
 * one branch per tap: maps [B, C, H, W] -> ``n_convs`` × (conv 3×3, stride 1, padding 1 → ReLU),
   widths ``width``, 2·width, ... (paper E1: one conv of 256; E2: 1024 then 2048); ViT token
-  sequences [B, T, D] -> the same number of per-token Linear → ReLU layers (the paper: the ViT
-  MINT model is fully connected); vectors [B, D] -> Linear → ReLU;
-* fusion: global pooling of each branch (max, as the released notebooks; or mean) and
-  concatenation (E1: 2 × 256 = 512);
+  sequences [B, T, D] -> the same number of per-token Linear → ReLU layers (the paper's ViT head is
+  fully connected); vectors [B, D] -> Linear → ReLU;
+* fusion: global pooling of each branch (max, as the released code; or mean) and concatenation
+  (E1: 2 × 256 = 512);
 * head: Linear(fused, hidden) → ReLU → Dropout(p) → Linear(hidden, 1) = the membership logit
-  (paper: "two linear layers with dropout"; hidden = fused dim unless given).
+  (hidden = the fused width unless given).
 
 ``forward(x) -> (task_logits [B, K], mint_logit [B])``; ``mint_logit(x)`` stops the forward
 once both maps are captured (E batches never need the task path).
 
-Training (``train_mplus``), as the paper states (methods.md 3.1, 3.3), not as the released
-notebooks do (3.4): every step draws one batch of D (task CE + MINT BCE, label 1) and one batch
-of E (MINT BCE, label 0 only); each loss is divided by its value on the first batch;
-L = λ1·L_task/L0_task + λ2·L_mint/L0_mint + R(w+) with R = L2 (Adam weight_decay on every
-parameter of M+); model.train() in every step, model.eval() for every evaluation; early stopping
-with patience on a validation slice of D and E that is never evaluation data. ``mode="passive"``
-trains the head only, on the frozen (eval-mode, requires_grad=False) audited model: the passive
-MINT baseline of the paper's Tab. 2 with the same head family.
+Training (``train_mplus``) follows the paper's description, not the released notebooks (docs/amint.md,
+"Deviations"): every step draws one batch of D (task CE + MINT BCE with label 1 for the MINT-trained
+members) and one batch of E (MINT BCE, label 0 only); each loss is divided by its value on the first
+batch; L = λ1·L_task/L0_task + λ2·L_mint/L0_mint + R(w+) with R = L2 (Adam weight_decay on every
+parameter of M+); model.train() in every step, model.eval() for every evaluation. The kept epoch:
+docs/amint.md, "Early stopping". ``mode="passive"`` trains the head only, on the frozen (eval-mode,
+requires_grad=False) audited model: the passive MINT baseline of the paper's Table 2, same head family.
 """
 from __future__ import annotations
 
@@ -35,9 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.train import autocast
+from mintkit.models.zoo import AMINT_TAPS, get_module
 
 POOLINGS = ("max", "mean")
 MODES = ("active", "passive")
@@ -99,7 +100,6 @@ class MintPlus(nn.Module):
     def __init__(self, audited: nn.Module, setup: str, image_size: int, in_channels: int, width: int = 256,
                  n_convs: int = 1, hidden: int = 0, dropout: float = 0.4, pool: str = "max") -> None:
         super().__init__()
-        from mintkit.models.zoo import AMINT_TAPS, get_module
         arch = getattr(audited, "arch", None)
         if arch not in AMINT_TAPS:
             raise ValueError(f"no aMINT taps for arch {arch!r}; valid: {', '.join(AMINT_TAPS)}")
@@ -227,12 +227,18 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     """Train M+ (mode='active': jointly; 'passive': the head on the frozen audited model).
 
     sets: 'task' (D: task loss; all members), 'mint_members' (⊆ task: MINT label 1), 'external'
-    (E: MINT label 0), 'val_members' / 'val_nonmembers' (early stopping only; val non-members are
-    held-out E samples, also used for the validation task loss). One epoch = one pass over the
-    D batches (active) or over the MINT members (passive); E batches cycle.
-    Returns a history {epoch lists of train/val losses and accuracies, best_epoch, seconds, ...}.
+    (E: MINT label 0), 'val_members' (MINT-trained members that are never evaluated) and
+    'val_nonmembers' (E held out of every step; also the validation task loss). One epoch = one pass
+    over the D batches (active) or over the MINT members (passive); E batches cycle.
+
+    Kept epoch (docs/amint.md, "Early stopping"): with ``patience=0`` stopping is off and the LAST epoch
+    is kept. With ``patience > 0`` training stops after `patience` epochs without a lower validation
+    objective λ1·CE(val non-members)/L0_task + λ2·BCE(val members vs val non-members)/L0_mint and the
+    best epoch is restored. The validation members trained the MINT loss, like the paper protocol's
+    evaluated members, so the objective measures the fit the head was trained for; a held-out member
+    never enters it (scoring members the head never saw rewards the earliest, untrained epoch).
+    Returns a history {epoch lists of train/val losses and accuracies, kept_epoch, epochs_run, seconds, ...}.
     """
-    from tqdm.auto import tqdm
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     t0 = time.perf_counter()
@@ -256,7 +262,8 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
             "val_objective")
     hist: dict = {k: [] for k in keys} | {"mode": mode, "lambda1": lam1, "lambda2": lam2}
     L0: dict[str, float] = {}
-    best, best_state, bad, steps = math.inf, None, 0, 0
+    stopping = patience > 0
+    best, best_state, best_epoch, bad, steps = math.inf, None, 0, 0, 0
     for epoch in tqdm(range(epochs), desc=f"{mode} M+", disable=not progress, leave=False):
         model.train()
         if mode == "passive":
@@ -275,7 +282,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
                 m_e = model.mint_logit(xe)             # E: MINT path only (class labels unused)
             l_mint = balanced_bce(m_d[pos], m_e)
             l_task = F.cross_entropy(logits_d.float(), yd) if logits_d is not None else torch.zeros((), device=device)
-            if not L0:  # the "norm" of each loss = its value on the first batch (methods.md 3.1)
+            if not L0:  # the "norm" of each loss: its value on the first batch (docs/amint.md, Method)
                 L0 = {"task": max(float(l_task.detach()), 1e-8), "mint": max(float(l_mint.detach()), 1e-8)}
             loss = lam1 * l_task / L0["task"] + lam2 * l_mint / L0["mint"]
             opt.zero_grad(set_to_none=True)
@@ -297,14 +304,17 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
             hist[f"val_{k}"].append(v[k])
         hist["val_objective"].append(obj)
         if obj < best - 1e-6:
-            best, bad, hist["best_epoch"] = obj, 0, epoch + 1
-            best_state = copy.deepcopy(model.state_dict())
+            best, bad, best_epoch = obj, 0, epoch + 1
+            if stopping:  # only early stopping restores an earlier epoch
+                best_state = copy.deepcopy(model.state_dict())
         else:
             bad += 1
-        if (max_steps and steps >= max_steps) or (patience and bad >= patience):
+        if (max_steps and steps >= max_steps) or (stopping and bad >= patience):
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    hist["best_val_epoch"] = best_epoch
+    hist["kept_epoch"] = best_epoch if best_state is not None else len(hist["loss"])
     hist.update(epochs_run=len(hist["loss"]), steps=steps, L0=L0, seconds=time.perf_counter() - t0)
     model.eval()
     return hist

@@ -5,7 +5,7 @@ Weight Modifier of layer j is (gMINT Eq. 6)
 
     G_j(d) = W_j^t - W_j^{t+1}(d)      one optimiser step on the batch {d} alone.
 
-It depends on the optimiser ("rule"), which the paper leaves open ([NF], methods.md 4.1):
+It depends on the optimiser ("rule"), which the paper leaves open (docs/gmint.md, "Weight modifiers"):
 
 =============  =========================================================================
 ``sgd``        G = lr · (g + wd·W)                         (plain SGD; first momentum step is the same)
@@ -36,6 +36,7 @@ path, so membership features stay consistent, but the loop comparison needs TF32
 """
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,11 +45,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, vmap
+from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
 
 RULES = ("sgd", "adam", "adam-state", "grad")
-REDUCTIONS = ("mean", "min", "max")
+# per-filter reductions of a weight-shaped modifier (not the spatial reductions of activations,
+# mintkit.core.extract.REDUCTIONS)
+FILTER_REDUCTIONS = ("mean", "min", "max")
 STATE_KEYS = ("exp_avg", "exp_avg_sq", "step")
 
 
@@ -72,9 +77,9 @@ def _check(rules, reductions, layers, state) -> None:
     bad = [r for r in rules if r not in RULES]
     if bad:
         raise ValueError(f"unknown rule(s) {bad}; valid: {', '.join(RULES)}")
-    bad = [r for r in reductions if r not in REDUCTIONS]
+    bad = [r for r in reductions if r not in FILTER_REDUCTIONS]
     if bad:
-        raise ValueError(f"unknown reduction(s) {bad}; valid: {', '.join(REDUCTIONS)}")
+        raise ValueError(f"unknown reduction(s) {bad}; valid: {', '.join(FILTER_REDUCTIONS)}")
     if "adam-state" in rules:
         missing = [n for n in layers if n not in (state or {}) or any(k not in state[n] for k in STATE_KEYS)]
         if missing:
@@ -118,7 +123,7 @@ def reduce_filters(G: torch.Tensor, how: str) -> torch.Tensor:
         return flat.amin(1)
     if how == "max":
         return flat.amax(1)
-    raise ValueError(f"unknown reduction {how!r}; valid: {', '.join(REDUCTIONS)}")
+    raise ValueError(f"unknown reduction {how!r}; valid: {', '.join(FILTER_REDUCTIONS)}")
 
 
 def _unfold_forward(c: nn.Conv2d):
@@ -203,7 +208,6 @@ def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: 
     sliced from the pool at a time; `chunk_size` of them are vmapped together (memory ∝ chunk × weights).
     `matmul` runs the chosen convs as unfold + matmul (see `matmul_convs`; same numbers, faster).
     """
-    from torch.func import functional_call, grad, vmap
     opt = opt or Optimiser()
     rules, reductions = tuple(rules), tuple(reductions)
     _check(rules, reductions, layers, state)
@@ -249,7 +253,6 @@ def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: 
         return out
 
     batched = vmap(per_sample, chunk_size=chunk_size)
-    from tqdm.auto import tqdm
     t0 = time.perf_counter()
     parts: dict[str, list[torch.Tensor]] = {}
     idx = np.asarray(indices)
@@ -276,7 +279,6 @@ def weight_modifiers_loop(model: nn.Module, pool: Pool, indices: np.ndarray, lay
     written: an optimiser over every parameter, the whole state dict saved and restored per sample.
     Both give the same G for the chosen layers.
     """
-    import copy
     opt = opt or Optimiser()
     _check((rule,), reductions, layers, state)
     model.eval().to(device)

@@ -1,0 +1,131 @@
+"""aMINT's evaluation: both protocols scored on ONE trained model, with the audited accuracies and the
+loss-threshold attack on the same weights (docs/amint.md, "Protocols" and "Evaluation").
+
+Per model: MINT scores of the validation slice (the calibrated threshold's data, never evaluation data),
+of the evaluation non-members (shared by both protocols) and of each protocol's evaluated members.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from mintkit.core.metrics import membership_metrics
+from mintkit.core.records import Run
+from mintkit.core.splits import Split
+from mintkit.core.stages import audited_accuracy, loss_baseline
+from mintkit.papers.amint.mplus import MintPlus, mint_scores
+from mintkit.papers.amint.params import Params, setup_label
+from mintkit.papers.amint.splits import protocol_views, training_sets
+from mintkit.papers.common import Context
+
+
+def oracle_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Best accuracy over all thresholds ON THE EVALUATION DATA: optimistic, shown for contrast, never reported."""
+    s, y = np.asarray(scores), np.asarray(labels).astype(bool)
+    acc = [((s >= x) == y).mean() for x in np.unique(s)]
+    return float(max(acc)) if acc else float("nan")
+
+
+def _labelled(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
+
+
+def evaluate(ctx: Context, model: MintPlus, split: Split, P: Params) -> dict[str, dict]:
+    """{protocol: result} for every protocol of the split, all from `model`'s one set of weights.
+
+    result: metrics (threshold 0.5 and the threshold calibrated on the validation slice; AUC, TPR at low
+    FPR, intervals, counts), audited (train accuracy on D, test accuracy on the evaluation non-members),
+    scores [n_mem + n_non] / labels (1 = member), the loss-threshold attack on the same audited weights,
+    the oracle accuracy (optimistic) and seconds (the whole evaluation, shared).
+    """
+    t0 = time.perf_counter()
+    dev, pool = ctx.device, ctx.pool
+    sets = training_sets(split)
+    calib, calib_y = _labelled(mint_scores(model, pool, sets["val_members"], dev),
+                               mint_scores(model, pool, sets["val_nonmembers"], dev))
+    s_non = mint_scores(model, pool, split["eval_nonmembers"], dev)
+    aud = audited_accuracy(model.audited, pool, split, dev)
+    out = {}
+    for protocol, view in protocol_views(split).items():
+        s, y = _labelled(mint_scores(model, pool, view["eval_members"], dev), s_non)
+        m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed)
+        base = loss_baseline(model.audited, pool, view, dev, n_boot=P.n_boot)
+        out[protocol] = {"metrics": m, "audited": aud, "scores": s, "labels": y, "oracle_accuracy": oracle_accuracy(s, y),
+                         "loss_baseline": base}
+    seconds = time.perf_counter() - t0
+    for r in out.values():
+        r["seconds"] = seconds
+    return out
+
+
+def record(run: Run, P: Params, protocol: str, condition: str, ev: dict, seconds: dict[str, float]) -> None:
+    """Rows of one (protocol, condition) result: Tables 1-3 keys, the audited accuracies, Yeom et al., timings."""
+    keys = dict(**P.labels, protocol=protocol)
+    st = setup_label(P.setup)
+    tables = ("Table 1", "Table 2", "Table 3") if condition == "Active" else ("Table 2", "Table 3")
+    for t in tables:
+        run.add_metrics(ev["metrics"], ev["audited"], table=t, setup=st, condition=condition, **keys)
+    yeom = "Yeom et al." if condition == "Passive" else "Yeom et al. (on M+)"
+    run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup="", condition=yeom, **keys)
+    tag = f"{condition.lower()}_{protocol}"
+    run.save_scores(**{f"{tag}_scores": ev["scores"], f"{tag}_labels": ev["labels"],
+                       f"{tag}_loss_scores": ev["loss_baseline"]["scores"]})
+    for stage, sec in seconds.items():
+        run.add(f"time_{stage}", sec, table="", setup=st, condition=condition, protocol=protocol, **P.labels)
+
+
+def evaluate_all(ctx: Context, split: Split, trained: dict[str, tuple[MintPlus, dict]], P: Params
+                 ) -> dict[tuple[str, str], dict]:
+    """Score every trained model ({condition: (model, history)}) under every protocol, write rows and
+    scores: {(protocol, condition): result}."""
+    results = {}
+    for cond, (model, hist) in trained.items():
+        per_protocol = evaluate(ctx, model, split, P)
+        for protocol, ev in per_protocol.items():
+            secs = {f"train_{cond.lower()}": hist["seconds"], f"evaluate_{cond.lower()}": ev["seconds"]}
+            if "seconds" in hist.get("audited", {}):
+                secs["train_audited_alone"] = hist["audited"]["seconds"]
+            record(ctx.run, P, protocol, cond, ev, secs)
+            results[(protocol, cond)] = ev
+    return results
+
+
+def summary(results: dict) -> pd.DataFrame:
+    """One row per (protocol, condition): MINT accuracy @0.5 / calibrated, AUC, Aud, train accuracy, gap,
+    the loss attack and the oracle accuracy (optimistic, shown for contrast only)."""
+    rows = []
+    for (protocol, cond), ev in results.items():
+        m, a = ev["metrics"], ev["audited"]
+        rows.append({"protocol": protocol, "condition": cond, "mint_acc@0.5": m["mint_accuracy"],
+                     "ci95": f"[{m['mint_accuracy_ci_low']:.2f}, {m['mint_accuracy_ci_high']:.2f}]",
+                     "mint_acc_calibrated": m["mint_accuracy_calibrated"], "auc": m["auc"],
+                     "tpr@1%fpr": m["tpr_at_1pct_fpr"], "Aud (test acc)": a["audited_accuracy"],
+                     "train acc": a["audited_train_accuracy"],
+                     "gen. gap": a["audited_train_accuracy"] - a["audited_accuracy"],
+                     "loss attack acc": ev["loss_baseline"]["mint_accuracy"],
+                     "n members/non": f"{m['n_eval_members']}/{m['n_eval_nonmembers']}",
+                     "oracle acc (optimistic, not reported)": ev["oracle_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def verdict(results: dict) -> pd.DataFrame:
+    """Active minus passive MINT accuracy@0.5 per protocol, with both 95% intervals: does active ≫ passive hold?
+
+    'holds' needs the active interval's lower end above the passive interval's upper end; reported,
+    never tuned towards."""
+    rows = []
+    for protocol in dict.fromkeys(p for p, _ in results):
+        a, p = results.get((protocol, "Active")), results.get((protocol, "Passive"))
+        if a is None or p is None:
+            continue
+        ma, mp = a["metrics"], p["metrics"]
+        rows.append({"protocol": protocol, "active": ma["mint_accuracy"], "passive": mp["mint_accuracy"],
+                     "difference": ma["mint_accuracy"] - mp["mint_accuracy"],
+                     "active > chance": ma["mint_accuracy_ci_low"] > 0.5,
+                     "active >> passive (CIs apart)": ma["mint_accuracy_ci_low"] > mp["mint_accuracy_ci_high"],
+                     "Aud active / passive": f"{a['audited']['audited_accuracy']:.3f} / "
+                                             f"{p['audited']['audited_accuracy']:.3f}"})
+    return pd.DataFrame(rows)
+

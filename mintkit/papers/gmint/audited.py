@@ -1,0 +1,56 @@
+"""gMINT's audited model (trained once, cached, with the Adam state of its gMINT layers) and its modifiers.
+
+docs/gmint.md, "The audited model" and "Weight modifiers".
+"""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from mintkit.core.checkpoints import load_checkpoint
+from mintkit.core.splits import Split
+from mintkit.core.stages import audited_accuracy, train_audited
+from mintkit.papers.common import Context
+from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, Modifiers, Optimiser, adam_state_of, weight_modifiers
+from mintkit.papers.gmint.params import Params
+
+
+def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tuple[nn.Module, dict]:
+    """The audited model trained on D (cached; or loaded from ``P.checkpoint``) and info.
+
+    info['adam_state'] = {layer: {exp_avg, exp_avg_sq, step}} of the three gMINT layers when the
+    training kept it (Adam) or the checkpoint holds it, else None; info['accuracy'] = train accuracy on
+    D and test accuracy on every non-member (E and the evaluation non-members).
+    """
+    layers = list(P.layers.values())
+    keep = [f"{n}.weight" for n in layers] if P.keep_adam_state else None
+    model, info = train_audited(ctx.pool, split, P.arch, P.audited_config, ctx.device, P.seed,
+                                cache_dir=P.cache_dir or None, progress=progress,
+                                checkpoint=P.checkpoint or None, optimizer_state_of=keep)
+    extra = info.pop("optimizer_state", None)
+    if P.checkpoint:
+        extra = load_checkpoint(P.checkpoint)["extra"]
+    try:
+        info["adam_state"] = adam_state_of(extra or {}, layers)
+    except KeyError:
+        info["adam_state"] = None
+    nonmembers = np.concatenate([split["external"], split["eval_nonmembers"]])
+    info["accuracy"] = audited_accuracy(model, ctx.pool, split, ctx.device, test_idx=nonmembers)
+    return model, info
+
+
+def modifiers(ctx: Context, model: nn.Module, split: Split, info: dict, P: Params,
+              progress: bool = True) -> Modifiers:
+    """Reduced weight modifiers [N, F_out] of every sample of D and E, for the three layers, every rule
+    of ``P.rules`` the model allows and every filter reduction, from one batched gradient pass.
+
+    'adam-state' is dropped from the comparison when the model has no saved Adam state; asking for it
+    as ``P.rule`` then is an error.
+    """
+    rules = tuple(r for r in P.rules if r != "adam-state" or info.get("adam_state"))
+    if P.rule not in rules:
+        raise ValueError("rule='adam-state' but the audited model has no saved Adam state for its gMINT layers")
+    idx = np.concatenate([split["members"], split["external"], split["eval_nonmembers"]])
+    return weight_modifiers(model, ctx.pool, idx, list(P.layers.values()), ctx.device, rules=rules,
+                            reductions=FILTER_REDUCTIONS, opt=Optimiser(lr=P.lr), state=info.get("adam_state"),
+                            chunk_size=P.chunk_size or None, progress=progress)

@@ -1,0 +1,162 @@
+"""gMINT's parameters: fields, valid values, cross-field rules and the values derived from them.
+
+One frozen dataclass (`Params`) on `mintkit.core.params.Params`; the notebook's parameters cell is
+generated from it. Which choice each field stands for is explained in ``docs/gmint.md`` (section
+"Parameters"); the derived values (the grid of setups x reductions x fractions, the rules a run
+computes, the results label) are properties, so every stage reads the same resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mintkit.core import params as base
+from mintkit.core.params import ParameterError, param
+from mintkit.core.train import OPTIMIZERS, TrainConfig
+from mintkit.models.zoo import GMINT_LAYERS
+from mintkit.models.zoo import SETUPS as LAYER_SETUPS
+from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, RULES
+from mintkit.reference import label_dataset, label_model
+
+# A gMINT feature is the modifier vector of one layer (entry, middle, output: models.zoo.GMINT_LAYERS)
+# or the three concatenated ("combined", printed "All" in the paper's Table 1).
+FEATURE_SETUPS: tuple[str, ...] = (*LAYER_SETUPS, "combined")
+# Shares of the MINT-training part the paper calls D100, D10 and D1.
+FRACTIONS: tuple[float, ...] = (1.0, 0.1, 0.01)
+# Which MINT epoch is kept: best on a validation slice, best on the evaluation set (the paper), the last.
+SELECTIONS: tuple[str, ...] = ("val", "paper", "last")
+ALL = "all"
+
+
+def fraction_label(f: float) -> str:
+    """1 -> D100, 0.1 -> D10, 0.01 -> D1 (the paper's labels)."""
+    return f"D{100 * f:g}"
+
+
+def condition(reduction: str, f: float) -> str:
+    """The results' condition of one grid cell: 'MEAN;D100'."""
+    return f"{reduction.upper()};{fraction_label(f)}"
+
+
+def setup_label(setup: str) -> str:
+    """entry -> Entry, combined -> Combined (the paper's spelling)."""
+    return setup.capitalize()
+
+
+@dataclass(frozen=True)
+class Params(base.Params):
+    """Everything the gMINT notebook reads (docs/gmint.md, "Parameters")."""
+
+    PAPER: ClassVar[str] = "gmint"
+
+    dataset: str = param("digits", "dataset name (mintkit.core.data.DATASETS: mnist, cifar10, gtsrb, "
+                                   "tinyimagenet ...) or imagefolder:PATH")
+    image_size: int = param(0, "resize images to this side; 0 keeps the native size (GTSRB loads at 32)")
+    arch: str = param("smallcnn", "audited architecture (models.zoo.GMINT_LAYERS names its three layers)",
+                      choices=lambda: tuple(GMINT_LAYERS))
+    setup: str = param("all", "entry, middle, output, combined, or all (one gradient pass serves all four)",
+                       choices=(*FEATURE_SETUPS, ALL))
+    rule: str = param("adam", "optimiser of the single step: adam (fresh state), adam-state (the audited "
+                              "model's end-of-training state), sgd, grad (the raw gradient)", choices=RULES)
+    reduction: str = param("all", "per-filter reduction of a modifier: mean, min, max, or all",
+                           choices=(*FILTER_REDUCTIONS, ALL))
+    data_fraction: float = param(0.0, "share of the MINT-training part used: 1 (D100), 0.1 (D10), 0.01 (D1); "
+                                      "0 runs all three")
+    compare_rules: bool = param(True, "also fit Combined/MEAN/D100 for every rule (same gradient pass)")
+    audited_epochs: int = param(8, "epochs of the audited model (paper: 50 with early stopping)")
+    audited_optimizer: str = param("adam", "optimiser of the audited model", choices=OPTIMIZERS)
+    batch_size: int = param(64, "batch size of the audited model")
+    lr: float = param(1e-3, "learning rate of the audited model; also the step size of the weight modifier")
+    mint_epochs: int = param(20, "epochs of the MINT MLP (paper: 100)")
+    mint_lr: float = param(1e-3, "Adam learning rate of the MINT MLP")
+    mint_batch_size: int = param(128, "balanced batch size of the MINT MLP")
+    selection: str = param("val", "MINT epoch kept: val (validation slice), paper (best on the evaluation "
+                                  "set: optimistic), last", choices=SELECTIONS)
+    val_fraction: float = param(0.1, "share of the MINT-training part held out when selection is val")
+    n_members: int = param(300, "|D|; 0 takes half the pool, as the paper (the quick default uses 300)")
+    n_external: int = param(0, "|E|, non-members including the evaluation ones; 0 takes |D| (equal halves)")
+    n_eval: int = param(0, "evaluation members, as many evaluation non-members; 0 takes eval_fraction of |D|")
+    eval_fraction: float = param(0.2, "share of D and of E that evaluates the MINT model (paper: 20%)")
+    chunk_size: int = param(32, "samples per vmap chunk of the modifiers (memory grows with chunk x weights)")
+    n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
+    cache_dir: str = param(".cache/mintkit/models", "cache of audited models (empty: no cache)")
+    checkpoint: str = param("", "audit your own model: a mintkit checkpoint (its extra may hold the Adam state)")
+    out_dir: str = param("runs/gmint-scratch", "run folder to write")
+    # gMINT's default keeps torch's thread count: the audited model and the per-sample gradients have always run
+    # on it, and on CPU the thread count changes the audited model's float rounding (docs/gmint.md, Parameters)
+    threads: int = param(0, "torch CPU threads (0 keeps torch's default, as gMINT always ran; 1 is the other "
+                            "papers' default)")
+
+    def check(self) -> None:
+        if self.rule == "adam-state" and self.audited_optimizer != "adam" and not self.checkpoint:
+            raise ParameterError("rule='adam-state' continues the audited model's Adam state: it needs "
+                                 "audited_optimizer='adam' (or a checkpoint that holds one)")
+        if not 0 <= self.data_fraction <= 1:
+            raise ParameterError(f"data_fraction={self.data_fraction}: must be in (0, 1], or 0 for all three")
+        for name in ("val_fraction", "eval_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ParameterError(f"{name}={getattr(self, name)}: must be in (0, 1)")
+        for name in ("n_members", "n_external", "n_eval", "chunk_size", "n_boot", "image_size"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
+        for name in ("audited_epochs", "mint_epochs", "batch_size", "mint_batch_size"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 1")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def setups(self) -> tuple[str, ...]:
+        return FEATURE_SETUPS if self.setup == ALL else (self.setup,)
+
+    @property
+    def reductions(self) -> tuple[str, ...]:
+        return FILTER_REDUCTIONS if self.reduction == ALL else (self.reduction,)
+
+    @property
+    def fractions(self) -> tuple[float, ...]:
+        return FRACTIONS if self.data_fraction == 0 else (self.data_fraction,)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """`rule` first, then (compare_rules) every other rule this audited model allows."""
+        others = [r for r in RULES if self.compare_rules and (r != "adam-state" or self.audited_optimizer == "adam")]
+        return tuple(dict.fromkeys((self.rule, *others)))
+
+    @property
+    def protocol(self) -> str:
+        """Results label: 'paper' when the MINT epoch is chosen on the evaluation set, else 'heldout'."""
+        return "paper" if self.selection == "paper" else "heldout"
+
+    @property
+    def layers(self) -> dict[str, str]:
+        """{entry, middle, output: dotted name of the nn.Conv2d / nn.Linear} of models.zoo.GMINT_LAYERS."""
+        return {s: GMINT_LAYERS[self.arch][s] for s in LAYER_SETUPS}
+
+    def setup_layers(self, setup: str) -> list[str]:
+        """Layers whose vectors form a setup's feature (combined: the three, concatenated)."""
+        return list(self.layers.values()) if setup == "combined" else [self.layers[setup]]
+
+    @property
+    def audited_config(self) -> TrainConfig:
+        """The audited model's training (the one place it is built)."""
+        return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr,
+                           optimizer=self.audited_optimizer)
+
+    @property
+    def keep_adam_state(self) -> bool:
+        """Save the Adam state of the three layers beside the cached model (for rule 'adam-state')."""
+        return self.audited_optimizer == "adam" and not self.checkpoint
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The paper's dataset and model labels of this run (results keys)."""
+        return {"dataset": label_dataset(self.dataset), "model": label_model(self.arch)}
+
+    def split_sizes(self, pool_size: int) -> tuple[int, int, int]:
+        """(|D|, |E|, evaluation members) for a pool of `pool_size` samples; E includes the eval non-members."""
+        d = self.n_members or pool_size // 2
+        e = self.n_external or d
+        n_eval = self.n_eval or int(round(self.eval_fraction * min(d, e)))
+        if n_eval >= min(d, e):
+            raise ParameterError(f"n_eval={n_eval} leaves no MINT-training data (|D|={d}, |E|={e})")
+        return d, e, n_eval
