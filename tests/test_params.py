@@ -144,7 +144,7 @@ def test_validation_cell_runs_twice_in_one_kernel():
     cells = notebook_cells("amint")
     i = validation_index(cells)
     nb = nbformat.v4.new_notebook(cells=[
-        cells[0 if cells[0].cell_type == "code" else 1], *cells[1:i + 1],  # markdown, parameters, validation
+        *cells[:i + 1],  # up to the parameters and validation cells
         nbformat.v4.new_code_cell("run = object(); fig = None; trained = {}"),  # what later cells leave behind
         nbformat.v4.new_code_cell(cells[i].source),  # the validation cell again
         nbformat.v4.new_code_cell("seed = 5"),  # an edited parameter

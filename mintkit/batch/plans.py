@@ -48,13 +48,13 @@ class Profile:
     seeds: int = 1
 
 
-# Every MNIST cell of aMINT Tables 1-2 (table1.yaml: its Entry runs also give Table 2) and gMINT Tables 1-3
+# Every MNIST cell of aMINT Tables 1-2 (table1_mnist.yaml: its Entry runs also give Table 2) and gMINT Tables 1-3
 # (a gMINT table1.yaml run computes every setup, reduction and fraction from one gradient pass and writes the
 # Table 2 (MEAN) and Table 3 rows of its model too, so table2/table3.yaml would only repeat it on MNIST).
 # aMINT on MNIST at the native 28x28: the paper's 7x7 Entry maps of ResNet50 imply it (docs/amint.md).
 MNIST_PROFILE = Profile(
     "mnist",
-    presets={"amint": ("table1",), "gmint": ("table1",)},
+    presets={"amint": ("table1_mnist",), "gmint": ("table1",)},
     restrict={"dataset": "mnist"},
     settings={"amint": {"image_size": 0}},
     standins={"mnist": "mnist-test"},

@@ -143,7 +143,7 @@ class Params:
         specs = fields_of(cls)
         unknown = sorted(k for k, v in ns.items() if not k.startswith("_") and k not in specs
                          and k not in IPYTHON_NAMES and not isinstance(v, types.ModuleType)
-                         and (v is None or isinstance(v, SCALARS)))
+                         and isinstance(v, SCALARS))
         if unknown:
             raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(specs))}")
         return cls.from_values({k: ns[k] for k in specs if k in ns})
