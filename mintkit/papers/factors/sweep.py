@@ -99,7 +99,7 @@ def mint_rows(device: torch.device, feats: dict, keys: dict, P: Params) -> tuple
     return rows, scores
 
 
-def sweep(ctx: Context, scenario: str, P: Params, progress: bool = False) -> pd.DataFrame:
+def sweep(ctx: Context, scenario: str, P: Params, *, progress: bool = False) -> pd.DataFrame:
     """Train (or load cached) one audited model per value of `scenario` (`P.values`), run Vanilla MINT on every
     feature set, write the rows to ``ctx.run`` (results.csv, scores.npz) and return them (RESULT_COLUMNS).
 

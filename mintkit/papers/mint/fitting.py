@@ -57,7 +57,7 @@ def cnn_layout(P: Params, channels: int) -> dict:
                 dense=max(1, round((P.cnn_dense or channels) * w)), dropout=P.mint_dropout)
 
 
-def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Params,
+def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Params, *,
             fraction: float | None = None) -> dict:
     """Train and evaluate one MINT model on `feats` (`extract_features`' dict).
 

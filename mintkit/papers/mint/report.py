@@ -135,7 +135,7 @@ def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dic
     return cur
 
 
-def plot_roc(results: dict, control: dict, loss: dict | None, P: Params, out_dir: str | Path | None = None):
+def plot_roc(results: dict, control: dict, loss: dict | None, P: Params, *, out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR."""
     use_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
@@ -157,7 +157,7 @@ def plot_roc(results: dict, control: dict, loss: dict | None, P: Params, out_dir
     return fig
 
 
-def plot_scores(results: dict, control: dict, P: Params, out_dir: str | Path | None = None):
+def plot_scores(results: dict, control: dict, P: Params, *, out_dir: str | Path | None = None):
     """Member / non-member score distributions of the best Vanilla, the CNN Conv #1 and the controls."""
     use_style()
     pick = []
