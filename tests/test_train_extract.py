@@ -106,3 +106,19 @@ def test_params_check_types_and_unknown_names():
     ns = {k: d for k, (_, d, _) in COMMON.items()} | {"reductoin": "max", "np": np, "_x": 1, "In": []}
     with pytest.raises(ParameterError, match="reductoin"):
         check_notebook(ns, spec)
+
+
+def test_run_mint_does_not_depend_on_the_global_generator():
+    """A warm-cache rerun (the audited model loaded, not trained) must give the same MINT numbers."""
+    import torch
+    from mintkit.core.stages import MintData, run_mint
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g)
+    y = (torch.arange(200) % 2).long()
+    x[y == 1] += 0.5
+    data = MintData(x[:120], y[:120], x[120:], y[120:])
+    results = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # what the audited-model stage left behind
+        results.append(run_mint(data, "mlp", torch.device("cpu"), epochs=3, seed=0, n_boot=0)["scores"])
+    assert (results[0] == results[1]).all()

@@ -190,6 +190,9 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
     """
     t0 = time.perf_counter()
     if model is None:
+        # the initial weights come from `seed`, not from whatever the global generator holds after the
+        # audited model (trained: it drew for dropout; loaded from the cache: it did not)
+        torch.manual_seed(seed)
         model = build_mint_model(kind, data.x_train, **(model_kw or {}))
     x, y, val = data.x_train, data.y_train, None
     if val_fraction > 0:
