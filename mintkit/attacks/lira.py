@@ -68,7 +68,8 @@ def pooled_sd(ref_phi: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
 def _sd(var: np.ndarray, n: np.ndarray, glob: float | None, min_per_sample: int) -> np.ndarray:
     use_global = glob is not None and (min_per_sample <= 0 or (n < min_per_sample).any())
     if use_global and not np.isfinite(glob):
-        raise ValueError("the global σ is NaN: no non-evaluated sample has two reference models on that side")
+        raise ValueError("the global σ is NaN: no unevaluated sample has two reference models on that side "
+                         "(use more reference models, k >= 4)")
     if not use_global and np.isnan(var).any():
         raise ValueError(f"per-sample σ needs >= 2 models per side; {int(np.isnan(var).any(1).sum())} samples "
                          f"have fewer: pass global_sd")

@@ -64,6 +64,8 @@ def rmia_scores(p_x: np.ndarray, p_ref_x: np.ndarray, inside_x: np.ndarray, p_z:
     if online and (ix.all(0) | (~ix).all(0)).any():
         raise ValueError("online RMIA needs IN and OUT models for every scored sample (use the online reference mode)")
     pz, rz, iz = _as3(p_z, p_ref_z, inside_z)
+    if not len(pz):
+        raise ValueError("RMIA needs population samples z (the reference plan's population_sample is empty)")
     if px.shape[1] != pz.shape[1]:
         raise ValueError(f"x has {px.shape[1]} queries, z has {pz.shape[1]}")
     lr_x = px / marginal(rx, ix, online, a)

@@ -211,6 +211,8 @@ def check_request(attacks: tuple[str, ...], refs: ReferenceModels | None, option
         unknown = [k for k in opts if k not in attack_options(a)]
         if unknown:
             raise ValueError(f"{a}: unknown option(s) {unknown}; valid: {attack_options(a)}")
+    if "lira-online" in attacks and refs is not None and refs.plan.k < 4:
+        raise ValueError(f"lira-online estimates σ from samples with >= 2 IN and 2 OUT models: k >= 4 (got {refs.plan.k})")
     for a in ("salem", "song"):
         j = (options or {}).get(a, {}).get("shadow_model", 0)
         if a in attacks and refs is not None and not 0 <= j < refs.plan.k:
