@@ -9,16 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 from torch import nn
 
-from mintkit.attacks import (ATTACKS, LABELS, OFFLINE_ATTACKS, add_attack_rows, audit_attacks, plan_references,
-                             results_table, run_attacks, train_references)
+from mintkit.attacks import (
+    ATTACKS,
+    LABELS,
+    OFFLINE_ATTACKS,
+    add_attack_rows,
+    audit_attacks,
+    plan_references,
+    results_table,
+    run_attacks,
+    train_references,
+)
 from mintkit.attacks.calibrated import watson_scores, ye_scores
 from mintkit.attacks.lira import lira_offline, lira_online, pooled_sd
 from mintkit.attacks.rmia import marginal, rmia_scores
 from mintkit.attacks.shadow import fit_class_thresholds, fit_salem, salem_scores, song_scores, yeom_scores
-from mintkit.attacks.signals import (check_queries, logit_confidence, loss_from_phi, modified_entropy,
-                                     top_probabilities)
+from mintkit.attacks.signals import check_queries, logit_confidence, loss_from_phi, modified_entropy, top_probabilities
 from mintkit.core.data import load_pool, synthetic_pool
 from mintkit.core.records import Run
 from mintkit.core.splits import build_split
@@ -110,7 +119,6 @@ def test_lira_by_hand():
     # global σ_in = 1, σ_out = 2: −½·1 + ½·(9/4) + log 2
     assert lira_online(phi, ref, inside, global_sd=(1.0, 2.0))[0] == pytest.approx(-0.5 + 9 / 8 + math.log(2))
     # offline: OUT φ = 0, −2 -> μ = −1, σ = √2, log Φ(3/√2)
-    from scipy.stats import norm
     assert lira_offline(phi, ref, inside, global_sd=None)[0] == pytest.approx(norm.logcdf(3 / math.sqrt(2)))
     assert lira_offline(np.array([-1.0]), ref, inside, global_sd=None)[0] == pytest.approx(math.log(0.5))
     # two queries are averaged
@@ -249,9 +257,9 @@ def test_lira_and_rmia_beat_the_loss_attack_at_low_fpr(mnist_root):
     cfg = TrainConfig(epochs=30, batch_size=64)
     model, _ = train_audited(pool, split, "mlp", cfg, CPU, seed=0, cache_dir=None, build_fn=mlp, progress=False)
     assert accuracy(model, pool, split["members"], CPU) == 1.0
-    results, _, refs = audit_attacks(model, pool, split, CPU, "mlp", cfg, seed=0, k=16, mode="online",
-                                     cache_dir=None, build_fn=mlp, n_boot=0,
-                                     attacks=("yeom", "lira-online", "rmia-online", "lira-offline", "rmia-offline"))
+    results, _, _ = audit_attacks(model, pool, split, CPU, "mlp", cfg, seed=0, k=16, mode="online",
+                                  cache_dir=None, build_fn=mlp, n_boot=0,
+                                  attacks=("yeom", "lira-online", "rmia-online", "lira-offline", "rmia-offline"))
     tpr = {n: r.metrics["tpr_at_1pct_fpr"] for n, r in results.items()}
     print("TPR at 1% FPR:", {n: round(v, 3) for n, v in tpr.items()})
     for name in ("lira-online", "rmia-online", "lira-offline", "rmia-offline"):
@@ -272,7 +280,8 @@ def test_rows_use_the_published_table3_labels(tmp_path):
     results, _ = run_attacks(model, pool, split, None, CPU, n_boot=20)
     run = Run(tmp_path / "run", "amint", {}, seed=0)
     add_attack_rows(run, results, {"audited_accuracy": 0.1}, table="Table 3", dataset="digits", model="mlp")
-    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    with open(tmp_path / "run" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
     auc = [r for r in rows if r["metric"] == "auc"]
     assert len(auc) == 1 and auc[0]["condition"] == "Yeom et al." and auc[0]["table"] == "Table 3"
     assert {"auc_ci_low", "tpr_at_1pct_fpr", "time_attack", "audited_accuracy"} <= {r["metric"] for r in rows}

@@ -169,7 +169,7 @@ def plan_references(split: Split, k: int, mode: str = "offline", train_size: int
     sample = np.sort(order[:len(order) if n_population is None else n_population])
     plan = ReferencePlan(mode, candidates, inside, evaluated, calib, pop, sample, seed,
                          {"k": k, "train_size_mean": float(inside.sum(1).mean()), "population_sets": list(population),
-                          "n_candidates": int(len(candidates)), "n_population": int(len(pop))})
+                          "n_candidates": len(candidates), "n_population": len(pop)})
     plan.check(split)
     return plan
 

@@ -6,6 +6,8 @@ plus each attack's own time as ``time_attack`` and, optionally, bootstrap interv
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from mintkit.attacks.run import AttackResult
@@ -19,7 +21,7 @@ INTERVAL_METRICS = tuple(f"{m}_ci_{s}" for m in ("auc", "tpr_at_1pct_fpr", "tpr_
 def _fmt(m: dict, key: str, pct: bool = False) -> str:
     f = (lambda v: f"{100 * v:.1f}") if pct else (lambda v: f"{v:.3f}")
     lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
-    ci = "" if lo is None or lo != lo else f" [{f(lo)}, {f(hi)}]"
+    ci = "" if lo is None or math.isnan(lo) else f" [{f(lo)}, {f(hi)}]"
     return f"{f(m[key])}{ci}"
 
 
