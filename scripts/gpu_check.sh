@@ -105,20 +105,20 @@ for arch, bs in (("smallcnn", 256),) + ((("resnet50", 256),) if not cpu else ())
 EOF
 
 # ---------------------------------------------------------------- one reduced paper-profile cell per paper
-# Each paper module's `run(P)` when it has one; else the notebook's code cells executed in order with the
-# parameters injected after the `parameters` cell (no jupyter needed). Rows of the cell's results.csv printed.
+# The notebook's code cells executed in order with the typed parameters injected after the `parameters` cell
+# (no jupyter needed on the GPU machine). Rows of the cell's results.csv printed.
 CELLS_OK=()
 for paper in mint amint gmint factors; do
   n_failed=${#FAILED[@]}
   part "cell $paper" "$PY" - "$paper" <<'EOF'
 import csv, importlib, json, os, sys, time
 from pathlib import Path
-from mintkit.core.params import check
+from mintkit.core.params import fields_of
 
 paper = sys.argv[1]
 root, work = os.environ["GPU_CHECK_DATA"], Path(os.environ["GPU_CHECK_WORK"])
 out = work / "runs" / "gpu-check" / paper / "reduced"
-mod = importlib.import_module(f"mintkit.{paper}")
+cls = importlib.import_module(f"mintkit.papers.{paper}").Params
 # A reduced version of a paper setting (MNIST, ResNet50, entry/stage taps): few epochs, a few thousand samples.
 want = {"dataset": "mnist-test", "data_root": root, "arch": "resnet50", "device": "cuda", "seed": 0,
         "audited_epochs": 3, "mint_epochs": 5, "batch_size": 128, "n_members": 3000, "n_external": 3000,
@@ -130,35 +130,19 @@ if os.environ["GPU_CHECK_DEVICE"] == "cpu":  # dry run of this script on a CPU m
              "n_external": 300, "n_eval": 100}
     if paper == "factors":
         want |= {"exposure_members": 400, "n_eval": 25}
-P = check({k: v for k, v in want.items() if k in mod.PARAMS}, mod.PARAMS)
+P = cls.from_values({k: v for k, v in want.items() if k in fields_of(cls)}).as_dict()
 print("parameters:", {k: P[k] for k in want if k in P})
 t0 = time.perf_counter()
 nb = Path("notebooks") / f"{paper}.ipynb"
-if hasattr(mod, "run"):
-    print(f"mintkit.{paper}.run(P)")
-    mod.run(P)
-elif nb.exists():
-    print(f"executing the code cells of {nb} (parameters injected after the parameters cell)")
-    cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-    ns = {"__name__": "__main__", "display": print}
-    for i, c in enumerate(cells):
-        src = "".join(c["source"])
-        src = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
-        exec(compile(src, f"{nb}[cell {i}]", "exec"), ns)
-        if "parameters" in c.get("metadata", {}).get("tags", []):
-            ns.update(P)
-elif paper == "amint":  # no entry point and no notebook yet: the stages as amint.py's docstring orders them
-    print("mintkit.papers.amint stages: setup -> make_splits -> active_mint -> evaluate -> record")
-    run, pool, device = mod.setup(P)
-    for protocol, split in mod.make_splits(pool, P, run).items():
-        t = time.perf_counter()
-        model, hist = mod.active_mint(pool, split, P, device)
-        t_train = time.perf_counter() - t
-        ev = mod.evaluate(model, pool, split, device, n_boot=P["n_boot"], seed=P["seed"])
-        mod.record(run, P, protocol, "Active", ev, {"active": t_train, "evaluate": ev["seconds"]})
-    run.finish()
-else:
-    raise SystemExit(f"mintkit.{paper} has no run(P) and {nb} does not exist yet: nothing to run")
+print(f"executing the code cells of {nb} (parameters injected after the parameters cell)")
+cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+ns = {"__name__": "__main__", "display": print}
+for i, c in enumerate(cells):
+    src = "".join(c["source"])
+    src = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
+    exec(compile(src, f"{nb}[cell {i}]", "exec"), ns)
+    if "parameters" in c.get("metadata", {}).get("tags", []):
+        ns.update(P)
 print(f"cell finished in {time.perf_counter() - t0:.1f} s")
 env = json.loads((out / "env.json").read_text()) if (out / "env.json").exists() else {}
 print("env.json device:", env.get("device"), env.get("device_name"))
