@@ -1,6 +1,7 @@
 """The batch runner on fixture notebooks (tests/fixtures/notebooks: toy writes a run folder, broken raises)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -8,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mintkit.batch import cli
-from mintkit.batch import runner
+from mintkit.batch import plans, runner
 from mintkit.batch.plans import load_preset
-from mintkit.core.params import ParameterError
+from mintkit.core.params import ParameterError, Params, param
 
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
 TOY = FIX / "toy.ipynb"
@@ -41,10 +42,21 @@ def test_schema_of_a_paper_comes_from_its_module(monkeypatch, tmp_path):
     nb = tmp_path / "mint.ipynb"
     shutil.copy(TOY, nb)
     fake = types.ModuleType("mintkit.papers.mint")
-    fake.PARAMS = {k: (type(v), v, "") for k, v in {"dataset": "x", "model": "m", "seed": 0, "lr": 0.1,
-                                                      "fail": "", "out_dir": "o", "extra": 2}.items()}
+
+    @dataclasses.dataclass(frozen=True)
+    class FakeParams(Params):
+        PAPER = "mint"
+        model: str = param("m", "model label")
+        lr: float = param(0.1, "learning rate")
+        fail: str = param("", "how to fail")
+        extra: int = param(2, "a parameter the cell does not hold")
+
+    fake.Params = FakeParams
     monkeypatch.setitem(sys.modules, "mintkit.papers.mint", fake)
-    assert "extra" in runner.Notebook.load("mint", tmp_path).spec
+    assert "extra" in plans.schema_for("mint", nb) and plans.params_class("mint") is FakeParams
+    # the cell's defaults are checked by the paper's Params on load: the toy's label "MNIST" is no dataset
+    with pytest.raises(ParameterError, match=r"parameters cell: unknown dataset 'MNIST'; valid: digits"):
+        runner.Notebook.load("mint", tmp_path)
 
 
 def test_grid_expansion_cross_product_and_stable_names(toy):

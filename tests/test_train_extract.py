@@ -8,7 +8,7 @@ import torch
 from mintkit.core.data import synthetic_pool
 from mintkit.core.extract import extract, reduce_activation
 from mintkit.models.zoo import build_model
-from mintkit.core.params import COMMON, ParameterError, check, check_notebook, schema
+from mintkit.core.params import ParameterError, check, check_notebook
 from mintkit.core.train import (TrainConfig, TrainingDiverged, accuracy, epoch_indices, pick_device, seed_everything,
                            train_classifier)
 
@@ -95,7 +95,8 @@ def test_reduce_activation_shapes():
 
 
 def test_params_check_types_and_unknown_names():
-    spec = schema({"reduction": (str, "mean", "per-filter reduction")})
+    spec = {"reduction": (str, "mean", "per-filter reduction"), "lr": (float, 1e-3, "learning rate"),
+            "seed": (int, 0, "seed")}
     assert check({"lr": 1}, spec)["lr"] == 1.0  # papermill's -p lr 1 arrives as int
     with pytest.raises(ParameterError, match="unknown parameter\\(s\\) \\['lrr'\\]; valid: .*lr"):
         check({"lrr": 0.1}, spec)
@@ -103,7 +104,7 @@ def test_params_check_types_and_unknown_names():
         check({"seed": "1"}, spec)
     with pytest.raises(ParameterError, match="got bool"):
         check({"seed": True}, spec)
-    ns = {k: d for k, (_, d, _) in COMMON.items()} | {"reductoin": "max", "np": np, "_x": 1, "In": []}
+    ns = {k: d for k, (_, d, _) in spec.items()} | {"reductoin": "max", "np": np, "_x": 1, "In": []}
     with pytest.raises(ParameterError, match="reductoin"):
         check_notebook(ns, spec)
 

@@ -1,6 +1,6 @@
 """What to run: notebooks and their parameter schemas, presets, grids, run folders and batch plans.
 
-Effective parameters of a run, later ones winning: the paper's schema defaults (`mintkit.<paper>.PARAMS`),
+Effective parameters of a run, later ones winning: the paper's typed defaults (`mintkit.papers.<paper>.Params`),
 the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides; all validated
 with `mintkit.core.params.check` here, before any kernel starts. `mintkit.batch.runner` executes the plans.
 """
@@ -144,9 +144,6 @@ def schema_for(paper: str, path: Path) -> dict[str, Spec]:
     cls = params_class(paper)
     if cls is not None:
         return fields_of(cls)
-    if paper in PAPERS:  # legacy dict schema, until the paper has its dataclass
-        module = importlib.import_module(f"mintkit.papers.{paper}")
-        return {k: Spec(k, t, d, h, None) for k, (t, d, h) in module.PARAMS.items()}
     return {k: Spec(k, type(v), v, c, None) for k, (v, c) in parameters_cell(path).items()}
 
 

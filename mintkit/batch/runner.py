@@ -1,6 +1,6 @@
 """Batch reproduction: notebooks x parameter grids -> one self-describing run folder per run (papermill).
 
-A run's effective parameters are, later ones winning: the paper's schema defaults (`mintkit.<paper>.PARAMS`),
+A run's effective parameters are, later ones winning: the paper's typed defaults (`mintkit.papers.<paper>.Params`),
 the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides. They are validated
 with `mintkit.core.params.check` before any kernel starts, so a misspelt name or a wrong type fails in a second,
 not after a model has trained. `out_dir` is always set by the runner.
@@ -19,12 +19,17 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as _dt
 import json
+import multiprocessing as mp
 import os
 import shutil
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+import papermill as pm
+import torch
+from tqdm.auto import tqdm
 
 from mintkit.core.params import ParameterError
 from mintkit.batch.plans import (NOTEBOOKS, PRESETS, PROFILES, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
@@ -95,12 +100,6 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
 
     Returns {'name', 'folder', 'status' (complete|failed), 'error', 'seconds', 'executed'}.
     """
-    import logging
-
-    import papermill as pm
-    # papermill re-parses the parameters cell for its metadata and warns on every comment holding '=' ("0 = none");
-    # the runner validated the parameters against the schema already, so those warnings say nothing
-    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     folder = Path(spec.folder)
     _clear(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,6 @@ def _visible_gpus() -> list[str]:
     if env is not None:
         return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
     try:
-        import torch
         return [str(i) for i in range(torch.cuda.device_count())]
     except Exception:  # noqa: BLE001
         return []
@@ -179,7 +177,6 @@ class Manifest:
 def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
               command: str = "", progress: bool = True, log=print) -> list[dict]:
     """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included."""
-    from tqdm.auto import tqdm
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out, profile, command)
@@ -210,7 +207,6 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
                 bar.set_postfix_str(spec.name)
                 done(spec, execute(spec, timeout, progress=progress))
         else:
-            import multiprocessing as mp
             gpus = _visible_gpus()
             ctx = mp.get_context("spawn")
             queue = ctx.Queue()

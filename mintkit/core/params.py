@@ -175,44 +175,21 @@ def describe(cls: type | dict[str, Spec]) -> str:
     return "\n".join(rows)
 
 
-# ---------------------------------------------------------------------- legacy dict schemas
-# TODO(redesign): removed once every paper declares a Params dataclass.
-COMMON: dict[str, tuple[type, Any, str]] = {
-    "dataset": (str, "digits", "dataset name (mintkit.core.data.DATASETS)"),
-    "data_root": (str, "data", "folder with downloaded datasets"),
-    "arch": (str, "smallcnn", "audited architecture (mintkit.models.zoo.ARCHS)"),
-    "setup": (str, "entry", "tap setup: entry, middle, output (aMINT/gMINT), combined (gMINT)"),
-    "seed": (int, 0, "seed of split, training and MINT model"),
-    "device": (str, "auto", "'auto' picks CUDA when present"),
-    "audited_epochs": (int, 30, "epochs of the audited model"),
-    "mint_epochs": (int, 20, "epochs of the MINT model"),
-    "batch_size": (int, 64, "batch size of the audited model"),
-    "lr": (float, 1e-3, "learning rate of the audited model"),
-    "n_members": (int, 600, "|D|: samples that train the audited model"),
-    "n_external": (int, 400, "|E|: non-members that train the MINT model"),
-    "n_eval": (int, 200, "evaluation members = evaluation non-members"),
-    "protocol": (str, "heldout", "'paper' (the paper's evaluation) or 'heldout'"),
-    "out_dir": (str, "runs/scratch", "run folder to write"),
-}
-
-
-def schema(*extra: dict[str, tuple[type, Any, str]]) -> dict[str, tuple[type, Any, str]]:
-    out = dict(COMMON)
-    for e in extra:
-        out.update(e)
-    return out
-
-
+# ---------------------------------------------------------------------- notebooks without a Params class
+# A user's own notebook (or the runner's test fixture) may validate against a plain {name: (type, default, help)}
+# mapping instead of a dataclass: the same rules, without choices or cross-field checks.
 def check(values: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
+    """Effective values of `spec` (defaults filled in); unknown names and wrong types raise ParameterError."""
     unknown = sorted(set(values) - set(spec))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(spec))}")
     return {name: coerce(name, values.get(name, default), typ) for name, (typ, default, _h) in spec.items()}
 
 
-def check_notebook(ns: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict:
+def check_notebook(ns: Mapping[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
+    """`Params.from_notebook` for a plain mapping spec: literal globals that are not parameters are errors."""
     unknown = sorted(k for k, v in ns.items() if not k.startswith("_") and k not in spec
-                     and k not in IPYTHON_NAMES and not isinstance(v, types.ModuleType))
+                     and k not in IPYTHON_NAMES and not isinstance(v, types.ModuleType) and isinstance(v, SCALARS))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(spec))}")
     return check({k: ns[k] for k in spec if k in ns}, spec)
