@@ -17,6 +17,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.datasets as tvd
+from PIL import Image
+from sklearn.datasets import load_digits
+from torchvision.datasets.utils import download_and_extract_archive
 
 TRAIN, TEST = 0, 1  # values of Pool.origin
 
@@ -121,7 +125,6 @@ def resize_images(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 def load_digits_pool() -> Pool:
     """scikit-learn's bundled 8×8 digits (1,797 images, values 0..16 rescaled to 0..255): offline."""
-    from sklearn.datasets import load_digits
     d = load_digits()
     x = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     return Pool("digits", _to_uint8_nchw(x), torch.as_tensor(d.target, dtype=torch.long), 10)
@@ -173,7 +176,6 @@ _TV = {  # name -> (torchvision class name, how train/test are selected, num_cla
 
 
 def _torchvision_split(name: str, root: Path, train: bool, download: bool, size: int | None):
-    import torchvision.datasets as tvd
     cls_name, style, _ = _TV[name]
     cls = getattr(tvd, cls_name)
     kw = {"train": train} if style == "train" else {"split": "train" if train else "test"}
@@ -237,7 +239,6 @@ def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | No
 
 def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None, download: bool = True) -> Pool:
     """Tiny ImageNet: 100k train + 10k labelled val (used as the test split), 200 classes, 64×64."""
-    from torchvision.datasets.utils import download_and_extract_archive
     root = Path(data_root)
     base = root / "tiny-imagenet-200"
     if not base.exists():
@@ -251,7 +252,6 @@ def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None,
     cache = root / "mintkit-cache" / f"tinyimagenet-{image_size or 'native'}.pt"
 
     def build() -> dict:
-        from PIL import Image
         wnids = (base / "wnids.txt").read_text().split()
         cls = {w: i for i, w in enumerate(wnids)}
         items = [(p, cls[w], TRAIN) for w in wnids for p in sorted((base / "train" / w / "images").glob("*.JPEG"))]
@@ -272,7 +272,6 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
 
 def load_imagefolder_pool(path: str | Path, image_size: int | None = 112, grayscale: bool = False) -> Pool:
     """Any class-per-folder tree (face identities: CASIA-WebFace, LFW, your own): group = class = folder."""
-    from PIL import Image
     root = Path(path)
     if not root.is_dir():
         raise DataUnavailable(f"imagefolder: {root} is not a directory; expected <root>/<class or identity>/<image>"

@@ -50,13 +50,11 @@ All values are plain Python ``float`` / ``int`` (JSON-ready).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-    import torch
+import pandas as pd
+import torch
+from scipy.stats import beta, rankdata
+from sklearn.metrics import roc_curve
 
 __all__ = [
     "METRICS",
@@ -187,7 +185,6 @@ def _max_fp(fpr: float, n0: int) -> int:
 
 def tpr_at_fpr(scores, labels, fpr: float) -> float:
     """Largest TPR over ROC points whose FPR is <= ``fpr``; 0 if there is none."""
-    from sklearn.metrics import roc_curve
 
     s, y = _check(scores, labels)
     # keep every point: dropping collinear ones can drop the best point below the level
@@ -199,7 +196,6 @@ def tpr_at_fpr(scores, labels, fpr: float) -> float:
 # --------------------------------------------------------------------------- AUC by ranks
 def _auc_ranks(s_mem: np.ndarray, s_non: np.ndarray) -> float:
     """Mann-Whitney U / (n1 n0), ties count one half (= sklearn roc_auc_score)."""
-    from scipy.stats import rankdata
 
     n1, n0 = len(s_mem), len(s_non)
     r = rankdata(np.r_[s_mem, s_non])  # average ranks for ties
@@ -278,7 +274,6 @@ def _bootstrap(s_mem, s_non, thresholds, tpr_levels, n_boot, seed):
 
 
 def _clopper_pearson(x: int, n: int, level: float) -> tuple[float, float]:
-    from scipy.stats import beta
 
     a = 1 - level
     low = 0.0 if x == 0 else float(beta.ppf(a / 2, x, n - x + 1))
@@ -474,8 +469,6 @@ def summarize_seeds(df: "pd.DataFrame", by: list[str]) -> "pd.DataFrame":
     and ``n`` (number of non-NaN values). Missing keys (NaN) form their own group; cell
     order follows first appearance in ``df``.
     """
-    import pandas as pd  # noqa: F401
-
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in [*by, "value", "seed"] if c not in df.columns]
     if missing:

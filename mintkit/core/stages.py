@@ -4,6 +4,7 @@ Notebooks call these; each returns plain tensors/dicts so a stage's output can b
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mintkit.core.checkpoints import ModelCache
+from mintkit.core.checkpoints import ModelCache, load_model
 from mintkit.core.data import Pool
 from mintkit.core.extract import extract, features_for
 from mintkit.core.metrics import (identification_accuracy, loss_threshold_attack, membership_metrics,
@@ -29,7 +30,6 @@ DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
 
 def _tensor_hash(t) -> str:
     """sha256 of an integer tensor's values (list objects have no hash)."""
-    import hashlib
     return hashlib.sha256(np.ascontiguousarray(torch.as_tensor(t).cpu().numpy().astype(np.int64)).tobytes()).hexdigest()[:16]
 
 
@@ -56,7 +56,6 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
     optimizer_state_of: parameter names whose end-of-training optimiser state is saved beside the cached
     checkpoint (`extra`) and returned as info['optimizer_state'] (gMINT); joins the key only when given.
     """
-    from mintkit.core.checkpoints import load_model
     if checkpoint:
         return load_model(checkpoint).to(device).eval(), {"source": checkpoint, "cache_hit": False}
 
