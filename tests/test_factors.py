@@ -17,7 +17,7 @@ import yaml
 import mintkit.core.stages as core_stages
 import mintkit.papers.factors as fac
 from mintkit.core.data import synthetic_pool
-from mintkit.core.metrics import verification_accuracy
+from mintkit.core.face_metrics import verification_accuracy
 from mintkit.core.params import ParameterError
 from mintkit.core.records import RESULT_COLUMNS
 from mintkit.core.stages import MINT_SETS

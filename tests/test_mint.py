@@ -13,7 +13,7 @@ from PIL import Image
 
 from mintkit.core.checkpoints import CheckpointError, save_checkpoint
 from mintkit.core.data import concat_pools, synthetic_pool
-from mintkit.core.metrics import identification_accuracy
+from mintkit.core.face_metrics import identification_accuracy
 from mintkit.core.params import ParameterError
 from mintkit.core.records import KEY_COLUMNS
 from mintkit.core.stages import MINT_SETS

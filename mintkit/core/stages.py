@@ -16,8 +16,8 @@ from torch import nn
 from mintkit.core.checkpoints import ModelCache, load_model
 from mintkit.core.data import Pool
 from mintkit.core.extract import extract, features_for
-from mintkit.core.metrics import (identification_accuracy, loss_threshold_attack, membership_metrics,
-                                  verification_accuracy)
+from mintkit.core.face_metrics import identification_accuracy, verification_accuracy
+from mintkit.core.metrics import loss_threshold_attack, membership_metrics
 from mintkit.models.classifiers import CNNMint, VanillaMLP, fit_mint, score
 from mintkit.models.iresnet import is_face_model
 from mintkit.core.splits import Split
