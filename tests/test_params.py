@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from mintkit.batch import cli, plans
+from mintkit.batch import cli, notebooks
 from mintkit.core.params import ParameterError, Params, fields_of, param, parameters_source
 from mintkit.reference import PAPERS
 
@@ -85,10 +85,10 @@ def test_help_text_that_papermill_cannot_parse_is_refused():
 # ------------------------------------------------------------------------------------ the notebooks
 @pytest.mark.parametrize("paper", PAPERS)
 def test_parameters_cell_is_generated_from_params(paper):
-    cls = plans.params_class(paper)
+    cls = notebooks.params_class(paper)
     assert cls is not None, f"mintkit.papers.{paper} has no Params dataclass"
     assert cls.PAPER == paper
-    assert plans.parameters_cell_source(NOTEBOOKS / f"{paper}.ipynb") == parameters_source(cls), (
+    assert notebooks.parameters_cell_source(NOTEBOOKS / f"{paper}.ipynb") == parameters_source(cls), (
         f"{paper}.ipynb's parameters cell differs from its Params: run `python -m mintkit params --write`")
 
 
@@ -100,7 +100,7 @@ def test_params_check_command_agrees():
 def test_papermill_parser_sees_every_parameter(paper, caplog):
     caplog.set_level(logging.WARNING, logger="papermill")
     found = papermill.inspect_notebook(str(NOTEBOOKS / f"{paper}.ipynb"))
-    specs = fields_of(plans.params_class(paper))
+    specs = fields_of(notebooks.params_class(paper))
     assert list(found) == list(specs)
     for name, spec in specs.items():
         assert found[name]["inferred_type_name"] == spec.type.__name__
@@ -113,7 +113,7 @@ def test_papermill_parser_sees_every_parameter(paper, caplog):
 def test_notebook_never_reassigns_a_parameter(paper):
     """A later top-level assignment to a parameter name (a for-loop target too) would change it on a rerun."""
     cells = notebook_cells(paper)
-    names = set(fields_of(plans.params_class(paper)))
+    names = set(fields_of(notebooks.params_class(paper)))
     bad = []
     for cell in cells[validation_index(cells) + 1:]:
         if cell.cell_type != "code":
@@ -211,7 +211,7 @@ def test_reproduce_plans_from_an_installed_wheel(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
-    where = subprocess.run([sys.executable, "-c", "from mintkit.batch import plans; print(plans.NOTEBOOKS)"],
+    where = subprocess.run([sys.executable, "-c", "from mintkit.batch import notebooks; print(notebooks.NOTEBOOKS)"],
                            cwd=elsewhere, capture_output=True, text=True, env=env)
     assert where.stdout.strip() == str(site / "mintkit" / "notebooks"), where.stderr
     out = subprocess.run([sys.executable, "-m", "mintkit", "reproduce", "--profile", "paper", "--paper", "amint",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mintkit.batch import cli
-from mintkit.batch import plans, runner
+from mintkit.batch import notebooks, runner
 from mintkit.batch.plans import load_preset
 from mintkit.core.params import ParameterError, Params, param
 
@@ -53,7 +53,7 @@ def test_schema_of_a_paper_comes_from_its_module(monkeypatch, tmp_path):
 
     fake.Params = FakeParams
     monkeypatch.setitem(sys.modules, "mintkit.papers.mint", fake)
-    assert "extra" in plans.schema_for("mint", nb) and plans.params_class("mint") is FakeParams
+    assert "extra" in notebooks.schema_for("mint", nb) and notebooks.params_class("mint") is FakeParams
     # the cell's defaults are checked by the paper's Params on load: the toy's label "MNIST" is no dataset
     with pytest.raises(ParameterError, match=r"parameters cell: unknown dataset 'MNIST'; valid: digits"):
         runner.Notebook.load("mint", tmp_path)

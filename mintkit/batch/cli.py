@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mintkit.batch import executors, plans, report, runner
+from mintkit.batch import executors, notebooks, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
 
 
@@ -105,20 +105,20 @@ def cmd_reproduce(args, argv: list[str]) -> int:
 
 def cmd_params(args) -> int:
     """The parameters cell of each notebook is generated from its paper's Params dataclass."""
-    papers = args.paper or [p for p in runner.PAPERS if plans.params_class(p) is not None]
+    papers = args.paper or [p for p in runner.PAPERS if notebooks.params_class(p) is not None]
     stale = []
     for paper in papers:
-        cls = plans.params_class(paper)
+        cls = notebooks.params_class(paper)
         if cls is None:
             raise ParameterError(f"{paper!r} has no typed Params; valid: "
-                                 f"{', '.join(p for p in runner.PAPERS if plans.params_class(p) is not None)}")
+                                 f"{', '.join(p for p in runner.PAPERS if notebooks.params_class(p) is not None)}")
         path = args.notebooks / f"{paper}.ipynb"
         source = parameters_source(cls)
         if args.write:
-            changed = plans.write_parameters_cell(path, source)
+            changed = notebooks.write_parameters_cell(path, source)
             print(f"{path}: {'rewritten' if changed else 'up to date'}")
         elif args.check:
-            if plans.parameters_cell_source(path) != source:
+            if notebooks.parameters_cell_source(path) != source:
                 stale.append(str(path))
         else:
             print(f"# {path}\n{describe(cls)}\n")

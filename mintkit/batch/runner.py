@@ -32,9 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from mintkit.core.params import ParameterError
-from mintkit.batch.plans import (NOTEBOOKS, PRESETS, PROFILES, RUNNER_KEYS, Notebook, RunSpec,  # noqa: F401 (re-exported)
-                    expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch, plan_run,
-                    resolve_notebook, validate)
+from mintkit.batch.notebooks import NOTEBOOKS, Notebook, resolve_notebook  # noqa: F401 (re-exported)
+from mintkit.batch.plans import (PRESETS, PROFILES, RUNNER_KEYS, RunSpec,  # noqa: F401 (re-exported)
+                                 expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch,
+                                 plan_run, validate)
 from mintkit.reference import PAPERS  # noqa: F401 (re-exported)
 
 RUN_FILES = ("status.json", "params.json", "executed.ipynb", "results.csv")  # what marks a runner-owned folder
