@@ -25,7 +25,8 @@ SET_NAMES = (("members", "D"), ("external", "E"), ("eval_members", "eval members
 DEVIATION_KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature"]
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """The JSON object in `path`, or {} when it is missing or unreadable."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -34,8 +35,8 @@ def _read_json(path: Path) -> dict:
 
 def describe_data(folder: Path) -> str:
     """One line: the dataset that ran (stand-in named), the pool size and the membership set sizes."""
-    params = _read_json(folder / "params.json")
-    split = next((s for s in (_read_json(p) for p in sorted(folder.glob("split*.json"))) if s), {})
+    params = read_json(folder / "params.json")
+    split = next((s for s in (read_json(p) for p in sorted(folder.glob("split*.json"))) if s), {})
     name = params.get("dataset") or split.get("pool", "")
     label = label_dataset(name) if name else "?"
     if label in STANDINS:

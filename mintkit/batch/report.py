@@ -11,7 +11,6 @@ Only runs whose status.json says complete count; failed and unfinished ones are 
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -25,11 +24,10 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
-from mintkit.core.records import read_results
-from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, describe_data, place_standins
+from mintkit.batch.collect import KEYS, collect, empty_rows
+from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons
 from mintkit.reference import PAPERS, published
 
-KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
 NO_RUN = "no run"
@@ -68,63 +66,6 @@ def slug(label: str, table: str, paper: str) -> str:
 def reference_file(paper_label: str) -> str:
     """The reference file holding a results-row paper label: mint-demo -> mint."""
     return paper_label.split("-", 1)[0]
-
-
-# --------------------------------------------------------------------------- collecting runs
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile"])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
-    """(profile, batch.json) of a run folder: the nearest batch.json up to `root`, else a folder name."""
-    for parent in [*folder.parents]:
-        batch = _read_json(parent / "batch.json")
-        if batch.get("profile"):
-            return batch["profile"], batch
-        if parent == root:
-            break
-    names = [p.name for p in [folder, *folder.parents]]
-    for n in names:
-        if n in ("quick", "paper", "adhoc"):
-            return n, {}
-    return "unknown", {}
-
-
-def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
-    """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
-    root = Path(root)
-    runs, frames = [], []
-    folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
-    for folder in folders:
-        status = _read_json(folder / "status.json")
-        profile, batch = profile_of(folder, root)
-        info = {"folder": folder, "status": status.get("status", "unfinished"), "error": status.get("error"),
-                "profile": profile, "batch": batch, "paper": folder.parent.name, "end": status.get("end", "")}
-        runs.append(info)
-        if info["status"] != "complete" or not (folder / "results.csv").exists():
-            continue
-        df = read_results([folder])
-        df["run_dir"], df["profile"], df["data"] = str(folder), profile, describe_data(folder)
-        df["order"] = f"{info['end']}|{folder}"
-        frames.append(df)
-    if not frames:
-        return _empty(), runs
-    rows = place_standins(pd.concat(frames, ignore_index=True))
-    rows = rows[~rows["metric"].str.startswith("time_")]
-    rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
-    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
-    # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
-    rows = rows.sort_values("order", kind="stable")
-    dup = rows.duplicated(subset=[*KEYS, "protocol", "seed"], keep="last")
-    rows.attrs["duplicates"] = int(dup.sum())
-    return rows[~dup].drop(columns="order").reset_index(drop=True), runs
 
 
 # --------------------------------------------------------------------------- formatting
@@ -355,7 +296,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
         raise ParameterError(f"unknown paper(s) {bad}; valid: {', '.join(PAPERS)}")
     runs_root, out = Path(runs_root), Path(out)
     use_style()
-    rows, runs = collect(runs_root) if runs_root.exists() else (_empty(), [])
+    rows, runs = collect(runs_root) if runs_root.exists() else (empty_rows(), [])
     rows = rows.assign(ref=rows["paper"].map(reference_file))
     written: list[Path] = []
     index_md = _index_header(runs_root, out, runs, rows, command)

@@ -1,0 +1,60 @@
+"""The rows of every complete run under a folder, with their profile and the data they came from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mintkit.batch.provenance import describe_data, place_standins, read_json
+from mintkit.core.records import read_results
+
+KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
+
+
+def empty_rows() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile"])
+
+
+def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
+    """(profile, batch.json) of a run folder: the nearest batch.json up to `root`, else a folder name."""
+    for parent in [*folder.parents]:
+        batch = read_json(parent / "batch.json")
+        if batch.get("profile"):
+            return batch["profile"], batch
+        if parent == root:
+            break
+    names = [p.name for p in [folder, *folder.parents]]
+    for n in names:
+        if n in ("quick", "paper", "adhoc"):
+            return n, {}
+    return "unknown", {}
+
+
+def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
+    """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
+    root = Path(root)
+    runs, frames = [], []
+    folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
+    for folder in folders:
+        status = read_json(folder / "status.json")
+        profile, batch = profile_of(folder, root)
+        info = {"folder": folder, "status": status.get("status", "unfinished"), "error": status.get("error"),
+                "profile": profile, "batch": batch, "paper": folder.parent.name, "end": status.get("end", "")}
+        runs.append(info)
+        if info["status"] != "complete" or not (folder / "results.csv").exists():
+            continue
+        df = read_results([folder])
+        df["run_dir"], df["profile"], df["data"] = str(folder), profile, describe_data(folder)
+        df["order"] = f"{info['end']}|{folder}"
+        frames.append(df)
+    if not frames:
+        return empty_rows(), runs
+    rows = place_standins(pd.concat(frames, ignore_index=True))
+    rows = rows[~rows["metric"].str.startswith("time_")]
+    rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
+    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
+    rows = rows.sort_values("order", kind="stable")
+    dup = rows.duplicated(subset=[*KEYS, "protocol", "seed"], keep="last")
+    rows.attrs["duplicates"] = int(dup.sum())
+    return rows[~dup].drop(columns="order").reset_index(drop=True), runs
