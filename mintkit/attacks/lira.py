@@ -40,7 +40,10 @@ def _masked_stats(ref_phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np
     return mean, var, n[:, 0]
 
 
-def _check(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_shapes(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A target statistic [N] or [N, A], the reference models' [k, N] or [k, N, A] and the IN mask [k, N], as
+    float64 [N, A], [k, N, A] and bool [k, N] (A = augmented queries); ValueError when the shapes disagree."""
     phi = np.asarray(phi, dtype=np.float64)
     phi = phi[:, None] if phi.ndim == 1 else phi
     ref_phi = np.asarray(ref_phi, dtype=np.float64)
@@ -55,7 +58,7 @@ def _check(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray) -> tuple[np
 def pooled_sd(ref_phi: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     """(σ_in, σ_out): pooled standard deviations of φ_j [k, M(, A)] over IN / OUT models of M samples
     (NaN for a side with no sample holding two models of that side)."""
-    _, ref_phi, inside = _check(np.zeros(np.shape(ref_phi)[1:]), ref_phi, inside)
+    _, ref_phi, inside = reference_shapes(np.zeros(np.shape(ref_phi)[1:]), ref_phi, inside)
     out = []
     for mask in (inside, ~inside):
         _, var, n = _masked_stats(ref_phi, mask)
@@ -86,7 +89,7 @@ def lira_online(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray,
     """Online LiRA scores [N]. phi [N(, A)], ref_phi [k, N(, A)], inside [k, N]; every sample needs IN and
     OUT models. global_sd = (σ_in, σ_out) is used when a sample has fewer than min_per_sample models on a
     side (min_per_sample <= 0: always); without it per-sample σ are used (needs >= 2 models per side)."""
-    phi, ref_phi, inside = _check(phi, ref_phi, inside)
+    phi, ref_phi, inside = reference_shapes(phi, ref_phi, inside)
     mu_in, var_in, n_in = _masked_stats(ref_phi, inside)
     mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside)
     if (n_in == 0).any() or (n_out == 0).any():
@@ -100,7 +103,7 @@ def lira_online(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray,
 def lira_offline(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray, global_sd: float | None = None,
                  min_per_sample: int = MIN_PER_SAMPLE) -> np.ndarray:
     """Offline LiRA scores [N] from the OUT models only (IN models of a sample are ignored); global_sd = σ_out."""
-    phi, ref_phi, inside = _check(phi, ref_phi, inside)
+    phi, ref_phi, inside = reference_shapes(phi, ref_phi, inside)
     mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside)
     if (n_out == 0).any():
         raise ValueError(f"offline LiRA needs OUT models for every sample; {int((n_out == 0).sum())} have none")

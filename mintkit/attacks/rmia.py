@@ -24,22 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _as3(p_target: np.ndarray, p_ref: np.ndarray, inside: np.ndarray):
-    p = np.asarray(p_target, dtype=np.float64)
-    p = p[:, None] if p.ndim == 1 else p
-    r = np.asarray(p_ref, dtype=np.float64)
-    r = r[:, :, None] if r.ndim == 2 else r
-    inside = np.asarray(inside, dtype=bool)
-    if r.shape[1:] != p.shape or inside.shape != r.shape[:2]:
-        raise ValueError(f"shapes disagree: p {p.shape}, p_ref {r.shape}, inside {inside.shape}; "
-                         f"expected [N, A], [k, N, A], [k, N]")
-    return p, r, inside
+from mintkit.attacks.lira import reference_shapes
 
 
 def marginal(p_ref: np.ndarray, inside: np.ndarray, online: bool, a: float = 0.3) -> np.ndarray:
     """Pr(x) [N, A] from reference probabilities [k, N, A] (see the module table)."""
-    _, r, inside = _as3(np.zeros(np.shape(p_ref)[1:]), p_ref, inside)
+    _, r, inside = reference_shapes(np.zeros(np.shape(p_ref)[1:]), p_ref, inside)
     if online:
         return r.mean(0)
     if not 0.0 <= a <= 1.0:
@@ -60,10 +50,10 @@ def rmia_scores(p_x: np.ndarray, p_ref_x: np.ndarray, inside_x: np.ndarray, p_z:
     """
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0, got {gamma}")
-    px, rx, ix = _as3(p_x, p_ref_x, inside_x)
+    px, rx, ix = reference_shapes(p_x, p_ref_x, inside_x)
     if online and (ix.all(0) | (~ix).all(0)).any():
         raise ValueError("online RMIA needs IN and OUT models for every scored sample (use the online reference mode)")
-    pz, rz, iz = _as3(p_z, p_ref_z, inside_z)
+    pz, rz, iz = reference_shapes(p_z, p_ref_z, inside_z)
     if not len(pz):
         raise ValueError("RMIA needs population samples z (the reference plan's population_sample is empty)")
     if px.shape[1] != pz.shape[1]:
