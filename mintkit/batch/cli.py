@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from mintkit.audit import cli as audit_cli
 from mintkit.batch import runner
 from mintkit.core.params import ParameterError, describe
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
     rep.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     rep.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    audit_cli.add_parser(sub)
     return ap
 
 
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "reproduce":
             return cmd_reproduce(args, argv)
+        if args.command == "audit":
+            return audit_cli.main(args, argv)
         return cmd_report(args, argv)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
