@@ -22,32 +22,42 @@ def first_conv(module: nn.Module) -> tuple[str, nn.Conv2d] | None:
     return next(((n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)), None)
 
 
-@torch.no_grad()
-def check_model_takes_images(model: AuditedModel, pool: AuditPool) -> list[TapInfo]:
-    """Probe the model with two images; returns the tap list (names and output shapes) on success.
+FIX_CHANNELS = "set channels to {want} (grayscale images are then converted to RGB, or RGB to grayscale)"
+FIX_SIZE = "set image_size to the side the model was trained on"
 
-    Raises AuditInputError for a channel-count or image-size mismatch, a forward pass that fails, an
-    output that is not [B, K] logits, or K different from the number of class folders.
+
+@torch.no_grad()
+def probe_taps(model: AuditedModel, x: torch.Tensor) -> list[TapInfo]:
+    """The tap list on a probe batch x [B, C, H, W], after checking the model takes such images.
+
+    Raises AuditInputError for a channel-count or image-size mismatch or a forward pass that fails.
     """
-    c, h, w = (int(v) for v in pool.x.shape[1:])
-    fix = ("set channels to {want} (grayscale images are then converted to RGB, or RGB to grayscale)",
-           "set image_size to the side the model was trained on")
+    c, h, w = (int(v) for v in x.shape[1:])
     if model.input_shape is not None and model.input_shape != (c, h, w):
         wc, wh, ww = model.input_shape
-        hints = ([fix[0].format(want=wc)] if wc != c else []) + ([fix[1]] if (wh, ww) != (h, w) else [])
+        hints = ([FIX_CHANNELS.format(want=wc)] if wc != c else []) + ([FIX_SIZE] if (wh, ww) != (h, w) else [])
         raise AuditInputError(f"the exported model takes images of shape [{wc}, {wh}, {ww}]; the folders give "
                               f"[{c}, {h}, {w}]: {' and '.join(hints)}")
     conv = first_conv(model.module) if model.kind == "python" else None
     if conv is not None and conv[1].in_channels != c:
         raise AuditInputError(f"the model's first convolution {conv[0]!r} takes {conv[1].in_channels} channel(s); "
-                              f"the images have {c}: {fix[0].format(want=conv[1].in_channels)}")
-    x, _ = pool.batch(torch.arange(min(2, len(pool))))
+                              f"the images have {c}: {FIX_CHANNELS.format(want=conv[1].in_channels)}")
     try:
-        infos = list_taps(model, x)
+        return list_taps(model, x)
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AuditInputError(f"the model cannot take images of shape [{c}, {h}, {w}] ({msg}); if it was trained "
-                              f"on another size, {fix[1]}; on another channel count, set channels") from None
+                              f"on another size, {FIX_SIZE}; on another channel count, set channels") from None
+
+
+def check_model_takes_images(model: AuditedModel, pool: AuditPool) -> list[TapInfo]:
+    """Probe the model with two images of the pool; returns the tap list (names and output shapes).
+
+    Raises AuditInputError for a channel-count or image-size mismatch, a forward pass that fails, an
+    output that is not [B, K] logits, or K different from the number of class folders.
+    """
+    x, _ = pool.batch(torch.arange(min(2, len(pool))))
+    infos = probe_taps(model, x)
     out = infos[-1].shape
     if len(out) != 1:
         raise AuditInputError(f"the model's output has shape [B, {', '.join(map(str, out))}]; the audit needs class "

@@ -13,12 +13,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from mintkit.audit.checks import probe_taps
 from mintkit.audit.data import GRAY_MODES, SOURCES, AuditInputError, scan_tree
 from mintkit.audit.models import load_audited_model
 from mintkit.audit.params import METHODS, AuditParams
 from mintkit.audit.report import run_audit
-from mintkit.audit.taps import default_taps, gmint_default_layers, list_taps, tap_label
+from mintkit.audit.taps import default_taps, gmint_default_layers, tap_label
 from mintkit.core.params import ParameterError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``audit`` subcommand to an argparse subparsers object."""
@@ -34,7 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--nonmembers", default="", help="class-per-folder tree of images the model was NOT trained on")
     a.add_argument("--external", default="", help="optional tree of more non-members to train the MINT model")
     a.add_argument("--control", default="", help="optional model of the same architecture not trained on the members")
-    a.add_argument("--method", default=d.methods, help=f"comma list of {', '.join(METHODS)} (default {d.methods})")
+    a.add_argument("--method", default=d.methods,
+                   help=f"comma list of {', '.join(METHODS)} (default: all the model allows)")
     a.add_argument("--taps", nargs="+", default=[], metavar="NAME",
                    help="module names whose outputs MINT reads ('output' = the model output); see --list-taps")
     a.add_argument("--gmint-layer", nargs="+", default=[], metavar="NAME", help="Conv2d/Linear names for gMINT")
@@ -81,7 +84,7 @@ def cmd_list_taps(args: argparse.Namespace) -> int:
     """Print every module the model runs, with its output shape, and the default taps and gMINT layers."""
     x, n_classes = probe(args)
     model = load_audited_model(args.model, args.arch, args.build, n_classes, int(x.shape[1]))
-    infos = list_taps(model, x)
+    infos = probe_taps(model, x)
     width = max(len(i.name) for i in infos) + 2
     print(f"{'module':<{width}} {'type':<24} output [C, ...] on {list(x.shape[1:])} images")
     for i in infos:

@@ -54,6 +54,7 @@ class AuditedModel:
     input_shape: tuple[int, int, int] | None = None
     fixed_batch: int | None = None
     notes: tuple[str, ...] = ()
+    type_names: dict[str, str] = field(default_factory=dict)  # module name -> class name where the module hides it
     tappers: dict = field(default_factory=dict, repr=False)  # TorchScript: tap list -> rewritten graph
 
     @property
@@ -88,7 +89,10 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        # torch's message opens with how to load it anyway; the line naming the refused object is the useful one
+        first = next((ln for ln in lines if "Unsupported global" in ln or "Unpickler" in ln), lines[0] if lines else
+                     type(e).__name__)
         raise ModelLoadError(
             f"{path}: refused by torch.load(weights_only=True): it holds pickled Python objects, not only tensors "
             "(e.g. a whole model saved with torch.save(model)), and unpickling could run any code. Save the "
@@ -182,11 +186,11 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], what: str, 
         if shapes:
             lines.append(f"  {len(shapes)} of other shape (file vs model): "
                          + ", ".join(f"{k} {a} vs {b}" for k, a, b in shapes[:8]))
-            last = [k for k, a, b in shapes if len(a) and len(b) and a[0] != b[0] and b[0] == num_classes]
-            if last:
-                lines.append(f"  the model was built with {num_classes} outputs, one per class folder; the file's "
-                             f"{last[0]} has { {k: a for k, a, _ in shapes}[last[0]][0]}: the folders and the "
-                             "model disagree on the number of classes")
+            if all(len(a) == len(b) and a[0] != b[0] and a[1:] == b[1:] for _, a, b in shapes):
+                k, a, b = shapes[0]  # only the output count differs: an output layer for another class count
+                lines.append(f"  only the number of outputs differs: the file's {k} has {a[0]}, the model {b[0]}; the "
+                             f"folders hold {num_classes} classes: the weights, the model and the folders must "
+                             "agree on the number of classes")
         raise ModelLoadError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return notes
@@ -232,7 +236,11 @@ def load_audited_model(path: str, arch: str = "", build: str = "", num_classes: 
         except Exception as e:  # noqa: BLE001 - any failure to deserialise becomes one clear error
             raise ModelLoadError(f"{path}: not a loadable torch.export file: {type(e).__name__}: {e}") from None
         chw, batch = _export_input(ep)
-        return AuditedModel(torch.export.unflatten(ep), "export", "torch.export program", str(path), chw, batch)
+        # unflattened submodules are all InterpreterModules; the graph remembers the original classes
+        types = {path: cls.rpartition(".")[2] for n in ep.graph.nodes
+                 for path, cls in (n.meta.get("nn_module_stack") or {}).values()}
+        return AuditedModel(torch.export.unflatten(ep), "export", "torch.export program", str(path), chw, batch,
+                            type_names=types)
     state, notes = read_state_dict(path)
     if not (arch or build):
         raise ModelLoadError(f"{path} is a state dict (weights without their architecture): name the architecture "

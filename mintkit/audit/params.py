@@ -36,7 +36,7 @@ class AuditParams(Params):
     nonmembers: str = param("", "class-per-folder tree of images the model was not trained on (required)")
     external: str = param("", "optional tree of more non-members to train the MINT model (else a share of nonmembers)")
     control: str = param("", "optional second model of the same architecture NOT trained on the members")
-    methods: str = param("mint,gmint,loss", "comma list of mint, gmint, loss")
+    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)")
     taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
     gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
     gmint_rule: str = param("grad", "gMINT weight modifier: grad (raw gradient), sgd, adam (fresh state)",
@@ -57,8 +57,8 @@ class AuditParams(Params):
             raise ParameterError("dataset and data_root are not read by the audit; name the data with members, "
                                  "nonmembers and external")
         bad = [m for m in split_list(self.methods) if m not in METHODS]
-        if bad or not split_list(self.methods):
-            raise ParameterError(f"methods={self.methods!r}: unknown or empty {bad}; valid: {', '.join(METHODS)}")
+        if bad:
+            raise ParameterError(f"methods={self.methods!r}: unknown {bad}; valid: {', '.join(METHODS)}")
         if len(set(split_list(self.methods))) != len(split_list(self.methods)):
             raise ParameterError(f"methods={self.methods!r} names a method twice")
         if self.arch and self.build:
@@ -79,9 +79,9 @@ class AuditParams(Params):
         if self.mint_epochs < 1 or self.batch_size < 1:
             raise ParameterError("mint_epochs and batch_size must be >= 1")
 
-    @property
-    def method_list(self) -> list[str]:
-        return split_list(self.methods)
+    def method_list(self, differentiable: bool = True) -> list[str]:
+        """The methods to run; empty `methods` means every method the model allows."""
+        return split_list(self.methods) or [m for m in METHODS if differentiable or m != "gmint"]
 
     @property
     def tap_list(self) -> list[str]:

@@ -54,6 +54,7 @@ class Audit:
     model: AuditedModel
     control: AuditedModel | None
     split: Split
+    methods: list[str]
     taps: list[str]
     tap_infos: list[tapmod.TapInfo]
     gmint_layers: list[str]
@@ -127,15 +128,16 @@ def prepare(P: AuditParams) -> Audit:
     pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize)
     model = load_model_for(P, P.model, pool)
     infos = check_model_takes_images(model, pool)
-    taps = resolve_taps(P.tap_list, infos) if "mint" in P.method_list else []
-    layers = resolve_gmint_layers(model, P.gmint_layer_list) if "gmint" in P.method_list else []
+    methods = P.method_list(model.differentiable)
+    taps = resolve_taps(P.tap_list, infos) if "mint" in methods else []
+    layers = resolve_gmint_layers(model, P.gmint_layer_list) if "gmint" in methods else []
     control = None
     if P.control:
         control = load_model_for(P, P.control, pool)
         check_control(model, control)
         check_model_takes_images(control, pool)
     split = make_split(pool, P.n_eval, P.external_fraction, P.seed)
-    return Audit(P, pool.to(device), model, control, split, taps, infos, layers, device)
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device)
 
 
 def open_run(A: Audit) -> Run:
@@ -185,14 +187,15 @@ def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress:
     acc = float((logits[non].argmax(1) == y[non]).float().mean())
     seconds = {"features": time.perf_counter() - t0}
     out: dict[str, MethodResult] = {}
-    for method in P.method_list:
+    for method in A.methods:
         t0 = time.perf_counter()
         if method == "loss":
             L = {s: losses[_rows(split[s], order).numpy()] for s in ("eval_members", "eval_nonmembers",
                                                                     "mint_train_members", "external")}
             m = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"],
                                       L["external"], n_boot=P.n_boot, seed=P.seed)
-            s = -np.concatenate([L["eval_members"], L["eval_nonmembers"]])
+            # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
+            s = -np.log(np.concatenate([L["eval_members"], L["eval_nonmembers"]]) + 1e-12)
             lab = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))]
             out[method] = _result(method, "the loss attack", s, lab, m, t0)
         elif method == "mint":

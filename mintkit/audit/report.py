@@ -51,6 +51,7 @@ def figures(out_dir: str | Path, results: list[ModelResult]) -> dict[str, Figure
         for j, (k, m) in enumerate(r.methods.items()):
             plots.score_histogram(axes[i][j], m.scores, m.labels, bins=30)
             axes[i][j].set_title(f"{k}, {r.label}: AUC {m.test.auc:.2f}", fontsize="small")
+            axes[i][j].set_xlabel("-log(loss)" if k == "loss" else "MINT score (members high)")
     fig.tight_layout()
     plots.save_figure(fig, out_dir, "scores")
     return {"roc": roc, "scores": fig}

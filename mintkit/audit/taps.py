@@ -115,6 +115,16 @@ def _first_tensor(out):
     return None
 
 
+def _pad(model: AuditedModel, x: torch.Tensor) -> torch.Tensor:
+    """x [B, ...] padded with copies of its last sample to an exported program's static batch size."""
+    n = len(x)
+    if not model.fixed_batch or n == model.fixed_batch:
+        return x
+    if n > model.fixed_batch:
+        raise ValueError(f"batch of {n} exceeds the exported program's batch size {model.fixed_batch}")
+    return torch.cat([x, x[-1:].expand(model.fixed_batch - n, *x.shape[1:])])
+
+
 def module_names(model: AuditedModel) -> list[str]:
     """Dotted names of every module a tap can name."""
     if model.kind == "torchscript":
@@ -126,10 +136,7 @@ def run_with_taps(model: AuditedModel, x: torch.Tensor,
                   taps: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One eval-mode forward of x [B, C, H, W]: logits [B, K] and {tap: output [B, ...]} (``""`` = logits)."""
     n = len(x)
-    if model.fixed_batch and n != model.fixed_batch:  # exported with a static batch: pad with copies, trim after
-        if n > model.fixed_batch:
-            raise ValueError(f"batch of {n} exceeds the exported program's batch size {model.fixed_batch}")
-        x = torch.cat([x, x[-1:].expand(model.fixed_batch - n, *x.shape[1:])])
+    x = _pad(model, x)
     inner = [t for t in taps if t != OUTPUT]
     if model.kind == "torchscript":
         if inner and tuple(inner) not in model.tappers:  # rewriting the graph costs ms: once per tap list
@@ -183,10 +190,10 @@ def list_taps(model: AuditedModel, x: torch.Tensor) -> list[TapInfo]:
             def hook(_m, _i, o, n=n, m=m):
                 t = _first_tensor(o)
                 if t is not None and n not in order:
-                    order[n] = TapInfo(n, type(m).__name__, tuple(t.shape[1:]))
+                    order[n] = TapInfo(n, model.type_names.get(n, type(m).__name__), tuple(t.shape[1:]))
             handles.append(m.register_forward_hook(hook))
         try:
-            logits = _first_tensor(model.module(x))
+            model.module(_pad(model, x))
         finally:
             for h in handles:
                 h.remove()
