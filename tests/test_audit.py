@@ -33,7 +33,7 @@ from mintkit.batch.cli import main as mintkit_main
 from mintkit.core.data import load_digits_pool, load_pool
 from mintkit.core.params import ParameterError
 
-N_MEMBERS, N_NONMEMBERS, EPOCHS, BATCH = 200, 400, 40, 64
+N_MEMBERS, N_NONMEMBERS, EPOCHS, BATCH = 200, 400, 60, 64
 NULL_SEEDS = 20
 
 

@@ -26,6 +26,7 @@ class AuditParams(Params):
 
     PAPER: ClassVar[str] = "audit"
 
+    seed: int = param(0, "seed of the split and of the MINT models")
     dataset: str = param("", "not read by the audit (members and nonmembers name the data); leave empty")
     data_root: str = param("", "not read by the audit; leave empty")
     out_dir: str = param("runs/audit", "run folder to write (audit.md, results.csv, scores.npz, figures)")

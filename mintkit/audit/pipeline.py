@@ -117,16 +117,19 @@ def load_model_for(P: AuditParams, path: str, pool: AuditPool) -> AuditedModel:
     return load_audited_model(path, P.arch, P.build, pool.num_classes, pool.in_channels)
 
 
-def prepare(P: AuditParams) -> Audit:
+def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel | None = None) -> Audit:
     """Load and check the folders, the model (and control), the taps and gMINT layers; draw the split.
 
-    Raises AuditInputError (or ParameterError) on bad input; writes nothing.
+    `pool` / `model`: already loaded from P (the notebook loads them step by step). Raises
+    AuditInputError (or ParameterError) on bad input; writes nothing.
     """
     seed_everything(P.seed)
     device = pick_device(P.device)
     apply_threads(P.threads, device)
-    pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize)
-    model = load_model_for(P, P.model, pool)
+    if pool is None:
+        pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize)
+    if model is None:
+        model = load_model_for(P, P.model, pool)
     infos = check_model_takes_images(model, pool)
     methods = P.method_list(model.differentiable)
     taps = resolve_taps(P.tap_list, infos) if "mint" in methods else []

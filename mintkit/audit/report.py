@@ -128,13 +128,18 @@ def run_audit(P: AuditParams, command: str = "",
     run = open_run(A)
     t0 = time.perf_counter()
     main = score_model(A, A.model, "audited", progress)
-    record(run, main)
-    control = None
-    if A.control is not None:
-        control = score_model(A, A.control, "control", progress)
-        record(run, control)
+    control = score_model(A, A.control, "control", progress) if A.control is not None else None
     run.time("audit", time.perf_counter() - t0)
-    figures(run.dir, [main] + ([control] if control else []))
+    write_report(A, run, main, control, command)
+    return A, main, control, run
+
+
+def write_report(A: Audit, run: Run, main: ModelResult, control: ModelResult | None = None,
+                 command: str = "") -> dict[str, Figure]:
+    """results.csv and scores.npz rows, the figures, audit.md, then status.json (the folder is complete)."""
+    for res in [main] + ([control] if control else []):
+        record(run, res)
+    figs = figures(run.dir, [main] + ([control] if control else []))
     atomic_write_bytes(run.dir / "audit.md", markdown(A, main, control, command).encode())
     run.finish()
-    return A, main, control, run
+    return figs
