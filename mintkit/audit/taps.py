@@ -115,6 +115,14 @@ def _first_tensor(out):
     return None
 
 
+def as_audited(model: AuditedModel | nn.Module) -> AuditedModel:
+    """Any nn.Module (or ScriptModule) as an AuditedModel, so that the tap functions take plain models too."""
+    if isinstance(model, AuditedModel):
+        return model
+    kind = "torchscript" if isinstance(model, torch.jit.ScriptModule) else "python"
+    return AuditedModel(model, kind, type(model).__name__, "")
+
+
 def _pad(model: AuditedModel, x: torch.Tensor) -> torch.Tensor:
     """x [B, ...] padded with copies of its last sample to an exported program's static batch size."""
     n = len(x)
@@ -132,9 +140,13 @@ def module_names(model: AuditedModel) -> list[str]:
     return [n for n, _ in model.module.named_modules() if n]
 
 
-def run_with_taps(model: AuditedModel, x: torch.Tensor,
+def run_with_taps(model: AuditedModel | nn.Module, x: torch.Tensor,
                   taps: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One eval-mode forward of x [B, C, H, W]: logits [B, K] and {tap: output [B, ...]} (``""`` = logits)."""
+    """One forward of x [B, C, H, W]: logits [B, K] and {tap: output [B, ...]} (``""`` = logits).
+
+    `model`: an AuditedModel or any nn.Module / ScriptModule; taps are dotted module names.
+    """
+    model = as_audited(model)
     n = len(x)
     x = _pad(model, x)
     inner = [t for t in taps if t != OUTPUT]
@@ -167,9 +179,10 @@ def run_with_taps(model: AuditedModel, x: torch.Tensor,
 
 
 @torch.no_grad()
-def list_taps(model: AuditedModel, x: torch.Tensor) -> list[TapInfo]:
+def list_taps(model: AuditedModel | nn.Module, x: torch.Tensor) -> list[TapInfo]:
     """Every tappable module with its output shape on the probe batch x [B, C, H, W], in forward order
     where hooks can see it (TorchScript: declaration order); the model output ``""`` comes last."""
+    model = as_audited(model)
     names = module_names(model)
     if model.kind == "torchscript":
         # one tapper per name: a module that TorchScript fused away is left out, not an error
@@ -217,10 +230,10 @@ def tap_label(tap: str) -> str:
 
 # ------------------------------------------------------------------------------------ features of a set
 @torch.no_grad()
-def extract(model: AuditedModel, pool: AuditPool, indices: np.ndarray, taps: list[str], device: torch.device,
+def extract(model: AuditedModel | nn.Module, pool: AuditPool, indices: np.ndarray, taps: list[str], device: torch.device,
             batch_size: int = 128) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Reduced features {tap: [N, C]} and logits [N, K] (float32, cpu) of pool[indices], one pass."""
-    model.to(device)
+    model = as_audited(model).to(device)
     model.module.eval()
     bs = model.fixed_batch or batch_size
     feats: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
