@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks/mint.ipynb notebooks/amint.ipynb notebooks/gmint.ipynb notebooks/factors.ipynb --nbval-lax -p no:cacheprovider
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks/mint.ipynb notebooks/amint.ipynb notebooks/gmint.ipynb notebooks/factors.ipynb notebooks/audit.ipynb --nbval-lax -p no:cacheprovider
 
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" -x -q

@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from mintkit.audit import cli as audit_cli
 from mintkit.batch import executors, notebooks, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
     rep.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     rep.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    audit_cli.add_parser(sub)
     return ap
 
 
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_reproduce(args, argv)
         if args.command == "params":
             return cmd_params(args)
+        if args.command == "audit":
+            return audit_cli.main(args, argv)
         return cmd_report(args, argv)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)

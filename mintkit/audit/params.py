@@ -1,0 +1,97 @@
+"""The audit's parameters: one frozen dataclass read by the CLI, the notebook and the pipeline.
+
+``python -m mintkit audit`` maps its options onto these fields; ``notebooks/audit.ipynb`` has them as
+its generated parameters cell. See ``docs/audit.md`` for what each step does with them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mintkit.audit.data import WHY_NONMEMBERS
+from mintkit.core.params import ParameterError, Params, param
+
+METHODS = ("mint", "gmint", "loss")
+GMINT_RULES = ("grad", "sgd", "adam")  # adam-state needs the optimiser state, which a foreign model lacks
+
+
+def split_list(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@dataclass(frozen=True)
+class AuditParams(Params):
+    """Parameters of one audit. Paths may be relative to the working folder."""
+
+    PAPER: ClassVar[str] = "audit"
+
+    seed: int = param(0, "seed of the split and of the MINT models")
+    dataset: str = param("", "not read by the audit (members and nonmembers name the data); leave empty")
+    data_root: str = param("", "not read by the audit; leave empty")
+    out_dir: str = param("runs/audit", "run folder to write (audit.md, results.csv, scores.npz, figures)")
+    model: str = param("", "audited model file: a state dict, TorchScript or torch.export (empty: the demo model)")
+    arch: str = param("", "architecture of a state dict: a torchvision or timm name, or torchvision:NAME / timm:NAME")
+    build: str = param("", "or module:callable (or file.py:callable) returning the nn.Module of a state dict")
+    members: str = param("", "class-per-folder tree of the candidate members (the data in question)")
+    nonmembers: str = param("", "class-per-folder tree of images the model was not trained on (required)")
+    external: str = param("", "optional tree of more non-members to train the MINT model (else a share of nonmembers)")
+    control: str = param("", "optional second model of the same architecture NOT trained on the members")
+    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)")
+    taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
+    gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
+    gmint_rule: str = param("grad", "gMINT weight modifier: grad (raw gradient), sgd, adam (fresh state)",
+                            choices=GMINT_RULES)
+    normalize: str = param("", "input scaling the model was trained with: imagenet, minus1-1, 0-1 or MEAN,STD")
+    image_size: int = param(0, "resize images to this side (0: native size, all images must share it)")
+    channels: int = param(0, "0 native (1 if all images are grayscale, else 3), 1 grayscale, 3 RGB", choices=(0, 1, 3))
+    n_eval: int = param(0, "held-out members and non-members each (0: as many as the folders allow)")
+    external_fraction: float = param(0.5, "share of the non-members that trains the MINT model when external is empty")
+    mint_epochs: int = param(40, "epochs of each MINT model")
+    mint_lr: float = param(1e-3, "learning rate of each MINT model")
+    alpha: float = param(0.05, "significance level of the verdict (after the Holm correction over methods)")
+    n_boot: int = param(200, "bootstrap resamples for the AUC and TPR intervals")
+    batch_size: int = param(128, "images per forward pass")
+
+    def check(self) -> None:
+        if self.dataset or self.data_root:
+            raise ParameterError("dataset and data_root are not read by the audit; name the data with members, "
+                                 "nonmembers and external")
+        bad = [m for m in split_list(self.methods) if m not in METHODS]
+        if bad:
+            raise ParameterError(f"methods={self.methods!r}: unknown {bad}; valid: {', '.join(METHODS)}")
+        if len(set(split_list(self.methods))) != len(split_list(self.methods)):
+            raise ParameterError(f"methods={self.methods!r} names a method twice")
+        if self.arch and self.build:
+            raise ParameterError("give arch or build, not both")
+        if self.model and not self.nonmembers:
+            raise ParameterError(WHY_NONMEMBERS)
+        if self.model and not self.members:
+            raise ParameterError("members is required: the folder of images whose use in training is in question")
+        if not self.model and (self.members or self.nonmembers or self.external or self.control):
+            raise ParameterError("folders were given without a model: set model (an empty model runs the demo)")
+        if not 0.0 < self.external_fraction < 1.0:
+            raise ParameterError(f"external_fraction={self.external_fraction}: must lie in (0, 1)")
+        if not 0.0 < self.alpha < 1.0:
+            raise ParameterError(f"alpha={self.alpha}: must lie in (0, 1)")
+        for name in ("n_eval", "image_size", "n_boot"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
+        if self.mint_epochs < 1 or self.batch_size < 1:
+            raise ParameterError("mint_epochs and batch_size must be >= 1")
+
+    def method_list(self, differentiable: bool = True) -> list[str]:
+        """The methods to run; empty `methods` means every method the model allows."""
+        return split_list(self.methods) or [m for m in METHODS if differentiable or m != "gmint"]
+
+    @property
+    def tap_list(self) -> list[str]:
+        """Module names asked for ('output' stands for the model output, named '' inside)."""
+        return ["" if t == "output" else t for t in split_list(self.taps)]
+
+    @property
+    def gmint_layer_list(self) -> list[str]:
+        return split_list(self.gmint_layers)
+
+
+Params = AuditParams

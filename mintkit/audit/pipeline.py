@@ -1,0 +1,236 @@
+"""The audit, step by step: prepare (load and check everything), split, score each method, test.
+
+    A = prepare(P)                 # folders, model, taps, split: every check, nothing written
+    res = score_model(A, A.model)  # features once, then MINT / gMINT / loss on held-out samples
+    run = open_run(A)              # only now the run folder is written
+
+`run_audit(P)` does all of it and writes the report (``mintkit.audit.report``). The split follows
+``mintkit.core.splits``: members D = the members tree; the MINT model's non-members E = the external
+tree, or a seeded share of the non-members tree; held-out members and non-members are never seen by
+any MINT model (``docs/audit.md``, "The split").
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mintkit.audit import taps as tapmod
+from mintkit.audit.checks import (
+    assert_protocol,
+    check_control,
+    check_model_takes_images,
+    check_sizes,
+    resolve_gmint_layers,
+    resolve_taps,
+)
+from mintkit.audit.data import AuditInputError, AuditPool, load_trees
+from mintkit.audit.models import AuditedModel, load_audited_model
+from mintkit.audit.params import AuditParams
+from mintkit.audit.stats import TestResult, Verdict, holm, rank_test, verdict
+from mintkit.core.metrics import loss_threshold_attack
+from mintkit.core.records import Run
+from mintkit.core.splits import Split, build_split
+from mintkit.core.stages import MintData, run_mint
+from mintkit.core.train import pick_device, seed_everything
+from mintkit.papers.common import apply_threads
+from mintkit.papers.gmint.modifiers import Optimiser, weight_modifiers
+
+REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "mint_accuracy", "mint_accuracy_calibrated",
+            "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_eval_members", "n_eval_nonmembers")
+GMINT_MLP = {"hidden": (128, 128, 64), "batchnorm": False}  # the gMINT paper's MINT model (no BatchNorm)
+
+
+@dataclass
+class Audit:
+    """Everything checked and ready: parameters, data, model(s), taps, split, device."""
+
+    P: AuditParams
+    pool: AuditPool
+    model: AuditedModel
+    control: AuditedModel | None
+    split: Split
+    methods: list[str]
+    taps: list[str]
+    tap_infos: list[tapmod.TapInfo]
+    gmint_layers: list[str]
+    device: torch.device
+
+
+@dataclass
+class MethodResult:
+    """One method on one model: held-out scores [n1 + n0] (higher = member), labels, metrics, test."""
+
+    method: str
+    what: str
+    scores: np.ndarray
+    labels: np.ndarray
+    metrics: dict
+    test: TestResult
+    p_holm: float = float("nan")
+    seconds: float = 0.0
+
+
+@dataclass
+class ModelResult:
+    """All methods on one model, the verdict, and the model's accuracy on labelled non-members."""
+
+    label: str
+    methods: dict[str, MethodResult]
+    nonmember_accuracy: float
+    n_nonmember_accuracy: int
+    verdict: Verdict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- preparation
+def make_split(pool: AuditPool, n_eval: int, external_fraction: float, seed: int) -> Split:
+    """The five sets over the pool: E from the external tree or a seeded share of the non-members.
+
+    n_eval 0: as many held-out pairs as the folders allow (at most half the members).
+    """
+    members, non, ext = pool.of("members"), pool.of("nonmembers"), pool.of("external")
+    rng = np.random.default_rng(seed)
+    if len(ext):
+        external_from, eval_from = ext, non
+    else:
+        perm = rng.permutation(non)
+        k = round(len(non) * external_fraction)
+        external_from, eval_from = perm[:k], perm[k:]
+    n = n_eval or min(len(members) // 2, len(eval_from))
+    if n > len(eval_from) or n >= len(members):
+        raise AuditInputError(f"n_eval={n} held-out pairs, but only {len(members)} members and {len(eval_from)} "
+                              "non-members are left for evaluation (members also train the MINT model); "
+                              "lower n_eval or add images")
+    check_sizes(pool, n, len(external_from), len(members) - n)
+    split = build_split(pool, n_members=len(members), n_external=len(external_from), n_eval=n, seed=seed,
+                        n_mint_members=len(members) - n, external_from=external_from, nonmembers_from=eval_from)
+    assert_protocol(split, pool)
+    return split
+
+
+def load_model_for(P: AuditParams, path: str, pool: AuditPool) -> AuditedModel:
+    return load_audited_model(path, P.arch, P.build, pool.num_classes, pool.in_channels)
+
+
+def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel | None = None) -> Audit:
+    """Load and check the folders, the model (and control), the taps and gMINT layers; draw the split.
+
+    `pool` / `model`: already loaded from P (the notebook loads them step by step). Raises
+    AuditInputError (or ParameterError) on bad input; writes nothing.
+    """
+    seed_everything(P.seed)
+    device = pick_device(P.device)
+    apply_threads(P.threads, device)
+    if pool is None:
+        pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize)
+    if model is None:
+        model = load_model_for(P, P.model, pool)
+    infos = check_model_takes_images(model, pool)
+    methods = P.method_list(model.differentiable)
+    taps = resolve_taps(P.tap_list, infos) if "mint" in methods else []
+    layers = resolve_gmint_layers(model, P.gmint_layer_list) if "gmint" in methods else []
+    control = None
+    if P.control:
+        control = load_model_for(P, P.control, pool)
+        check_control(model, control)
+        check_model_takes_images(control, pool)
+    split = make_split(pool, P.n_eval, P.external_fraction, P.seed)
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device)
+
+
+def open_run(A: Audit) -> Run:
+    """The run folder: params.json, env.json, split.json (only after every check passed)."""
+    stale = Path(A.P.out_dir) / "status.json"
+    if stale.exists():  # a rerun into the same folder: it is not complete until this run ends
+        stale.unlink()
+    run = Run(A.P.out_dir, "audit", A.P.as_dict(), seed=A.P.seed, device=A.device, protocol="heldout")
+    run.save_split(A.split)
+    return run
+
+
+# ---------------------------------------------------------------------------------------- scoring
+def _rows(indices: np.ndarray, order: np.ndarray) -> torch.Tensor:
+    """Rows of `indices` within the sorted index array `order`."""
+    return torch.as_tensor(np.searchsorted(order, indices), dtype=torch.long)
+
+
+def _mint_data(x: torch.Tensor, order: np.ndarray, split: Split) -> MintData:
+    """MINT-training (mint_train_members = 1, E = 0) and held-out rows of features x [len(order), D]."""
+    def pair(pos: str, neg: str) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = x[_rows(split[pos], order)], x[_rows(split[neg], order)]
+        return torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).long()
+    xt, yt = pair("mint_train_members", "external")
+    xe, ye = pair("eval_members", "eval_nonmembers")
+    return MintData(xt, yt, xe, ye)
+
+
+def _result(method: str, what: str, scores: np.ndarray, labels: np.ndarray, metrics: dict, t0: float) -> MethodResult:
+    labels = np.asarray(labels).astype(int)
+    test = rank_test(scores[labels == 1], scores[labels == 0])
+    return MethodResult(method, what, np.asarray(scores, dtype=np.float64), labels, metrics, test,
+                        seconds=time.perf_counter() - t0)
+
+
+def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress: bool = False) -> ModelResult:
+    """Features of every sample once, then each method's held-out scores, tests and the verdict."""
+    P, pool, split = A.P, A.pool, A.split
+    seed_everything(P.seed)  # the control gets the same MINT initialisation as the audited model
+    order = np.unique(np.concatenate([split[s] for s in ("mint_train_members", "external", "eval_members",
+                                                          "eval_nonmembers")] + [pool.of("nonmembers")]))
+    t0 = time.perf_counter()
+    feats, logits = tapmod.extract(model, pool, order, A.taps, A.device, P.batch_size)
+    y = pool.y[torch.as_tensor(order)].cpu()
+    losses = F.cross_entropy(logits, y, reduction="none").numpy()
+    non = _rows(pool.of("nonmembers"), order)
+    acc = float((logits[non].argmax(1) == y[non]).float().mean())
+    seconds = {"features": time.perf_counter() - t0}
+    out: dict[str, MethodResult] = {}
+    for method in A.methods:
+        t0 = time.perf_counter()
+        if method == "loss":
+            L = {s: losses[_rows(split[s], order).numpy()] for s in ("eval_members", "eval_nonmembers",
+                                                                    "mint_train_members", "external")}
+            m = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"],
+                                      L["external"], n_boot=P.n_boot, seed=P.seed)
+            # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
+            s = -np.log(np.concatenate([L["eval_members"], L["eval_nonmembers"]]) + 1e-12)
+            lab = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))]
+            out[method] = _result(method, "the loss attack", s, lab, m, t0)
+        elif method == "mint":
+            x = torch.cat([feats[t] for t in A.taps], dim=1)
+            res = run_mint(_mint_data(x, order, split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
+                           n_boot=P.n_boot)
+            what = f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}"
+            out[method] = _result(method, what, res["scores"], res["labels"], res["metrics"], t0)
+        elif method == "gmint":
+            mods = weight_modifiers(model.module, pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
+                                    reductions=("mean",), opt=Optimiser(), progress=progress)
+            x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
+            res = run_mint(_mint_data(x, order, split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
+                           n_boot=P.n_boot, model_kw=GMINT_MLP)
+            what = f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}"
+            out[method] = _result(method, what, res["scores"], res["labels"], res["metrics"], t0)
+        seconds[method] = time.perf_counter() - t0
+    adjusted = holm({k: r.test.p for k, r in out.items()})
+    for k, r in out.items():
+        r.p_holm = adjusted[k]
+    v = verdict({k: {"test": r.test, "p_holm": r.p_holm, "auc_ci_low": r.metrics.get("auc_ci_low", float("nan")),
+                     "auc_ci_high": r.metrics.get("auc_ci_high", float("nan")), "what": r.what}
+                 for k, r in out.items()}, P.alpha, "the members" if label == "audited" else
+                "the members (control model)")
+    return ModelResult(label, out, acc, len(non), v, seconds)
+
+
+def record(run: Run, res: ModelResult) -> None:
+    """Tidy rows (results.csv) and per-sample scores (scores.npz) of one model's results."""
+    for k, r in res.methods.items():
+        extra = {"p_value": r.test.p, "p_holm": r.p_holm, "mann_whitney_u": r.test.u}
+        run.add_metrics(r.metrics | extra, audited={"audited_nonmember_accuracy": res.nonmember_accuracy},
+                        metric_names=[m for m in REPORTED if m in r.metrics] + list(extra),
+                        model=res.label, setup=k, feature=r.what)
+        run.save_scores(**{f"{res.label}_{k}_scores": r.scores, f"{res.label}_{k}_labels": r.labels})
