@@ -25,6 +25,7 @@ class AuditParams(Params):
     """Parameters of one audit. Paths may be relative to the working folder."""
 
     PAPER: ClassVar[str] = "audit"
+    READS_DATASET: ClassVar[bool] = False
 
     seed: int = param(0, "seed of the split and of the MINT models")
     dataset: str = param("", "not read by the audit (members and nonmembers name the data); leave empty")

@@ -107,13 +107,13 @@ def cmd_reproduce(args, argv: list[str]) -> int:
 
 def cmd_params(args) -> int:
     """The parameters cell of each notebook is generated from its paper's Params dataclass."""
-    papers = args.paper or [p for p in runner.PAPERS if notebooks.params_class(p) is not None]
+    papers = args.paper or list(notebooks.TYPED_NOTEBOOKS)
     stale = []
     for paper in papers:
         cls = notebooks.params_class(paper)
         if cls is None:
             raise ParameterError(f"{paper!r} has no typed Params; valid: "
-                                 f"{', '.join(p for p in runner.PAPERS if notebooks.params_class(p) is not None)}")
+                                 f"{', '.join(notebooks.TYPED_NOTEBOOKS)}")
         path = args.notebooks / f"{paper}.ipynb"
         source = parameters_source(cls)
         if args.write:

@@ -87,12 +87,16 @@ def write_parameters_cell(path: Path, source: str) -> bool:
     raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
 
 
+# notebooks of the package whose parameters cell is generated from a Params class, and where that class lives
+TYPED_NOTEBOOKS = {**{p: f"mintkit.papers.{p}" for p in PAPERS}, "audit": "mintkit.audit"}
+
+
 def params_class(paper: str) -> type[Params] | None:
-    """The paper's typed parameters (``mintkit.papers.<paper>.Params``); None for other notebooks."""
-    if paper not in PAPERS:
+    """The notebook's typed parameters (``mintkit.papers.<paper>.Params``, ``mintkit.audit.Params``); None for
+    any other notebook."""
+    if paper not in TYPED_NOTEBOOKS:
         return None
-    module = importlib.import_module(f"mintkit.papers.{paper}")
-    return getattr(module, "Params", None)
+    return getattr(importlib.import_module(TYPED_NOTEBOOKS[paper]), "Params", None)
 
 
 def schema_for(paper: str, path: Path) -> dict[str, Spec]:

@@ -91,6 +91,7 @@ class Params:
     """What every notebook reads. Subclasses add their paper's fields (all with defaults)."""
 
     PAPER: ClassVar[str] = ""
+    READS_DATASET: ClassVar[bool] = True  # False: `dataset` is not read (the audit names its data otherwise)
 
     seed: int = param(0, "seed of the split, the audited model and the MINT model")
     device: str = param("auto", "cpu, cuda, cuda:N or auto (CUDA when present)")
@@ -106,10 +107,11 @@ class Params:
             object.__setattr__(self, name, value)
             if spec.choices is not None and value not in spec.choices:
                 raise ParameterError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, spec.choices))}")
-        try:
-            check_dataset_name(self.dataset)
-        except ValueError as e:
-            raise ParameterError(str(e)) from None
+        if self.READS_DATASET:
+            try:
+                check_dataset_name(self.dataset)
+            except ValueError as e:
+                raise ParameterError(str(e)) from None
         if self.threads < 0:
             raise ParameterError(f"threads={self.threads}: use 0 (torch's default) or a positive count")
         self.check()
