@@ -11,6 +11,7 @@ from mintkit.batch.plans import PRESETS, load_preset
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import Split, SplitError
+from mintkit.core.stages import audited_accuracy, loss_baseline
 from mintkit.models.zoo import SETUPS, build_model
 from mintkit.papers.amint import mplus
 from mintkit.papers.amint.mplus import MintPlus, balanced_bce, build_mplus, train_mplus
@@ -163,6 +164,13 @@ def test_one_trained_model_yields_both_protocols(tmp_path, monkeypatch):
                                       amint.mint_scores(active[0], ctx.pool, view["eval_members"], ctx.device))
     np.testing.assert_array_equal(results[("paper", "Active")]["scores"][30:],
                                   results[("heldout", "Active")]["scores"][30:])
+    # the one audited pass gives what the per-set helpers give
+    for protocol, view in amint.protocol_views(split).items():
+        ev = results[(protocol, "Active")]
+        ref = audited_accuracy(active[0].audited, ctx.pool, view, ctx.device)
+        assert ev["audited"] == pytest.approx(ref, abs=1e-6)
+        base = loss_baseline(active[0].audited, ctx.pool, view, ctx.device)
+        np.testing.assert_allclose(ev["loss_baseline"]["scores"], base["scores"], rtol=1e-5, atol=1e-6)
     rows = ctx.run.rows
     got = {(r["protocol"], r["table"]) for r in rows if r["metric"] == "mint_accuracy"}
     assert {("paper", "Table 1"), ("heldout", "Table 1")} <= got

@@ -212,7 +212,14 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
 def loss_baseline(model: nn.Module, pool: Pool, split: Split, device: torch.device, n_boot: int = 200) -> dict:
     """Yeom et al. loss-threshold attack on the same split: threshold calibrated on MINT-training sets."""
     L = {s: per_sample_losses(model, pool, split[s], device) for s in MINT_SETS}
-    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"])
+    return loss_attack(L)  # 200 bootstrap resamples whatever n_boot says, as this function always did
+
+
+def loss_attack(L: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
+    """`loss_baseline` from per-sample losses already computed, {set: [n_set]} for the four MINT_SETS
+    (one forward pass can then serve several splits of the same samples)."""
+    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"],
+                                n_boot=n_boot, seed=seed)
     out["scores"] = -np.concatenate([L["eval_members"], L["eval_nonmembers"]])
     out["labels"] = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))].astype(int)
     return out

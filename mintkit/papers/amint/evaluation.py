@@ -2,7 +2,9 @@
 loss-threshold attack on the same weights (docs/amint.md, "Protocols" and "Evaluation").
 
 Per model: MINT scores of the validation slice (the calibrated threshold's data, never evaluation data),
-of the evaluation non-members (shared by both protocols) and of each protocol's evaluated members.
+of the evaluation non-members (shared by both protocols) and of each protocol's evaluated members; one
+forward pass of the audited network gives the audited accuracies and the per-sample losses of both
+protocols' loss attacks.
 """
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ import time
 
 import numpy as np
 import pandas as pd
+from torch import nn
+from torch.nn import functional as F
 
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.splits import Split
-from mintkit.core.stages import audited_accuracy, loss_baseline
+from mintkit.core.stages import MINT_SETS, loss_attack
+from mintkit.core.train import predict
 from mintkit.papers.amint.mplus import MintPlus, mint_scores
 from mintkit.papers.amint.params import Params, setup_label
 from mintkit.papers.amint.splits import protocol_views, training_sets
@@ -32,6 +37,15 @@ def _labelled(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
 
 
+def audited_pass(ctx: Context, audited: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One eval-mode pass of the audited network over D, E and the evaluated non-members (every sample the
+    audited accuracies and the loss attack of both protocols read): (pool indices [N] sorted, per-sample
+    cross-entropy [N], correct top-1 [N] bool)."""
+    idx = np.unique(np.concatenate([split["members"], split["external"], split["eval_nonmembers"]]))
+    logits, y = predict(audited, ctx.pool, idx, ctx.device)
+    return idx, F.cross_entropy(logits, y, reduction="none").numpy(), (logits.argmax(1) == y).numpy()
+
+
 def evaluate(ctx: Context, model: MintPlus, split: Split, P: Params) -> dict[str, dict]:
     """{protocol: result} for every protocol of the split, all from `model`'s one set of weights.
 
@@ -46,12 +60,15 @@ def evaluate(ctx: Context, model: MintPlus, split: Split, P: Params) -> dict[str
     calib, calib_y = _labelled(mint_scores(model, pool, sets["val_members"], dev),
                                mint_scores(model, pool, sets["val_nonmembers"], dev))
     s_non = mint_scores(model, pool, split["eval_nonmembers"], dev)
-    aud = audited_accuracy(model.audited, pool, split, dev)
+    idx, loss, correct = audited_pass(ctx, model.audited, split)
+    rows = lambda s: np.searchsorted(idx, s)  # noqa: E731 (pool indices -> positions in the pass)
+    aud = {"audited_train_accuracy": float(correct[rows(split["members"])].mean()),
+           "audited_accuracy": float(correct[rows(split["eval_nonmembers"])].mean())}
     out = {}
     for protocol, view in protocol_views(split).items():
         s, y = _labelled(mint_scores(model, pool, view["eval_members"], dev), s_non)
         m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed)
-        base = loss_baseline(model.audited, pool, view, dev, n_boot=P.n_boot)
+        base = loss_attack({k: loss[rows(view[k])] for k in MINT_SETS}, n_boot=P.n_boot, seed=P.seed)
         out[protocol] = {"metrics": m, "audited": aud, "scores": s, "labels": y, "oracle_accuracy": oracle_accuracy(s, y),
                          "loss_baseline": base}
     seconds = time.perf_counter() - t0
