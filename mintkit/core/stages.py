@@ -213,7 +213,8 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
 def loss_baseline(model: nn.Module, pool: Pool, split: Split, device: torch.device, n_boot: int = 200) -> dict:
     """Yeom et al. loss-threshold attack on the same split: threshold calibrated on MINT-training sets."""
     L = {s: per_sample_losses(model, pool, split[s], device) for s in MINT_SETS}
-    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"])
+    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"],
+                                n_boot=n_boot)
     out["scores"] = -np.concatenate([L["eval_members"], L["eval_nonmembers"]])
     out["labels"] = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))].astype(int)
     return out
