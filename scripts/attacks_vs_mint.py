@@ -26,10 +26,9 @@ import time
 import numpy as np
 import pandas as pd
 
-import mintkit.papers.amint as amint
-import mintkit.papers.gmint as gmint
 from mintkit.attacks import ATTACKS, metric_cells
 from mintkit.core.stages import loss_baseline
+from mintkit.papers import amint, gmint
 from mintkit.papers.gmint.evaluation import activation_features, fit_eval
 from mintkit.papers.gmint.splits import mint_sets
 

@@ -21,9 +21,9 @@ from mintkit.attacks import (
     plan_references,
     results_table,
     run_attacks,
+    stage,
     train_references,
 )
-from mintkit.attacks import stage
 from mintkit.attacks.calibrated import watson_scores, ye_scores
 from mintkit.attacks.lira import lira_offline, lira_online, pooled_sd
 from mintkit.attacks.rmia import marginal, rmia_scores

@@ -231,7 +231,7 @@ def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     ctx = g.setup(P)
     split = g.make_split(ctx, P)
     model, info = g.audited(ctx, split, P, progress=False)
-    t3, t3res = g.table3(ctx, model, split, info, {}, P)
+    _t3, t3res = g.table3(ctx, model, split, info, {}, P)
     mia = g.membership_attacks(ctx, model, split, info, P)
     res = mia.results[P.protocol]
     assert [r.label for r in res.values()] == ["Yeom et al.", "LiRA (offline)"]
