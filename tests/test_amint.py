@@ -176,14 +176,51 @@ def test_one_trained_model_yields_both_protocols(tmp_path, monkeypatch):
     assert {("paper", "Table 1"), ("heldout", "Table 1")} <= got
 
 
+def test_attacks_join_table3_beside_passive_and_active(tmp_path):
+    """The attacks run on the passive audited model under both protocols; their rows carry Table 3's published
+    labels, once per protocol (the evaluation's loss row yields "Yeom et al." to the attacks' one)."""
+    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1,
+                                  "mint_width": 8, "n_boot": 0, "cache_dir": "", "attacks": "salem,yeom,watson",
+                                  "n_reference": 2, "out_dir": str(tmp_path / "run")})
+    ctx = amint.setup(P)
+    split = amint.make_split(ctx, P)
+    trained = {"Active": amint.active_mint(ctx, split, P, max_steps=2),
+               "Passive": amint.passive_mint(ctx, split, P, max_steps=2)}
+    results = amint.evaluate_all(ctx, split, trained, P)
+    mia = amint.membership_attacks(ctx, split, trained["Passive"], results, P)
+    for protocol, view in amint.protocol_views(split).items():
+        res = mia.results[protocol]
+        assert [r.label for r in res.values()] == ["Salem et al.", "Yeom et al.", "Watson et al."]
+        assert all(r.metrics["n_eval_members"] == r.metrics["n_eval_nonmembers"] == 30 for r in res.values())
+        assert np.array_equal(res["yeom"].labels, results[(protocol, "Passive")]["labels"])
+        rows = [r for r in ctx.run.rows if r["table"] == "Table 3" and r["protocol"] == protocol
+                and r["metric"] == "mint_accuracy"]
+        conds = [r["condition"] for r in rows]
+        assert sorted(conds) == sorted(["Salem et al.", "Yeom et al.", "Watson et al.", "Passive", "Active",
+                                        "Yeom et al. (on M+)"])
+    table3 = amint.paper_tables(ctx.run, P, protocol="heldout")["Table 3"]
+    assert table3.loc["Salem et al.", "CIFAR-10"] == "0.61" and table3.loc["Salem et al.", "digits"].startswith("- | ")
+    t = amint.attack_table(results, mia)
+    assert list(t["method"][:5]) == ["Passive MINT", "Active MINT (aMINT)", "Salem et al.", "Yeom et al.",
+                                     "Watson et al."]
+    assert list(t["protocol"].unique()) == ["paper", "heldout"] and len(t) == 10
+    # n_reference = 0: no attacks, and the evaluation's loss row is Table 3's "Yeom et al." again
+    P0 = P.replace(n_reference=0, out_dir=str(tmp_path / "off"))
+    ctx0 = amint.setup(P0)
+    results0 = amint.evaluate_all(ctx0, split, {"Passive": trained["Passive"]}, P0)
+    assert amint.membership_attacks(ctx0, split, trained["Passive"], results0, P0) is None
+    assert {r["condition"] for r in ctx0.run.rows if r["table"] == "Table 3"} == {"Passive", "Yeom et al."}
+    assert len(amint.attack_table(results0, None)) == 2
+
+
 # ------------------------------------------------------------------------------ parameters and presets
 def test_params_choices_and_sizes():
     P = amint.Params()
     assert P.protocols == ("paper", "heldout") and P.n_val == 45 and P.holds_out_members
     assert amint.Params(protocol="paper").protocols == ("paper",) and not amint.Params(protocol="paper").holds_out_members
     for bad in ({"arch": "lenet"}, {"setup": "combined"}, {"protocol": "all"}, {"mint_pool": "sum"},
-                {"val_fraction": 0.0}, {"patience": -1}):
-        with pytest.raises(ParameterError, match="valid|must"):
+                {"val_fraction": 0.0}, {"patience": -1}, {"attacks": "lira"}, {"n_reference": 3}):
+        with pytest.raises(ParameterError, match="valid|must|even"):
             amint.Params.from_values(bad)
     with pytest.raises(ParameterError, match="too small for n_eval"):  # 200 - 100 held out < 100 + 45
         amint.Params.from_values({"n_members": 200, "n_eval": 100})

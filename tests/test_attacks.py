@@ -21,6 +21,7 @@ from mintkit.attacks import (
     plan_references,
     results_table,
     run_attacks,
+    stage,
     train_references,
 )
 from mintkit.attacks.calibrated import watson_scores, ye_scores
@@ -29,10 +30,12 @@ from mintkit.attacks.rmia import marginal, rmia_scores
 from mintkit.attacks.shadow import fit_class_thresholds, fit_salem, salem_scores, song_scores, yeom_scores
 from mintkit.attacks.signals import check_queries, logit_confidence, loss_from_phi, modified_entropy, top_probabilities
 from mintkit.core.data import load_pool, synthetic_pool
+from mintkit.core.params import ParameterError
 from mintkit.core.records import Run
-from mintkit.core.splits import build_split
-from mintkit.core.stages import train_audited
+from mintkit.core.splits import Split, build_split
+from mintkit.core.stages import loss_baseline, train_audited
 from mintkit.core.train import TrainConfig, accuracy, seed_everything
+from mintkit.models.zoo import build_model
 
 CPU = torch.device("cpu")
 REFERENCE_CSV = Path(__file__).resolve().parents[1] / "mintkit" / "reference" / "amint.csv"
@@ -290,3 +293,69 @@ def test_rows_use_the_published_table3_labels(tmp_path):
     assert list(table["attack"]) == ["Yeom et al."] and "[" in table.loc[0, "AUC"]
     with pytest.raises(ValueError, match="set by each attack"):
         add_attack_rows(run, results, condition="x")
+
+
+# ------------------------------------------------------------------------------ the notebooks' stage
+
+def test_notebook_parameters_name_the_valid_values():
+    assert stage.attack_names("all") == OFFLINE_ATTACKS
+    assert stage.attack_names(" yeom, lira-online,yeom ") == ("yeom", "lira-online")
+    stage.check_attack_params("all", 4)
+    stage.check_attack_params("yeom", 0)
+    for attacks, k, match in (("lira", 4, "valid: all, or a comma list of salem"), ("", 4, "empty"),
+                              ("all,yeom", 4, "stands alone"), ("all", 3, "even"), ("all", -2, "even"),
+                              ("lira-online", 2, ">= 4")):
+        with pytest.raises(ParameterError, match=match):
+            stage.check_attack_params(attacks, k)
+
+
+def test_views_of_one_split_share_one_plan_per_mode(tmp_path, monkeypatch):
+    """Two views of one split (evaluated members outside / inside the MINT-training members, as aMINT's two
+    protocols): references are trained once per mode, planned on both views' evaluated samples, and every
+    view is scored with them; the Yeom attack equals the kit's loss baseline on the same samples."""
+    pool = load_pool("digits")
+    a = build_split(pool, n_members=400, n_external=300, n_eval=150, seed=0)
+    inside = np.random.default_rng(0).choice(a["mint_train_members"], 80, replace=False)
+    b = Split(dict(a.sets) | {"eval_members": inside}, a.pool, a.pool_size, a.seed, overlap="paper")
+    trainings = []
+    real = stage.train_references
+    monkeypatch.setattr(stage, "train_references", lambda *x, **kw: trainings.append(x[2].mode) or real(*x, **kw))
+    seed_everything(0)
+    model = mlp("mlp", pool.num_classes, pool.in_channels, pool.image_size).eval()
+    names = ("yeom", "watson", "lira-online")
+    audit = stage.audit_views(model, pool, {"a": a, "b": b}, CPU, "mlp", TrainConfig(epochs=3, batch_size=64),
+                              names, k=4, cache_dir=None, build_fn=mlp, n_boot=50)
+    assert trainings == ["offline", "online"]
+    evaluated = np.concatenate([a["eval_members"], b["eval_members"], a["eval_nonmembers"]])
+    assert not audit.refs["offline"].plan.membership(evaluated).any()
+    assert (audit.refs["online"].plan.membership(evaluated).sum(0) == 2).all()
+    for view, split in (("a", a), ("b", b)):
+        res = audit.results[view]
+        assert tuple(res) == names and res["lira-online"].label == "LiRA (online)"
+        assert res["watson"].label == "Watson et al." and res["watson"].reference_mode == "offline"
+        assert res["yeom"].metrics["n_eval_members"] == len(split["eval_members"])
+        sig = audit.signal_seconds[(view, "offline")]
+        assert audit.adds(view, "yeom") == pytest.approx(res["yeom"].seconds + sig["target_signals"])
+        assert audit.adds(view, "watson") > audit.refs["offline"].seconds
+    base = loss_baseline(model, pool, a, CPU, n_boot=50)  # the same scores and resamples: the same AUC interval
+    yeom = audit.results["a"]["yeom"].metrics
+    for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr"):
+        assert yeom[key] == pytest.approx(base[key], abs=1e-9), key
+    curves = audit.curves("b", ("lira-online", "salem"))
+    assert list(curves) == ["LiRA (online)"] and len(curves["LiRA (online)"]["scores"]) == 80 + 150
+    run = Run(tmp_path / "run", "mint", {}, seed=0)
+    add_attack_rows(run, audit.results["b"], label_column="feature", label_suffix=";Model Outcome",
+                    scores_prefix="attack_b", table="Table 6")
+    with open(tmp_path / "run" / "results.csv") as f:
+        features = {r["feature"] for r in csv.DictReader(f)}
+    assert features == {"Yeom et al.;Model Outcome", "Watson et al.;Model Outcome", "LiRA (online);Model Outcome"}
+    assert "attack_b_lira_online_scores" in np.load(tmp_path / "run" / "scores.npz")
+    with pytest.raises(ValueError, match="views must come from one split"):
+        stage.merged_split({"a": a, "c": build_split(pool, n_members=400, n_external=300, n_eval=150, seed=1)})
+
+
+def test_face_models_and_other_class_counts_are_skipped():
+    pool = load_pool("digits")
+    assert stage.skip_reason(build_model("smallcnn", 10, 1, 8), pool) is None
+    assert "10" in stage.skip_reason(build_model("smallcnn", 7, 1, 8), pool)
+    assert "face model" in stage.skip_reason(build_model("iresnet18", 10, 1, 8), pool)

@@ -16,6 +16,7 @@ from torch import nn
 
 import mintkit.papers.gmint as g
 from mintkit.batch.plans import PRESETS, load_preset
+from mintkit.core.checkpoints import save_checkpoint
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import build_split
@@ -210,13 +211,44 @@ def test_split_protocol_and_params(tmp_path):
     assert P.setup_layers("combined") == list(GMINT_LAYERS["smallcnn"].values())
     assert [g.fraction_label(f) for f in P.fractions] == ["D100", "D10", "D1"]
     for bad in ({"rule": "rmsprop"}, {"selection": "best"}, {"setup": "first"}, {"reduction": "median"},
-                {"arch": "lenet"}, {"data_fraction": 2.0}, {"val_fraction": 1.0}):
-        with pytest.raises(ParameterError, match="valid|must"):
+                {"arch": "lenet"}, {"data_fraction": 2.0}, {"val_fraction": 1.0}, {"attacks": "loss"},
+                {"n_reference": 1}):
+        with pytest.raises(ParameterError, match="valid|must|even"):
             g.Params.from_values(bad)
     with pytest.raises(ParameterError, match="audited_optimizer"):
         g.Params.from_values({"rule": "adam-state", "audited_optimizer": "sgd"})
     with pytest.raises(ParameterError, match="leaves no MINT-training data"):
         P.replace(n_members=300, n_eval=300).split_sizes(len(ctx.pool))
+
+
+def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
+    """The attacks score gMINT's evaluated samples on its audited model; rows go to Table 3 with their own
+    labels beside MINT and LOSS. A checkpoint's references repeat its architecture, and say so."""
+    P = g.Params.from_values({"n_members": 150, "audited_epochs": 1, "setup": "combined", "reduction": "mean",
+                              "data_fraction": 1.0, "compare_rules": False, "mint_epochs": 2, "n_boot": 0,
+                              "cache_dir": "", "attacks": "yeom,lira-offline", "n_reference": 2, "threads": 1,
+                              "out_dir": str(tmp_path / "run")})
+    ctx = g.setup(P)
+    split = g.make_split(ctx, P)
+    model, info = g.audited(ctx, split, P, progress=False)
+    _t3, t3res = g.table3(ctx, model, split, info, {}, P)
+    mia = g.membership_attacks(ctx, model, split, info, P)
+    res = mia.results[P.protocol]
+    assert [r.label for r in res.values()] == ["Yeom et al.", "LiRA (offline)"]
+    assert np.array_equal(res["yeom"].labels, t3res["LOSS (Yeom et al.)"]["labels"])
+    conds = {r["condition"] for r in ctx.run.rows if r["table"] == "Table 3" and r["metric"] == "mint_accuracy"}
+    assert conds == {"MINT", "LOSS (Yeom et al.)", "Yeom et al.", "LiRA (offline)"}
+    t = g.attack_table(t3res, mia, P)
+    assert list(t["method"]) == ["MINT (activations)", "LOSS (Yeom et al.)", "Yeom et al.", "LiRA (offline)"]
+    assert list(g.attack_curves(mia, P)) == ["LiRA (offline)"] and g.attack_curves(None, P) == {}
+    assert g.membership_attacks(ctx, model, split, info, P.replace(n_reference=0)) is None
+    save_checkpoint(tmp_path / "own.pt", model, {"model": model.config})
+    Pc = P.replace(checkpoint=str(tmp_path / "own.pt"), attacks="yeom,watson", out_dir=str(tmp_path / "ck"))
+    ctx_c = g.setup(Pc)
+    own, info_c = g.audited(ctx_c, split, Pc, progress=False)
+    mia_c = g.membership_attacks(ctx_c, own, split, info_c, Pc)
+    assert mia_c.recipe["arch"] == "smallcnn" and "checkpoint's smallcnn" in capsys.readouterr().out
+    assert mia_c.results[P.protocol]["yeom"].metrics["auc"] == pytest.approx(res["yeom"].metrics["auc"])
 
 
 def test_presets_validate():

@@ -40,7 +40,8 @@ def test_defaults_valid_and_bad_values_name_the_valid_ones():
                            ("mlp_features", "stage9", "combination"), ("tables", "Table 10", "Fig. 5"),
                            ("external_root", "imagefolder:/x,ijbc", "imagefolder:<path>"),
                            ("vanilla_table", "Table 4", "Table 2"), ("data_sweep", "0.5,2", "(0, 1]"),
-                           ("condition", "{size};{case}", "{size}")]:
+                           ("condition", "{size};{case}", "{size}"), ("attacks", "yeom,mentr", "rmia-online"),
+                           ("n_reference", 5, "even")]:
         with pytest.raises(ParameterError, match=word.replace("(", r"\(").replace("]", r"\]")):
             P_(**{key: bad})
     with pytest.raises(ParameterError, match="unknown parameter.*protocol"):
@@ -188,6 +189,7 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     results = mint.fit_all(ctx, feats, P)
     sizes = mint.size_sweep(ctx, feats, P)
     assert mint.loss_baseline(ctx, split, model, P) is None                   # no labels for foreign faces
+    assert mint.membership_attacks(ctx, split, model, audited, results, P) is None  # nor for the attacks
     cmodel, cinfo = mint.control_model(ctx, split, model, P)
     control = mint.fit_control(ctx, split, cmodel, P)
     assert set(control) == {("mlp", "combination"), ("mlp", "outcome"), ("cnn", "stage1")}
@@ -210,6 +212,30 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     assert set(joined["table"]) >= {"Table 1", "Table 4", "Table 6", "Fig. 5"}
     assert joined["reproduced"].notna().all() and (joined["model"] == "FR Model 2").all()
     assert (ctx.run.dir / "scores.npz").exists() and (ctx.run.dir / "status.json").exists()
+
+
+def test_baseline_attacks_on_a_classifier_beside_mint(tmp_path, capsys):
+    """The attacks score MINT's evaluated samples on the audited classifier; Table 6 rows read
+    '<attack>;Model Outcome'; their Yeom attack equals the loss baseline; off with n_reference = 0."""
+    P = P_(audited_epochs=2, mint_models="mlp", mlp_features="outcome", data_sweep="", control="none", n_boot=0,
+           cache_dir="", attacks="yeom,ye", n_reference=2, out_dir=str(tmp_path / "run"))
+    ctx = mint.setup(P)
+    split = mint.make_split(ctx, P)
+    model, _ = mint.audited_model(ctx, split, P)
+    audited = mint.audited_quality(ctx, split, model)
+    results = mint.fit_all(ctx, mint.extract_features(ctx, split, model, P), P)
+    loss = mint.loss_baseline(ctx, split, model, P)
+    mia = mint.membership_attacks(ctx, split, model, audited, results, P)
+    yeom = mia.results["heldout"]["yeom"].metrics
+    assert yeom["auc"] == pytest.approx(loss["auc"]) and yeom["n_eval_members"] == P.n_eval
+    rows = [r for r in ctx.run.rows if r["table"] == "Table 6" and r["metric"] == "mint_accuracy"]
+    assert {r["feature"] for r in rows} == {"Yeom et al.;Model Outcome", "Ye et al.;Model Outcome"}
+    assert {r["condition"] for r in rows} == {P.condition_label(results[("mlp", "outcome")]["n_train"])}
+    t = mint.attack_table(results, loss, mia)
+    assert list(t["method"]) == ["Vanilla MINT;Model Outcome", mint.LOSS_FEATURE, "Yeom et al.;Model Outcome",
+                                 "Ye et al.;Model Outcome"]
+    assert mint.membership_attacks(ctx, split, model, audited, results, P.replace(n_reference=0)) is None
+    assert "attacks off" in capsys.readouterr().out
 
 
 def test_face_pipeline_main_pool_only_other_data_control(tmp_path):

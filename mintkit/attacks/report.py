@@ -25,26 +25,46 @@ def _fmt(m: dict, key: str, pct: bool = False) -> str:
     return f"{f(m[key])}{ci}"
 
 
+def metric_cells(m: dict) -> dict[str, str]:
+    """AUC and TPR (%) at 1% and 0.1% FPR, each with its 95% bootstrap interval, of one membership_metrics
+    dict (an attack's or a MINT model's), and the evaluation counts."""
+    return {"AUC": _fmt(m, "auc"), "TPR@1%FPR (%)": _fmt(m, "tpr_at_1pct_fpr", True),
+            "TPR@0.1%FPR (%)": _fmt(m, "tpr_at_0.1pct_fpr", True),
+            "n_eval": f"{m['n_eval_members']}+{m['n_eval_nonmembers']}"}
+
+
 def results_table(results: dict[str, AttackResult]) -> pd.DataFrame:
     """One row per attack: AUC, TPR (%) at 1% and 0.1% FPR with 95% bootstrap intervals, calibrated
     accuracy, the attack's own seconds and the evaluation counts."""
     rows = []
     for r in results.values():
         m = r.metrics
-        rows.append({"attack": r.label, "AUC": _fmt(m, "auc"), "TPR@1%FPR (%)": _fmt(m, "tpr_at_1pct_fpr", True),
-                     "TPR@0.1%FPR (%)": _fmt(m, "tpr_at_0.1pct_fpr", True),
+        cells = metric_cells(m)
+        rows.append({"attack": r.label, **{k: v for k, v in cells.items() if k != "n_eval"},
                      "acc (calibrated)": f"{m['mint_accuracy_calibrated']:.3f}",
-                     "seconds": round(r.seconds, 2), "n_eval": f"{m['n_eval_members']}+{m['n_eval_nonmembers']}"})
+                     "seconds": round(r.seconds, 2), "n_eval": cells["n_eval"]})
+    return pd.DataFrame(rows)
+
+
+def comparison_table(methods: dict[tuple[str, ...], dict], index: tuple[str, ...] = ("method",)) -> pd.DataFrame:
+    """MINT models and attacks side by side: {key tuple (e.g. (protocol, method)): membership_metrics dict}
+    -> one row each, the key columns named by ``index``, then accuracy at the method's own threshold and
+    `metric_cells`."""
+    rows = []
+    for key, m in methods.items():
+        rows.append(dict(zip(index, key)) | {"accuracy": f"{m['mint_accuracy']:.3f}"} | metric_cells(m))
     return pd.DataFrame(rows)
 
 
 def add_attack_rows(run: Run, results: dict[str, AttackResult], audited: dict | None = None,
                     label_column: str = "condition", with_intervals: bool = True, save_scores: bool = True,
-                    **keys: str) -> None:
+                    scores_prefix: str = "attack", label_suffix: str = "", **keys: str) -> None:
     """Write each attack's metrics as results rows (``keys``: table, dataset, model, setup ...).
 
     audited: the audited model's accuracies (rows beside each attack, as the papers' stages do).
-    save_scores: also store ``attack_<name>_scores`` / ``_labels`` in the run's scores.npz.
+    label_suffix: appended to each label (MINT's Table 6 features read "<method>;Model Outcome").
+    save_scores: also store ``<scores_prefix>_<name>_scores`` / ``_labels`` in the run's scores.npz (a
+    prefix per view, e.g. ``attack_heldout``, keeps the views of one run apart).
     """
     if label_column not in RESULT_COLUMNS[:7] or label_column in ("paper",):
         raise ValueError(f"label_column must be a key column ({', '.join(RESULT_COLUMNS[1:7])}); got {label_column!r}")
@@ -52,9 +72,9 @@ def add_attack_rows(run: Run, results: dict[str, AttackResult], audited: dict | 
         raise ValueError(f"{label_column!r} is set by each attack's label; do not pass it in keys")
     names = METRICS + (INTERVAL_METRICS if with_intervals else ())
     for r in results.values():
-        row_keys = keys | {label_column: r.label}
+        row_keys = keys | {label_column: r.label + label_suffix}
         run.add_metrics(r.metrics, audited, metric_names=names, **row_keys)
         run.add("time_attack", r.seconds, **row_keys)
         if save_scores:
             tag = r.name.replace("-", "_")
-            run.save_scores(**{f"attack_{tag}_scores": r.scores, f"attack_{tag}_labels": r.labels})
+            run.save_scores(**{f"{scores_prefix}_{tag}_scores": r.scores, f"{scores_prefix}_{tag}_labels": r.labels})

@@ -150,10 +150,14 @@ class Run:
 
 
 def read_results(paths: Iterable[str | Path]):
-    """Concatenate results.csv files (paths to files or run folders) into one DataFrame."""
+    """Concatenate results.csv files (paths to files or run folders) into one DataFrame; ``value`` is float
+    (key columns stay strings, "" included; a metric without a value, e.g. an interval with n_boot = 0, is NaN)."""
     frames = []
     for p in paths:
         p = Path(p)
         p = p / "results.csv" if p.is_dir() else p
         frames.append(pd.read_csv(p, keep_default_na=False, dtype={c: str for c in KEY_COLUMNS}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    return out.assign(value=pd.to_numeric(out["value"], errors="coerce"))

@@ -212,7 +212,7 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
 def loss_baseline(model: nn.Module, pool: Pool, split: Split, device: torch.device, n_boot: int = 200) -> dict:
     """Yeom et al. loss-threshold attack on the same split: threshold calibrated on MINT-training sets."""
     L = {s: per_sample_losses(model, pool, split[s], device) for s in MINT_SETS}
-    return loss_attack(L)  # 200 bootstrap resamples whatever n_boot says, as this function always did
+    return loss_attack(L, n_boot=n_boot)
 
 
 def loss_attack(L: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:

@@ -4,12 +4,14 @@
 is left out of the MINT loss, so one trained model serves both protocols) -> ``active_mint`` (M+ trained
 jointly) -> ``passive_mint`` (the same architecture trained alone, then the same head family on its
 frozen maps) -> ``evaluate_all`` (both protocols on each model; MINT scores, audited accuracy, the
-loss-threshold attack; rows into results.csv) -> figures and the paper's Tables 1-3 beside the published
-numbers.
+loss-threshold attack; rows into results.csv) -> ``membership_attacks`` (the published attacks, LiRA and
+RMIA on the passive audited model, rows into Table 3) -> figures and the paper's Tables 1-3 beside the
+published numbers.
 
 The method, the protocols, the choices the paper leaves open and how this code makes them: docs/amint.md.
 """
 from mintkit.papers import common
+from mintkit.papers.amint.attacks import attack_table, membership_attacks
 from mintkit.papers.amint.evaluation import evaluate, evaluate_all, oracle_accuracy, record, summary, verdict
 from mintkit.papers.amint.mplus import MintPlus, build_mplus, mint_scores, train_mplus
 from mintkit.papers.amint.params import BOTH, PROTOCOLS, Params, setup_label
@@ -31,4 +33,4 @@ __all__ = ["PAPER", "Params", "Context", "setup", "PROTOCOLS", "BOTH", "CONDITIO
            "make_split", "protocol_views", "check_split", "split_table", "training_sets", "MintPlus", "build_mplus",
            "mint_scores", "train_mplus", "mplus_training", "active_mint", "passive_mint", "describe_mplus",
            "evaluate", "evaluate_all", "record", "summary", "verdict", "oracle_accuracy", "plot_curves",
-           "plot_scores", "paper_tables", "save_tables"]
+           "plot_scores", "paper_tables", "save_tables", "membership_attacks", "attack_table"]

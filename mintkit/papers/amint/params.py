@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mintkit.attacks.pipeline import QUICK_K
+from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
 from mintkit.core.data import TEST, Pool
 from mintkit.core.params import ParameterError, param
@@ -67,7 +69,10 @@ class Params(base.Params):
     protocol: str = param(BOTH, "protocols scored: paper, heldout or both (docs/amint.md, Protocols)",
                           choices=(*PROTOCOLS, BOTH))
     n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
-    cache_dir: str = param(".cache/mintkit/models", "cache of passive audited models (empty: no cache)")
+    attacks: str = param(ALL, ATTACKS_HELP)
+    n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
+    cache_dir: str = param(".cache/mintkit/models", "cache of passive audited and reference models (empty: no "
+                                                    "cache)")
     out_dir: str = param("runs/amint-scratch", "run folder to write")
 
     def check(self) -> None:
@@ -85,12 +90,19 @@ class Params(base.Params):
             raise ParameterError("lambda_task and lambda_ratio must be >= 0")
         if self.n_members and self.n_external and self.n_eval:
             self.check_sizes()
+        check_attack_params(self.attacks, self.n_reference)
 
     # ------------------------------------------------------------------ derived values
     @property
     def protocols(self) -> tuple[str, ...]:
         """The protocols whose rows this run writes (both are scored on the same trained models)."""
         return PROTOCOLS if self.protocol == BOTH else (self.protocol,)
+
+    @property
+    def attack_list(self) -> tuple[str, ...]:
+        """The attacks run on the passive audited model (empty when n_reference is 0; docs/amint.md,
+        "Membership attacks")."""
+        return attack_names(self.attacks) if self.n_reference else ()
 
     @property
     def holds_out_members(self) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mintkit.attacks.pipeline import QUICK_K
+from mintkit.attacks.stage import ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
@@ -79,7 +81,9 @@ class Params(base.Params):
     eval_fraction: float = param(0.2, "share of D and of E that evaluates the MINT model (paper: 20%)")
     chunk_size: int = param(32, "samples per vmap chunk of the modifiers (memory grows with chunk x weights)")
     n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
-    cache_dir: str = param(".cache/mintkit/models", "cache of audited models (empty: no cache)")
+    attacks: str = param(ALL, ATTACKS_HELP)
+    n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
+    cache_dir: str = param(".cache/mintkit/models", "cache of audited and reference models (empty: no cache)")
     checkpoint: str = param("", "audit your own model: a mintkit checkpoint (its extra may hold the Adam state)")
     out_dir: str = param("runs/gmint-scratch", "run folder to write")
     # gMINT's default keeps torch's thread count: the audited model and the per-sample gradients have always run
@@ -102,11 +106,17 @@ class Params(base.Params):
         for name in ("audited_epochs", "mint_epochs", "batch_size", "mint_batch_size"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name}={getattr(self, name)}: must be >= 1")
+        check_attack_params(self.attacks, self.n_reference)
 
     # ------------------------------------------------------------------ derived values
     @property
     def setups(self) -> tuple[str, ...]:
         return FEATURE_SETUPS if self.setup == ALL else (self.setup,)
+
+    @property
+    def attack_list(self) -> tuple[str, ...]:
+        """The attacks run on the audited model beside Table 3 (empty when n_reference is 0)."""
+        return attack_names(self.attacks) if self.n_reference else ()
 
     @property
     def reductions(self) -> tuple[str, ...]:

@@ -9,10 +9,12 @@ The stages `notebooks/mint.ipynb` calls, in order (docs/mint.md, "Pipeline"):
    InsightFace backbones included) and its own accuracy beside every MINT number.
 4. `extract_features`: Auxiliary Auditable Data at ``stage1..stage4`` and the outcome.
 5. `fit_all` / `size_sweep`: one MINT model per feature set and family; Tables 3 and 5.
-6. `loss_baseline`, `control_model` + `fit_control`: the loss threshold and the domain control.
+6. `loss_baseline`, `membership_attacks`, `control_model` + `fit_control`: the loss threshold, the
+   published attacks with LiRA and RMIA (mintkit.attacks), and the domain control.
 7. `report`: tidy rows, the paper's tables, ROC and score figures.
 """
 from mintkit.papers.mint import report
+from mintkit.papers.mint.attacks import attack_table, membership_attacks
 from mintkit.papers.mint.audited import audited_model, audited_quality, control_model, load_audited, loss_baseline
 from mintkit.papers.mint.data import (SOURCE_EVAL, SOURCE_EXTERNAL, SOURCE_MAIN, labelled_never_seen, load_data,
                                       make_split, setup, split_table, unused)
@@ -24,4 +26,4 @@ __all__ = ["Params", "setup", "load_data", "make_split", "split_table", "unused"
            "audited_model", "audited_quality", "load_audited", "control_model", "loss_baseline",
            "extract_features", "feature_shapes", "needed_taps", "fit_one", "fit_all", "size_sweep", "control_fits",
            "fit_control", "report", "FAMILIES", "LABELS", "LAYERS", "LOSS_FEATURE", "MIA_FEATURE", "size_label",
-           "SOURCE_MAIN", "SOURCE_EXTERNAL", "SOURCE_EVAL"]
+           "SOURCE_MAIN", "SOURCE_EXTERNAL", "SOURCE_EVAL", "membership_attacks", "attack_table"]

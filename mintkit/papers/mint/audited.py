@@ -15,7 +15,7 @@ from mintkit.core import stages
 from mintkit.core.checkpoints import load_checkpoint, load_model
 from mintkit.core.data import Pool
 from mintkit.core.splits import Split, SplitError
-from mintkit.core.train import TrainConfig, seed_everything
+from mintkit.core.train import seed_everything
 from mintkit.models.iresnet import is_face_model, is_insightface_state, load_insightface_backbone
 from mintkit.models.zoo import build_model
 from mintkit.papers.common import Context
@@ -44,7 +44,7 @@ def audited_model(ctx: Context, split: Split, P: Params) -> tuple[nn.Module, dic
     if P.checkpoint:
         model = load_audited(P.checkpoint, ctx.pool, P.head).to(ctx.device).eval()
         return model, {"source": P.checkpoint, "cache_hit": False, "seconds": 0.0}
-    cfg = TrainConfig(epochs=P.audited_epochs, batch_size=P.batch_size, lr=P.lr)
+    cfg = P.audited_config
     t0 = time.perf_counter()
     model, info = stages.train_audited(ctx.pool, split, P.arch, cfg, ctx.device, P.seed,
                                        cache_dir=P.cache_dir or None, dropout=P.dropout, head=P.head, progress=False)
@@ -86,7 +86,7 @@ def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tu
     # the control's own split: its members, and the audited model's evaluation non-members to score it on
     csplit = Split({"members": members, "external": empty, "mint_train_members": empty, "eval_members": empty,
                     "eval_nonmembers": split["eval_nonmembers"]}, ctx.pool.name, len(ctx.pool), P.seed)
-    tc = TrainConfig(epochs=P.audited_epochs, batch_size=P.batch_size, lr=P.lr)
+    tc = P.audited_config
     t0 = time.perf_counter()
     m, info = stages.train_audited(ctx.pool, csplit, cfg["arch"], tc, ctx.device, P.seed + 1,
                                    cache_dir=P.cache_dir or None, dropout=cfg["dropout"], head=cfg["head"],

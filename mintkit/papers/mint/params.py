@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mintkit.attacks.pipeline import QUICK_K
+from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core.data import DATASETS, is_dataset_name
 from mintkit.core.params import ParameterError, param
 from mintkit.core.params import Params as BaseParams
+from mintkit.core.train import TrainConfig
 from mintkit.models.zoo import ARCHS, FACE_ARCHS, HEADS
 from mintkit.reference import label_dataset, label_model
 
@@ -93,6 +96,10 @@ class Params(BaseParams):
     data_sweep: str = param("0.1,0.3", "comma list of further fractions for Tables 3 and 5 (empty: none)")
     n_boot: int = param(200, "bootstrap resamples for confidence intervals (0: none)")
 
+    # ------------------------------------------------------------------ baselines
+    attacks: str = param(ALL, ATTACKS_HELP)
+    n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
+
     # ------------------------------------------------------------------ domain control
     control: str = param("other-data", "domain control: other-data (same arch trained on pool data outside every "
                          "set), untrained (random weights), none", choices=CONTROLS)
@@ -147,6 +154,7 @@ class Params(BaseParams):
         small = [n for n in ("n_members", "n_external", "n_eval") if getattr(self, n) < 1]
         if small:
             raise ParameterError(f"{small} must be at least 1")
+        check_attack_params(self.attacks, self.n_reference)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -161,6 +169,16 @@ class Params(BaseParams):
     def fits(self, family: str, feature: str) -> bool:
         """Whether this run fits `family` on `feature`."""
         return feature in self.feature_sets(family)
+
+    @property
+    def audited_config(self) -> TrainConfig:
+        """The audited model's training (the control model and the attacks' reference models repeat it)."""
+        return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr)
+
+    @property
+    def attack_list(self) -> tuple[str, ...]:
+        """The attacks of the Baselines section (empty when n_reference is 0)."""
+        return attack_names(self.attacks) if self.n_reference else ()
 
     @property
     def sweep_fractions(self) -> tuple[float, ...]:
