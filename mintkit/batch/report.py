@@ -25,7 +25,7 @@ from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
 from mintkit.batch.collect import KEYS, collect, empty_rows
-from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons
+from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
@@ -332,6 +332,22 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     return written
 
 
+def machines(runs: list[dict]) -> list[str]:
+    """Index lines: per profile, the seeds, commits and machines (env.json) of its complete runs."""
+    seen: dict[str, dict[str, set]] = {}
+    for r in runs:
+        if r["status"] != "complete":
+            continue
+        env, params = read_json(r["folder"] / "env.json"), read_json(r["folder"] / "params.json")
+        entry = seen.setdefault(r["profile"], {"machine": set(), "commit": set(), "seed": set()})
+        entry["machine"].add(f"{env.get('device', '?')} ({env.get('device_name') or '?'}, torch {env.get('torch', '?')}, "
+                             f"{env.get('threads', '?')} thread(s))")
+        entry["commit"].add(str(env.get("git_commit") or "?")[:10] + (" (dirty)" if env.get("git_dirty") else ""))
+        entry["seed"].add(str(params.get("seed", "?")))
+    return [f"Profile `{p}`: seeds {', '.join(sorted(e['seed']))}; commit(s) {', '.join(sorted(e['commit']))}; "
+            f"machine(s): {'; '.join(sorted(e['machine']))}.\n" for p, e in sorted(seen.items())]
+
+
 def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, command: str) -> list[str]:
     profiles = sorted({r["profile"] for r in runs if r["status"] == "complete"})
     lines = ["# Figures and tables (generated — do not edit)\n",
@@ -343,6 +359,7 @@ def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, c
     for r in runs:
         if r["batch"]:
             batches[r["profile"]] = r["batch"].get("commands", [])
+    lines += machines(runs)
     for prof, cmds in sorted(batches.items()):
         lines.append(f"Runs of profile `{prof}` were made by:\n")
         lines += [f"    {c}" for c in cmds] + [""]

@@ -63,6 +63,16 @@ def git_info(cwd: str | Path | None = None) -> dict:
         return {"git_commit": None, "git_dirty": None}
 
 
+def cpu_name() -> str:
+    """The processor's model name and core count ("AMD EPYC, 2 cores"), for env.json on CPU runs."""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def environment(device: torch.device | str | None = None) -> dict:
     """Versions and device facts that shape a result."""
     dev = torch.device(device) if device is not None else None
@@ -71,7 +81,7 @@ def environment(device: torch.device | str | None = None) -> dict:
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "device": str(dev) if dev else None,
             "device_name": torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda"
-            else platform.processor() or platform.machine(),
+            else cpu_name(),
             "deterministic": torch.are_deterministic_algorithms_enabled(),
             "cudnn_benchmark": torch.backends.cudnn.benchmark, "threads": torch.get_num_threads()}
     info.update(git_info())
