@@ -12,7 +12,7 @@ from typing import Any
 import nbformat
 
 from mintkit.core.checkpoints import CheckpointError, load_checkpoint
-from mintkit.core.params import ParameterError, Params, Spec, coerce, fields_of
+from mintkit.core.params import ParameterError, Params, Spec, check, fields_of
 from mintkit.reference import PAPERS
 
 # The notebooks and presets ship inside the package (mintkit/notebooks links to the checkout's notebooks/,
@@ -151,15 +151,10 @@ class Notebook:
             if out.get("checkpoint"):
                 readable_checkpoint(out["checkpoint"], where)
             return out
-        unknown = sorted(set(values) - set(self.spec))
-        prefix = f"{where}: " if where else ""
-        if unknown:
-            raise ParameterError(f"{prefix}unknown parameter(s) {unknown}; valid: {self.valid()}")
-        merged = {k: s.default for k, s in self.spec.items()} | self.defaults | values
-        try:
-            return {k: coerce(k, merged[k], s.type) for k, s in self.spec.items()}
+        try:  # a notebook without a Params class: the plain-mapping check of mintkit.core.params
+            return check(self.defaults | values, {k: (s.type, s.default, s.help) for k, s in self.spec.items()})
         except ParameterError as e:
-            raise ParameterError(f"{prefix}{e}") from None
+            raise ParameterError(f"{where}: {e}" if where else str(e)) from None
 
     def valid(self) -> str:
         return ", ".join(sorted(self.spec))

@@ -26,17 +26,16 @@ PROFILES = ("quick", "paper", "mnist")
 
 @dataclass(frozen=True)
 class Profile:
-    """A named selection of the paper presets: which presets, which grid points, what is set on top.
+    """A named selection of the paper presets: which presets, which grid points, which seeds.
 
     ``restrict`` keeps only the grid points whose values match (a preset whose fixed value does not match
-    is dropped); ``settings`` are set on every run (a list is a grid). ``standins`` name a dataset to use,
+    is dropped). ``standins`` name a dataset to use,
     and say so, when the one a preset asks for is not in ``data_root`` (checked offline, at plan time).
     """
 
     name: str
     presets: dict[str, tuple[str, ...]]
     restrict: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     standins: dict[str, str] = field(default_factory=dict)
     seeds: int = 1
 
@@ -44,12 +43,11 @@ class Profile:
 # Every MNIST cell of aMINT Tables 1-2 (table1_mnist.yaml: its Entry runs also give Table 2) and gMINT Tables 1-3
 # (a gMINT table1.yaml run computes every setup, reduction and fraction from one gradient pass and writes the
 # Table 2 (MEAN) and Table 3 rows of its model too, so table2/table3.yaml would only repeat it on MNIST).
-# aMINT on MNIST at the native 28x28: the paper's 7x7 Entry maps of ResNet50 imply it (docs/amint.md).
+# aMINT on MNIST runs at the native 28x28, as table1_mnist.yaml says (docs/amint.md).
 MNIST_PROFILE = Profile(
     "mnist",
     presets={"amint": ("table1_mnist",), "gmint": ("table1",)},
     restrict={"dataset": "mnist"},
-    settings={"amint": {"image_size": 0}},
     standins={"mnist": "mnist-test"},
     seeds=3,
 )
@@ -260,7 +258,7 @@ def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int |
                 keep = False
         if not keep:
             continue
-        values |= profile.settings.get(paper, {}) | extra
+        values |= extra
         name = values.get("dataset")
         names = name if isinstance(name, list) else [name]
         root = values.get("data_root", "data")

@@ -294,20 +294,6 @@ def load_imagefolder_pool(path: str | Path, image_size: int | None = 112, graysc
                 meta={"root": str(root), "classes": len(classes)})
 
 
-def check_dataset_name(name: str) -> None:
-    """Raise ValueError (listing the valid names) unless `name` is a registry name or ``imagefolder:<path>``.
-
-    Cheap and offline: called when parameters are checked, before any kernel starts or file is read.
-    """
-    if name in DATASETS and name != "imagefolder:<path>":
-        return
-    if name.startswith("imagefolder:") and len(name) > len("imagefolder:"):
-        return
-    if Path(name).is_dir():  # a bare class-per-folder tree, read as imagefolder:<name>
-        return
-    raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-
-
 def load_pool(name: str, data_root: str | Path = "data", image_size: int | None = None,
               download: bool = True) -> Pool:
     """Load dataset `name` (see DATASETS) as a Pool; `image_size` resizes (None keeps native)."""

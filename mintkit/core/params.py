@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
-from mintkit.core.data import check_dataset_name
+from mintkit.core.data import DATASETS, is_dataset_name
 
 SCALARS = (str, int, float, bool)
 IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "display"}
@@ -51,9 +51,6 @@ class Spec:
     default: Any
     help: str
     choices: tuple | None
-
-    def valid_values(self) -> tuple | None:
-        return self.choices
 
 
 def fields_of(cls: type) -> dict[str, Spec]:
@@ -107,11 +104,8 @@ class Params:
             object.__setattr__(self, name, value)
             if spec.choices is not None and value not in spec.choices:
                 raise ParameterError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, spec.choices))}")
-        if self.READS_DATASET:
-            try:
-                check_dataset_name(self.dataset)
-            except ValueError as e:
-                raise ParameterError(str(e)) from None
+        if self.READS_DATASET and not is_dataset_name(self.dataset):
+            raise ParameterError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
         if self.threads < 0:
             raise ParameterError(f"threads={self.threads}: use 0 (torch's default) or a positive count")
         self.check()

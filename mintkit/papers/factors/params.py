@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mintkit.core.data import DATASETS, is_dataset_name
 from mintkit.core.params import ParameterError, param
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import OPTIMIZERS
@@ -74,8 +73,6 @@ class Params(BaseParams):
 
     # ------------------------------------------------------------------ rules between fields
     def check(self) -> None:
-        if not is_dataset_name(self.dataset):
-            raise ParameterError(f"dataset={self.dataset!r} is not valid; valid: {', '.join(DATASETS)}")
         bad = [s for s in split_list(self.scenarios) if s not in STUDIED]
         if bad:
             raise ParameterError(f"scenarios: {bad} are not valid; valid: {', '.join(STUDIED)}")

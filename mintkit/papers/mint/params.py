@@ -119,8 +119,6 @@ class Params(BaseParams):
 
     # ------------------------------------------------------------------ rules between fields
     def check(self) -> None:
-        if not is_dataset_name(self.dataset):
-            raise ParameterError(f"dataset={self.dataset!r} is not valid; valid: {', '.join(DATASETS)}")
         for name in ("external_root", "eval_nonmember_root"):
             bad = [s for s in split_list(getattr(self, name)) if not is_dataset_name(s)]
             if bad:
