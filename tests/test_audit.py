@@ -23,6 +23,7 @@ from torch import nn
 from mintkit.audit import AuditInputError, AuditParams, ModelLoadError, prepare, score_model
 from mintkit.audit import cli as audit_cli
 from mintkit.audit.data import SOURCES, load_trees
+from mintkit.audit.demo import make_demo
 from mintkit.audit.models import load_audited_model
 from mintkit.audit.pipeline import make_split
 from mintkit.audit.report import run_audit
@@ -386,3 +387,15 @@ def test_null_false_positive_rate_is_near_nominal(mnist_audit):
     assert 0.02 <= rate_loss <= 0.09  # binomial(400, 0.05): 0.05 +- 0.011 (sd)
     assert rate_mint <= 0.15  # 20 seeds: 0, 1, 2 or 3 rejections expected
     assert 0.4 < float(np.mean(p_loss)) < 0.6 and 0.3 < float(np.mean(p_mint)) < 0.7  # uniform: mean 0.5
+
+
+def test_demo_is_rebuilt_when_its_model_file_is_missing(tmp_path):
+    """The marker alone is not trusted: a demo folder without model.pt (e.g. a clone that kept only the
+    small files) is written again rather than handed to the audit."""
+    settings = {"n_members": 20, "n_nonmembers": 20, "epochs": 1}
+    first = make_demo(tmp_path / "demo", settings, progress=False)
+    assert first["seconds"] > 0 and (tmp_path / "demo" / "model.pt").is_file()
+    assert make_demo(tmp_path / "demo", settings, progress=False)["seconds"] == 0.0  # complete: reused
+    (tmp_path / "demo" / "model.pt").unlink()
+    again = make_demo(tmp_path / "demo", settings, progress=False)
+    assert again["seconds"] > 0 and (tmp_path / "demo" / "model.pt").is_file()

@@ -81,7 +81,8 @@ def make_demo(out: str | Path, settings: dict | None = None, progress: bool = Tr
     marker = out / "demo.json"
     paths = {"model": str(out / "model.pt"), "members": str(out / "members"), "nonmembers": str(out / "nonmembers"),
              "command": audit_command(out)}
-    if marker.exists() and json.loads(marker.read_text()).get("settings") == cfg:
+    complete = marker.exists() and (out / "model.pt").is_file()
+    if complete and json.loads(marker.read_text()).get("settings") == cfg:
         return paths | {"seconds": 0.0}
     t0 = time.perf_counter()
     pool = load_digits_pool()
