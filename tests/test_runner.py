@@ -11,6 +11,7 @@ import pytest
 from mintkit.batch import cli
 from mintkit.batch import notebooks, runner
 from mintkit.batch.plans import load_preset
+from mintkit.batch.provenance import describe_data, deviations, reason
 from mintkit.core.params import ParameterError, Params, param
 
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
@@ -178,3 +179,18 @@ def test_presets_layer_over_a_base_and_bases_never_run(tmp_path):
     (tmp_path / "loop2.yaml").write_text("include: _loop.yaml\n")
     with pytest.raises(ParameterError, match="include cycle"):
         load_preset(tmp_path / "loop2.yaml")
+
+
+def test_overrides_that_change_the_preset_recipe_are_recorded_and_reported(tmp_path):
+    """A -p value that changes a preset's recipe goes to the run's plan.json and into the report's data text;
+    picking one value of a grid axis or pointing at the data is not a change."""
+    runs, _ = runner.plan_batch("paper", ["toy"], tmp_path / "runs", overrides={"lr": "0.5", "seed": "1"},
+                                notebooks_dir=FIX, params_dir=FIX / "params")
+    assert [r.changed for r in runs] == [{"lr": {"preset": 1, "run": 0.5}}]
+    res = runner.execute(runs[0], progress=False)
+    assert res["status"] == "complete"
+    folder = Path(res["folder"])
+    assert json.loads((folder / "plan.json").read_text())["changed"] == {"lr": {"preset": 1, "run": 0.5}}
+    data = describe_data(folder)
+    assert "not the preset's recipe: lr 0.5 (preset 1)" in data
+    assert reason({}, data, deviations().iloc[:0]).startswith("preset recipe changed by overrides")

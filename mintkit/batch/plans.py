@@ -51,6 +51,8 @@ MNIST_PROFILE = Profile(
     standins={"mnist": "mnist-test"},
     seeds=3,
 )
+# overrides that do not change what a run measures (where data lives, how it runs)
+RECIPE_NEUTRAL = ("data_root", "device", "threads", "seed", "n_boot")
 RUNNER_KEYS = ("out_dir",)  # set by the runner, never by a preset; left out of the hash and of resume checks
 
 
@@ -164,6 +166,9 @@ class RunSpec:
     params: dict  # effective, validated (without out_dir)
     inject: dict  # what papermill injects (without out_dir)
     point: dict = field(default_factory=dict)
+    # preset values this batch's -p overrides changed: {name: {"preset": value, "run": value}}; written to the
+    # run folder's plan.json so the report can say the cell did not run the published recipe
+    changed: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -219,12 +224,15 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
             if seeds:
                 sources = [(s, v | {"seed": list(range(seeds))}) for s, v in sources]
         for preset, values in sources:
+            changed = {k: {"preset": values[k], "run": v} for k, v in extra.items()
+                       if k in values and k not in RECIPE_NEUTRAL and values[k] != v
+                       and not (isinstance(values[k], list) and v in values[k])}  # picking grid values is not a change
             values = values | extra
             where = f"{paper}/{preset}"
             for params, point in expand_grid(values, nb, where):
                 folder = out / paper / folder_name(preset, params, point)
                 inject = {k: params[k] for k in values}
-                runs.append(RunSpec(paper, str(nb.path), preset, str(folder), params, inject, point))
+                runs.append(RunSpec(paper, str(nb.path), preset, str(folder), params, inject, point, changed))
     return runs, notes
 
 

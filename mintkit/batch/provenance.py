@@ -1,11 +1,13 @@
 """Where a reproduced number came from, and why it may differ from the published one.
 
 - `describe_data`: the data and sizes of a run folder, read off its ``params.json`` and ``split.json``
-  ("MNIST test split as stand-in, 10,000 images: D 4,500, E 4,500, eval 500 + 500").
+  ("MNIST test split as stand-in, 10,000 images: D 4,500, E 4,500, eval 500 + 500"), and the preset values the
+  batch's ``-p`` overrides changed (from the runner's ``plan.json``).
 - `STANDINS`: reproduced dataset labels placed beside a published dataset (the 10k MNIST test split beside
   MNIST), always with their ``data`` text saying so (docs/profiles.md §Stand-in data).
 - `reason`: the short reason every cell with |Δ| above `REASON_THRESHOLD` carries: a documented deviation
-  or upstream bug (`mintkit/reference/deviations.csv`), stand-in data or scale, else "unexplained".
+  or upstream bug (`mintkit/reference/deviations.csv`), a recipe shortened by overrides, stand-in data or scale,
+  else "unexplained".
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ REASON_THRESHOLD = 0.05
 STANDINS = {"MNIST (test split)": ("MNIST", "stand-in: the 10k MNIST test split instead of the 70k of MNIST")}
 SET_NAMES = (("members", "D"), ("external", "E"), ("eval_members", "eval members"),
              ("eval_nonmembers", "eval non-members"))
+CHANGED = "not the preset's recipe: "  # describe_data's marker of a run whose -p overrides changed the preset
 DEVIATION_KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature"]
 
 
@@ -47,6 +50,9 @@ def describe_data(folder: Path) -> str:
     sizes = split.get("sizes", {})
     if sizes:
         parts.append(", ".join(f"{short} {sizes[k]:,}" for k, short in SET_NAMES if k in sizes))
+    changed = read_json(folder / "plan.json").get("changed", {})
+    if changed:
+        parts.append(CHANGED + ", ".join(f"{k} {c['run']} (preset {c['preset']})" for k, c in sorted(changed.items())))
     return "; ".join(parts)
 
 
@@ -69,6 +75,8 @@ def reason(cell: dict, data: str, documented: pd.DataFrame) -> str:
         d = dev._asdict()
         if all(d[k] in ("", str(cell.get(k, ""))) for k in DEVIATION_KEYS):
             return d["reason"]
+    if CHANGED in data:
+        return "preset recipe changed by overrides" + (", stand-in data" if "stand-in" in data else "") + " (see the data column)"
     if "stand-in" in data:
         return "stand-in data and scale (see the data column)"
     return "unexplained"

@@ -106,6 +106,8 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
     folder.mkdir(parents=True, exist_ok=True)
     out_dir = str(folder.resolve())
     _write_json(folder / "params.json", spec.params | {"out_dir": out_dir})  # the notebook's Run rewrites it
+    _write_json(folder / "plan.json", {"paper": spec.paper, "preset": spec.preset, "grid": spec.point,
+                                       "changed": spec.changed})  # the notebook never touches it
     started = _now()
     _write_json(folder / "status.json", {"status": "running", "start": started, "pid": os.getpid(),
                                          "notebook": spec.notebook, "preset": spec.preset})
