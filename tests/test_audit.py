@@ -8,9 +8,11 @@ the same way with channels=3), and the same architecture fitted to 200 other dig
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import timm
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 
 from mintkit.audit import AuditInputError, AuditParams, ModelLoadError, prepare, score_model
 from mintkit.audit import cli as audit_cli
+from mintkit.audit.attacks import check_never_trained_on_candidates
 from mintkit.audit.data import SOURCES, load_trees
 from mintkit.audit.demo import make_demo
 from mintkit.audit.models import load_audited_model
@@ -399,3 +402,74 @@ def test_demo_is_rebuilt_when_its_model_file_is_missing(tmp_path):
     (tmp_path / "demo" / "model.pt").unlink()
     again = make_demo(tmp_path / "demo", settings, progress=False)
     assert again["seconds"] > 0 and (tmp_path / "demo" / "model.pt").is_file()
+
+
+# ------------------------------------------------------------------------------------------ reference attacks
+def test_reference_attack_parameters_are_checked_before_anything_runs(small_trees, tiny_model, tmp_path):
+    with pytest.raises(ParameterError, match="unknown \\['lira'\\]; valid: salem, song, ye, watson, lira-offline"):
+        params(small_trees, n_reference=2, attacks="lira")
+    with pytest.raises(ParameterError, match="yeom is the loss method"):
+        params(small_trees, n_reference=2, attacks="yeom")
+    with pytest.raises(ParameterError, match="n_reference=3: must be 0 or even"):
+        params(small_trees, n_reference=3)
+    with pytest.raises(ParameterError, match="set n_reference"):
+        params(small_trees, attacks="watson")
+    scripted = torch.jit.script(TinyNet().eval())
+    scripted.save(str(tmp_path / "ts.pt"))
+    with pytest.raises(AuditInputError, match="no recipe to build one"):
+        prepare(params(small_trees, model=str(tmp_path / "ts.pt"), build="", n_reference=2))
+    assert not (small_trees / "run").exists()
+
+
+def train_tiny(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int = 0) -> nn.Module:
+    """Plain PyTorch: TinyNet(10) fitted to x [N, 1, 8, 8] in 0..1 (Adam, full passes in batches of 32)."""
+    torch.manual_seed(seed)
+    model = TinyNet(10)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        for b in torch.randperm(len(x)).split(32):
+            loss = F.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.mark.slow
+def test_reference_attacks_join_the_audit_and_never_train_on_candidates(tiny_model, tmp_path, monkeypatch):
+    """A TinyNet that memorised 150 digits, audited with 4 offline reference models trained on E and a
+    reference tree: every attack joins the Holm family, the run folder proves no reference model saw a member
+    or a held-out image, and a rerun takes the reference models from the cache."""
+    monkeypatch.chdir(tmp_path)  # the model cache (.cache/) of this test only
+    pool = load_digits_pool()
+    perm = np.random.default_rng(0).permutation(len(pool))
+    x, y = pool.x[:, 0].numpy(), pool.y.numpy()
+    parts = {"members": perm[:150], "nonmembers": perm[150:450], "reference": perm[450:850]}
+    for name, idx in parts.items():
+        write_tree(tmp_path / name, x[idx], y[idx])
+    mem = torch.as_tensor(parts["members"])
+    torch.save(train_tiny(pool.x[mem].float().div(255), pool.y[mem], epochs=60).state_dict(), tmp_path / "m.pt")
+    P = AuditParams.from_values({
+        "model": str(tmp_path / "m.pt"), "build": f"{tiny_model / 'tinynet.py'}:make10", "normalize": "0-1",
+        "members": str(tmp_path / "members"), "nonmembers": str(tmp_path / "nonmembers"),
+        "reference": str(tmp_path / "reference"), "out_dir": str(tmp_path / "run"), "methods": "loss",
+        "n_reference": 4, "reference_epochs": 60, "reference_lr": 3e-3, "reference_batch_size": 32, "n_boot": 0})
+    A, main, _, run = run_audit(P)
+    assert list(main.methods) == ["loss", "salem", "song", "ye", "watson", "lira-offline", "rmia-offline"]
+    for k, r in main.methods.items():
+        print(f"  {k:<13} AUC {r.test.auc:.3f}  TPR@1%FPR {r.metrics['tpr_at_1pct_fpr']:.3f}  p(Holm) {r.p_holm:.2g}")
+    assert main.verdict.evidence
+    assert main.methods["lira-offline"].test.auc > 0.6 and main.methods["rmia-offline"].test.auc > 0.6
+    refs = json.loads((run.dir / "references.json").read_text())
+    split = json.loads((run.dir / "split.json").read_text())
+    check_never_trained_on_candidates(refs, split)
+    trained = set().union(*map(set, refs["train_indices"]))
+    assert trained & set(A.pool.of("reference").tolist())  # the reference tree was used
+    known_nonmembers = set(A.pool.of("reference").tolist()) | set(A.pool.of("nonmembers").tolist())
+    assert trained <= known_nonmembers - set(split["indices"]["eval_nonmembers"])
+    md = (run.dir / "audit.md").read_text()
+    assert "4 offline reference models" in md and "lira-offline" in md
+    rows = pd.read_csv(run.dir / "results.csv")
+    assert {"lira-offline", "rmia-offline"} <= set(rows.setup)
+    A2, _, _, _ = run_audit(P.replace(out_dir=str(tmp_path / "run2")))
+    assert all(i["cache_hit"] for i in A2.refs.infos)

@@ -6,11 +6,13 @@ Step by step (as ``notebooks/audit.ipynb``)::
     model = load_audited_model(...)           # state dict + arch/build, TorchScript or torch.export
     A = prepare(P, pool, model)               # taps, gMINT layers, split: every check, nothing written
     run = open_run(A)                         # the run folder
-    res = score_model(A, A.model)             # MINT, gMINT, loss on held-out samples; test; verdict
+    train_reference_models(A)                 # only with n_reference > 0: k offline reference models
+    res = score_model(A, A.model)             # MINT, gMINT, loss (and the attacks) on held-out samples; test; verdict
     write_report(A, run, res)                 # results.csv, scores.npz, figures, audit.md
 
 or all at once: ``run_audit(P)`` (``python -m mintkit audit``).
 """
+from mintkit.audit.attacks import train_reference_models
 from mintkit.audit.checks import check_model_takes_images
 from mintkit.audit.data import AuditInputError, describe_pool, load_trees
 from mintkit.audit.demo import demo_params, make_demo
@@ -23,4 +25,4 @@ from mintkit.audit.taps import list_taps
 __all__ = ["METHODS", "Audit", "AuditInputError", "AuditParams", "AuditedModel", "ModelLoadError", "ModelResult",
            "Params", "check_model_takes_images", "demo_params", "describe_pool", "figures", "list_taps",
            "load_audited_model", "load_trees", "make_demo", "make_split", "open_run", "prepare", "record",
-           "run_audit", "score_model", "write_report"]
+           "run_audit", "score_model", "train_reference_models", "write_report"]

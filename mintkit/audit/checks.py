@@ -129,7 +129,7 @@ def assert_protocol(split, pool: AuditPool) -> None:
     """Assert the protocol on the split: E and the evaluated non-members come from the non-member trees,
     members only from the members tree; held-out sets disjoint from everything the MINT model saw."""
     src = pool.source
-    mem, non, ext = (SOURCES.index(s) for s in SOURCES)
+    mem, non, ext = (SOURCES.index(s) for s in ("members", "nonmembers", "external"))
     assert np.all(src[split["members"]] == mem), "members drawn outside the members tree"
     assert np.all(np.isin(src[split["external"]], (non, ext))), "MINT non-members (E) drawn from the members tree"
     assert np.all(src[split["eval_nonmembers"]] == non), "evaluated non-members drawn outside the nonmembers tree"

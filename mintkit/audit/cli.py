@@ -46,6 +46,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--image-size", type=int, default=0, help="resize to N x N (default: native size)")
     a.add_argument("--channels", type=int, default=0, help="0 native, 1 grayscale, 3 RGB (converts)")
     a.add_argument("--n-eval", type=int, default=0, help="held-out members and non-members each (default: all)")
+    r = a.add_argument_group("reference attacks (LiRA, RMIA, Watson, Ye, Salem, Song & Mittal; docs/attacks.md)")
+    r.add_argument("--n-reference", type=int, default=d.n_reference,
+                   help="reference models of the audited architecture to train (even; default 0: no attacks)")
+    r.add_argument("--reference", default="", help="optional tree of more non-member images the reference models "
+                   "train on (they always may use E; never members or held-out images)")
+    r.add_argument("--attacks", default=d.attacks, help="comma list (default: every offline attack)")
+    r.add_argument("--reference-epochs", type=int, default=d.reference_epochs)
+    r.add_argument("--reference-lr", type=float, default=d.reference_lr)
+    r.add_argument("--reference-batch-size", type=int, default=d.reference_batch_size)
+    r.add_argument("--reference-optimizer", default=d.reference_optimizer)
     a.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})")
     a.add_argument("--seed", type=int, default=d.seed)
     a.add_argument("--device", default=d.device)
@@ -61,6 +71,9 @@ def params_from(args: argparse.Namespace) -> AuditParams:
               "methods": args.method, "taps": ",".join(args.taps), "gmint_layers": ",".join(args.gmint_layer),
               "gmint_rule": args.gmint_rule, "normalize": args.normalize, "image_size": args.image_size,
               "channels": args.channels, "n_eval": args.n_eval, "alpha": args.alpha, "seed": args.seed,
+              "n_reference": args.n_reference, "reference": args.reference, "attacks": args.attacks,
+              "reference_epochs": args.reference_epochs, "reference_lr": args.reference_lr,
+              "reference_batch_size": args.reference_batch_size, "reference_optimizer": args.reference_optimizer,
               "device": args.device,
               "out_dir": args.out or str(Path("runs") / "audit" / Path(args.model).stem)}
     return AuditParams.from_values(values)
@@ -112,7 +125,7 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if control is not None:
         print(f"control: {control.verdict.sentence}")
     for k, r in main_res.methods.items():
-        print(f"  {k:<6} AUC {r.test.auc:.3f}  p {r.test.p:.2g}  p(Holm) {r.p_holm:.2g}  {r.what}")
+        print(f"  {k:<12} AUC {r.test.auc:.3f}  p {r.test.p:.2g}  p(Holm) {r.p_holm:.2g}  {r.what}")
     print(f"accuracy on labelled non-members: {main_res.nonmember_accuracy:.3f}")
     print(f"report: {run.dir / 'audit.md'}")
     return 0

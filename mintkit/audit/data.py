@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mintkit.core.data import IMAGE_EXTS, Pool
 
-SOURCES = ("members", "nonmembers", "external")  # values of AuditPool.source: index in this tuple
+SOURCES = ("members", "nonmembers", "external", "reference")  # values of AuditPool.source: index in this tuple
 NORMALIZE_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision / timm ImageNet weights
     "minus1-1": ((0.5,), (0.5,)),  # Normalize(0.5, 0.5): the MINT papers' models
@@ -168,8 +168,9 @@ def read_trees(trees: dict[str, str | Path], image_size: int = 0, channels: int 
 
 
 def load_trees(members: str, nonmembers: str, external: str = "", image_size: int = 0, channels: int = 0,
-               normalize: str = "") -> AuditPool:
-    """The audit pool: members, non-members and (optionally) external non-members, one tree each.
+               normalize: str = "", reference: str = "") -> AuditPool:
+    """The audit pool: members, non-members and (optionally) external non-members and reference data, one tree
+    each. Reference images join no split set: they are the attacks' population (reference models train on them).
 
     Non-members are required: without them there is nothing the members could differ from, and the
     MINT model's non-member training data (E) would have to come from somewhere the audit cannot vouch for.
@@ -178,7 +179,8 @@ def load_trees(members: str, nonmembers: str, external: str = "", image_size: in
         raise AuditInputError(WHY_NONMEMBERS)
     if not members:
         raise AuditInputError("members is required: the folder of images whose use in training is in question")
-    trees = {"members": members, "nonmembers": nonmembers} | ({"external": external} if external else {})
+    trees = {"members": members, "nonmembers": nonmembers} | ({"external": external} if external else {}) \
+        | ({"reference": reference} if reference else {})
     resolved = {r: Path(p).resolve() for r, p in trees.items()}
     for a, pa in resolved.items():
         for b, pb in resolved.items():

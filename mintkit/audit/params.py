@@ -8,11 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mintkit.attacks.run import OFFLINE_ATTACKS
 from mintkit.audit.data import WHY_NONMEMBERS
 from mintkit.core.params import ParameterError, Params, param
+from mintkit.core.train import OPTIMIZERS
 
 METHODS = ("mint", "gmint", "loss")
 GMINT_RULES = ("grad", "sgd", "adam")  # adam-state needs the optimiser state, which a foreign model lacks
+# the reference-model attacks the audit runs (offline only: no reference model may train on a candidate member);
+# Yeom et al.'s loss threshold is the `loss` method already
+AUDIT_ATTACKS = tuple(a for a in OFFLINE_ATTACKS if a != "yeom")
 
 
 def split_list(text: str) -> list[str]:
@@ -53,6 +58,14 @@ class AuditParams(Params):
     alpha: float = param(0.05, "significance level of the verdict (after the Holm correction over methods)")
     n_boot: int = param(200, "bootstrap resamples for the AUC and TPR intervals")
     batch_size: int = param(128, "images per forward pass")
+    n_reference: int = param(0, "reference models for the attacks (even; 0: no reference attacks)")
+    reference: str = param("", "optional tree of more images the model was not trained on: reference models train "
+                                "on it and on E (never on members or held-out images)")
+    attacks: str = param("", f"comma list of {', '.join(AUDIT_ATTACKS)} (empty: all, when n_reference > 0)")
+    reference_epochs: int = param(20, "epochs of each reference model (match the audited model's recipe if known)")
+    reference_lr: float = param(1e-3, "learning rate of each reference model")
+    reference_batch_size: int = param(64, "batch size of each reference model")
+    reference_optimizer: str = param("adam", "optimiser of each reference model", choices=OPTIMIZERS)
 
     def check(self) -> None:
         if self.dataset or self.data_root:
@@ -80,6 +93,27 @@ class AuditParams(Params):
                 raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
         if self.mint_epochs < 1 or self.batch_size < 1:
             raise ParameterError("mint_epochs and batch_size must be >= 1")
+        self.check_attacks()
+
+    def check_attacks(self) -> None:
+        bad = [a for a in split_list(self.attacks) if a not in AUDIT_ATTACKS]
+        if bad:
+            raise ParameterError(f"attacks={self.attacks!r}: unknown {bad}; valid: {', '.join(AUDIT_ATTACKS)}"
+                                 + (" (yeom is the loss method)" if "yeom" in bad else ""))
+        if self.n_reference and (self.n_reference < 2 or self.n_reference % 2):
+            raise ParameterError(f"n_reference={self.n_reference}: must be 0 or even and >= 2 (the attacks' "
+                                 "calibration draws shadow IN/OUT halves from the reference models)")
+        if not self.n_reference and (self.attacks or self.reference):
+            raise ParameterError("attacks / reference were given with n_reference = 0: set n_reference (e.g. 4) "
+                                 "to train reference models")
+        if min(self.reference_epochs, self.reference_batch_size) < 1 or self.reference_lr <= 0:
+            raise ParameterError("reference_epochs, reference_batch_size and reference_lr must be positive")
+
+    def attack_list(self) -> list[str]:
+        """The reference attacks to run: none without reference models, else the named ones (default all)."""
+        if not self.n_reference:
+            return []
+        return split_list(self.attacks) or list(AUDIT_ATTACKS)
 
     def method_list(self, differentiable: bool = True) -> list[str]:
         """The methods to run; empty `methods` means every method the model allows."""

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mintkit.attacks.references import ReferenceModels
 from mintkit.audit import taps as tapmod
+from mintkit.audit.attacks import attack_methods
 from mintkit.audit.checks import (
     assert_protocol,
     check_control,
@@ -59,6 +61,8 @@ class Audit:
     tap_infos: list[tapmod.TapInfo]
     gmint_layers: list[str]
     device: torch.device
+    attacks: list[str] = field(default_factory=list)  # reference attacks (mintkit.audit.attacks), after the methods
+    refs: ReferenceModels | None = None               # their reference models, once trained
 
 
 @dataclass
@@ -108,7 +112,8 @@ def make_split(pool: AuditPool, n_eval: int, external_fraction: float, seed: int
                               "lower n_eval or add images")
     check_sizes(pool, n, len(external_from), len(members) - n)
     split = build_split(pool, n_members=len(members), n_external=len(external_from), n_eval=n, seed=seed,
-                        n_mint_members=len(members) - n, external_from=external_from, nonmembers_from=eval_from)
+                        n_mint_members=len(members) - n, external_from=external_from, nonmembers_from=eval_from,
+                        members_from=members)
     assert_protocol(split, pool)
     return split
 
@@ -127,7 +132,7 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
     device = pick_device(P.device)
     apply_threads(P.threads, device)
     if pool is None:
-        pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize)
+        pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize, P.reference)
     if model is None:
         model = load_model_for(P, P.model, pool)
     infos = check_model_takes_images(model, pool)
@@ -139,8 +144,11 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
         control = load_model_for(P, P.control, pool)
         check_control(model, control)
         check_model_takes_images(control, pool)
+    if P.n_reference and model.kind != "python":
+        raise AuditInputError(f"n_reference={P.n_reference}: reference models are built like the audited model, and "
+                              f"a {model.kind} file holds no recipe to build one; give a state dict with arch or build")
     split = make_split(pool, P.n_eval, P.external_fraction, P.seed)
-    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device)
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, P.attack_list())
 
 
 def open_run(A: Audit) -> Run:
@@ -216,6 +224,10 @@ def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress:
             what = f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}"
             out[method] = _result(method, what, res["scores"], res["labels"], res["metrics"], t0)
         seconds[method] = time.perf_counter() - t0
+    if A.attacks:  # one family with the methods: the same held-out samples, the same rank test and Holm step
+        for name, (what, s, lab, m, sec) in attack_methods(A, model).items():
+            out[name] = _result(name, what, s, lab, m, time.perf_counter())
+            out[name].seconds = seconds[name] = sec
     adjusted = holm({k: r.test.p for k, r in out.items()})
     for k, r in out.items():
         r.p_holm = adjusted[k]

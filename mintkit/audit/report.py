@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from mintkit.audit.attacks import record_references, train_reference_models
 from mintkit.audit.data import describe_pool
 from mintkit.audit.params import AuditParams
 from mintkit.audit.pipeline import Audit, ModelResult, open_run, prepare, record, score_model
@@ -51,7 +52,8 @@ def figures(out_dir: str | Path, results: list[ModelResult]) -> dict[str, Figure
         for j, (k, m) in enumerate(r.methods.items()):
             plots.score_histogram(axes[i][j], m.scores, m.labels, bins=30)
             axes[i][j].set_title(f"{k}, {r.label}: AUC {m.test.auc:.2f}", fontsize="small")
-            axes[i][j].set_xlabel("-log(loss)" if k == "loss" else "MINT score (members high)")
+            axes[i][j].set_xlabel("-log(loss)" if k == "loss" else "MINT score (members high)" if "mint" in k
+                                  else "attack score (members high)")
     fig.tight_layout()
     plots.save_figure(fig, out_dir, "scores")
     return {"roc": roc, "scores": fig}
@@ -68,6 +70,22 @@ def results_table(res: ModelResult) -> list[str]:
                      f"{m['tpr_at_0.1pct_fpr']:.3f} | {m['balanced_accuracy']:.3f} | {fmt_p(r.test.p)} | "
                      f"{fmt_p(r.p_holm)} | {r.test.n_members} + {r.test.n_nonmembers} |")
     return lines
+
+
+def reference_lines(A: Audit) -> list[str]:
+    """audit.md lines on the reference models (none without them)."""
+    if A.refs is None:
+        return []
+    r, plan = A.refs, A.refs.plan
+    t = r.recipe["train"]
+    sizes = plan.inside.sum(1)
+    return [f"- reference attacks ({', '.join(A.attacks)}): {plan.k} offline reference models of the audited "
+            f"architecture, {sizes.min()}–{sizes.max()} images each, drawn from E"
+            + (" and the reference tree" if A.P.reference else "")
+            + f" (never a member or a held-out image: asserted, indices in `references.json`); recipe {t['epochs']} "
+            f"epochs, {t['optimizer']} lr {t['lr']:g}, batch {t['batch_size']} — the audited model's own recipe is "
+            f"unknown to the audit, and the attacks are strongest when these match it; trained in {r.seconds:.0f} s "
+            f"({sum(bool(i.get('cache_hit')) for i in r.infos)} of {plan.k} from the cache)"]
 
 
 def markdown(A: Audit, main: ModelResult, control: ModelResult | None, command: str = "") -> str:
@@ -105,6 +123,7 @@ def markdown(A: Audit, main: ModelResult, control: ModelResult | None, command: 
             (f"- MINT taps (per-channel maximum of each map): "
             f"{', '.join(tap_label(t) for t in A.taps) or 'none (mint not run)'}"),
             f"- gMINT layers ({P.gmint_rule}, mean per output filter): {', '.join(A.gmint_layers) or 'none'}",
+            *reference_lines(A),
             "", "## The data and the split", "",
             f"- members `{P.members}`, non-members `{P.nonmembers}`"
             + (f", external `{P.external}`" if P.external else ""),
@@ -127,6 +146,7 @@ def run_audit(P: AuditParams, command: str = "",
     A = prepare(P)
     run = open_run(A)
     t0 = time.perf_counter()
+    train_reference_models(A, progress)
     main = score_model(A, A.model, "audited", progress)
     control = score_model(A, A.control, "control", progress) if A.control is not None else None
     run.time("audit", time.perf_counter() - t0)
@@ -139,6 +159,7 @@ def write_report(A: Audit, run: Run, main: ModelResult, control: ModelResult | N
     """results.csv and scores.npz rows, the figures, audit.md, then status.json (the folder is complete)."""
     for res in [main] + ([control] if control else []):
         record(run, res)
+    record_references(run, A)
     figs = figures(run.dir, [main] + ([control] if control else []))
     atomic_write_bytes(run.dir / "audit.md", markdown(A, main, control, command).encode())
     run.finish()

@@ -138,7 +138,7 @@ def take_groups(order: np.ndarray, group: np.ndarray, n: int, what: str) -> tupl
 def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: int = 0,
                 n_mint_members: int | None = None, overlap: str = "none", nonmember_origin: str = "pool",
                 identity_disjoint: bool = False, external_from: np.ndarray | None = None,
-                nonmembers_from: np.ndarray | None = None) -> Split:
+                nonmembers_from: np.ndarray | None = None, members_from: np.ndarray | None = None) -> Split:
     """Draw the five sets from `pool` with `seed`.
 
     n_members: |D|; n_external: |E|; n_eval: eval members = eval non-members (balanced).
@@ -149,6 +149,7 @@ def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: 
     MINT-train/eval members.
     external_from / nonmembers_from: pool indices E / the eval non-members must come from (other databases
     appended to the pool, as the MINT paper's external face sets); members never come from them.
+    members_from: pool indices D must come from (default: every index not reserved by the two above).
     """
     if overlap not in OVERLAPS:
         raise ValueError(f"unknown overlap {overlap!r}; valid: {OVERLAPS}")
@@ -166,7 +167,8 @@ def build_split(pool: Pool, n_members: int, n_external: int, n_eval: int, seed: 
         if len(source) < n_eval:
             raise SplitError(f"{pool.name}: {len(source)} samples can be eval non-members, n_eval={n_eval} needed")
         eval_non, _ = take_groups(source, group, n_eval, "eval_nonmembers")
-    avail = rng.permutation(np.setdiff1d(np.arange(len(pool)), np.concatenate(reserved)) if reserved else len(pool))
+    avail = np.arange(len(pool)) if members_from is None else np.asarray(members_from, dtype=np.int64)
+    avail = rng.permutation(np.setdiff1d(avail, np.concatenate(reserved)) if reserved else avail)
     members, avail = take_groups(avail, group, n_members, "members")
     external, rest = take_groups(avail if external_from is None else rng.permutation(external_from), group,
                                   n_external, "external")
