@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import time
 
-import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ import torch.nn.functional as F
 
 import mintkit.core.stages as core_stages
 import mintkit.papers.factors as fac
-from mintkit.batch.plans import load_preset
 from mintkit.core.data import synthetic_pool
 from mintkit.core.face_metrics import verification_accuracy
 from mintkit.core.params import ParameterError
@@ -26,7 +23,6 @@ from mintkit.models.iresnet import CosFaceHead
 from mintkit.models.zoo import build_model
 from mintkit.papers import common
 
-PRESETS = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "factors"
 
 
 def params(**kw) -> fac.Params:
@@ -55,17 +51,6 @@ def test_bad_values_name_the_valid_ones():
     assert params(arch="resnet50", scenarios="batch").arch == "resnet50"       # loss factor off: softmax only
     with pytest.raises(ParameterError, match="raise exposure_members"):
         params(exposure_members=100)                                           # 25 per quarter, n_eval 50
-
-
-def test_every_preset_validates():
-    files = sorted(f for f in PRESETS.glob("*.yaml") if not f.name.startswith("_"))  # _*.yaml: bases
-    assert len(files) == 5
-    for f in files:
-        values = load_preset(f)
-        grids = {k: v for k, v in values.items() if isinstance(v, list)}
-        for point in itertools.product(*grids.values()):
-            P = fac.Params.from_values(values | dict(zip(grids, point)), where=f.name)
-            assert P.arch == "iresnet50" and set(P.scenario_list) <= {f.stem.split("_")[1]}  # table1: none
 
 
 # ------------------------------------------------------------------------------- exposure

@@ -15,7 +15,6 @@ from scipy.stats import binomtest
 from torch import nn
 
 import mintkit.papers.gmint as g
-from mintkit.batch.plans import PRESETS, load_preset
 from mintkit.core.checkpoints import save_checkpoint
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
@@ -249,17 +248,6 @@ def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     mia_c = g.membership_attacks(ctx_c, own, split, info_c, Pc)
     assert mia_c.recipe["arch"] == "smallcnn" and "checkpoint's smallcnn" in capsys.readouterr().out
     assert mia_c.results[P.protocol]["yeom"].metrics["auc"] == pytest.approx(res["yeom"].metrics["auc"])
-
-
-def test_presets_validate():
-    files = sorted((PRESETS / "gmint").glob("*.yaml"))
-    assert files
-    for f in files:
-        values = load_preset(f)
-        grids = {k: v for k, v in values.items() if isinstance(v, list)}
-        for k, v in grids.items():  # every value of a grid axis must be valid on its own
-            for x in v:
-                g.Params.from_values({**{a: b for a, b in values.items() if a not in grids}, k: x}, where=str(f))
 
 
 def test_real_mnist_combined_beats_chance(mnist_root, tmp_path):

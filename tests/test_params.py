@@ -17,7 +17,10 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import itertools
+
 from mintkit.batch import cli, notebooks
+from mintkit.batch.plans import PRESETS, load_preset
 from mintkit.core.params import ParameterError, Params, fields_of, param, parameters_source
 from mintkit.reference import PAPERS
 
@@ -220,3 +223,25 @@ def test_reproduce_plans_from_an_installed_wheel(tmp_path):
                          text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("todo") >= 72  # aMINT Table 1: 4 datasets x 6 architectures x 3 setups
+
+
+# what each paper's presets must also say, beyond being valid Params (f: the preset file, P: one grid point)
+PRESET_CHECKS = {
+    "mint": lambda f, P: P.condition_label(100000).startswith("100K") or "{size}" not in P.condition,
+    "amint": lambda f, P: P.dataset != "mnist" or P.image_size == 0,  # MNIST at its native 28x28 (E1's 7x7 maps)
+    "gmint": lambda f, P: True,
+    "factors": lambda f, P: P.arch == "iresnet50" and set(P.scenario_list) <= {f.stem.split("_")[1]},
+}
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_point_of_every_preset_validates(paper):
+    """Every point of every preset's grids is a valid Params of its paper, as the runner will build it."""
+    files = sorted(f for f in (PRESETS / paper).glob("*.yaml") if not f.name.startswith("_"))  # _*.yaml: bases
+    assert files
+    for f in files:
+        values = load_preset(f)
+        grids = {k: v for k, v in values.items() if isinstance(v, list)}
+        for point in itertools.product(*grids.values()):
+            P = notebooks.params_class(paper).from_values(values | dict(zip(grids, point)), where=f.name)
+            assert PRESET_CHECKS[paper](f, P), f"{f.name} at {dict(zip(grids, point))}"
