@@ -125,12 +125,12 @@ def run_exec(notebook: str, folder: Path, parameters: dict, timeout: float | Non
                 _kill(proc)
                 if cell is None:
                     raise ExecError("DeadKernelError", f"the run's process did not start within {start_timeout:g} s")
-                raise ExecError("CellTimeoutError", f"code cell {cell} ran longer than {timeout:g} s (stopped)",
+                raise ExecError("CellTimeoutError", f"the cell ran longer than {timeout:g} s and was stopped",
                                 cell) from None
             if ev is None:  # end of the pipe without 'done' or 'error': the process died (os._exit, killed, OOM)
                 rc = proc.wait()
-                raise ExecError("DeadKernelError", f"the run's process exited with code {rc} "
-                                f"{'in code cell ' + str(cell) if cell else 'before the first cell'}", cell)
+                raise ExecError("DeadKernelError", f"the run's process exited with code {rc}"
+                                + ("" if cell else " before the first cell"), cell)
             if ev["event"] == "start":
                 cell, limit = ev["cell"], timeout
                 if progress and bar is None:
