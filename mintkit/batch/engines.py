@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,20 @@ def _cell_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))[-4000:]
 
 
+def _orphan_watch(parent: int, every_s: float = 1.0) -> None:
+    """Daemon thread: when the runner dies without stopping this run (SIGKILL, SIGTERM), end this process
+    group (the run and any workers it started) rather than keep a GPU busy for nobody."""
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            if os.getpgrp() == os.getpid():  # run_exec made this process a group leader: its group is the run's
+                os.killpg(0, signal.SIGKILL)
+            os._exit(1)
+
+
 def child_main(notebook: str, events_fd: int) -> int:
     """Run the notebook's code cells with the parameters read from stdin (JSON); report on `events_fd`."""
+    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     events = os.fdopen(events_fd, "w", buffering=1, encoding="utf-8")
 
     def send(**ev: Any) -> None:
