@@ -48,7 +48,7 @@ def _cli_without_jupyter(tmp_path: Path, *args: str) -> subprocess.CompletedProc
     (hook / "sitecustomize.py").write_text(NO_JUPYTER)
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]), "MPLBACKEND": "Agg"}
     return subprocess.run([sys.executable, "-m", "mintkit", *args], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
 
 
 def test_cli_runs_reproduce_and_resume_without_jupyter(tmp_path):
@@ -56,7 +56,8 @@ def test_cli_runs_reproduce_and_resume_without_jupyter(tmp_path):
     assert probe.returncode == 0, probe.stderr
     hook_env = os.environ | {"PYTHONPATH": str(tmp_path / "nojupyter")}
     for mod in JUPYTER[:2]:  # the hook really hides them (else this test would prove nothing)
-        r = subprocess.run([sys.executable, "-c", f"import {mod}"], env=hook_env, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-c", f"import {mod}"], env=hook_env, capture_output=True, text=True,
+                           check=False)
         assert r.returncode != 0 and "not installed here" in r.stderr
 
     out = tmp_path / "batch"

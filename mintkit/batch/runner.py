@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from mintkit.core.params import ParameterError
 from mintkit.batch import engines
-from mintkit.batch.engines import ENGINES  # noqa: F401 (re-exported)
+from mintkit.batch.engines import ENGINES
 from mintkit.batch.notebooks import NOTEBOOKS, Notebook, resolve_notebook  # noqa: F401 (re-exported)
 from mintkit.batch.plans import (PRESETS, PROFILES, RUNNER_KEYS, RunSpec,  # noqa: F401 (re-exported)
                                  expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch,
