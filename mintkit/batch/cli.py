@@ -22,13 +22,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebooks", type=Path, default=runner.NOTEBOOKS,
                    help="folder holding <paper>.ipynb and params/<paper>/*.yaml (default: the repo's notebooks/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=runner.ENGINES, default="papermill",
+                   help="papermill: a Jupyter kernel, writes executed.ipynb (default); exec: the code cells in a "
+                        "plain Python subprocess, writes executed.log (machines without Jupyter)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m mintkit", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="one papermill run of a notebook into one run folder")
+    r = sub.add_parser("run", help="one run of a notebook into one run folder")
     r.add_argument("notebook", help="paper name (mint, amint, gmint, factors) or path to an .ipynb")
     r.add_argument("-f", "--preset", action="append", default=[], type=Path, metavar="PRESET.yaml",
                    help="preset YAML (flat name: value); repeatable, later files win, -p wins over all")
@@ -77,7 +80,7 @@ def cmd_run(args) -> int:
     overrides = {name: runner.parse_cli_value(name, value, nb.spec) for name, value in args.parameter}
     spec = runner.plan_run(nb, args.preset, overrides, args.out)
     print(f"run {spec.name} -> {spec.folder}")
-    res = runner.execute(spec, args.timeout, progress=not args.no_progress)
+    res = runner.execute(spec, args.timeout, progress=not args.no_progress, engine=args.engine)
     text, code = runner.summary([res])
     print(text)
     return code
@@ -97,9 +100,11 @@ def cmd_reproduce(args, argv: list[str]) -> int:
             print(f"{'complete' if runner.is_complete(s) else 'todo':>8}  {s.folder}  {s.inject}")
         return 0
     if args.executor != "local":
+        if args.engine != "papermill":
+            raise ParameterError(f"--engine {args.engine} runs with --executor local only (cluster jobs use papermill)")
         return executors.cmd_reproduce(args, runs, out, _command_line(argv))
     results = runner.reproduce(runs, out, args.profile, jobs=args.jobs, timeout=args.timeout,
-                               command=_command_line(argv), progress=not args.no_progress)
+                               command=_command_line(argv), progress=not args.no_progress, engine=args.engine)
     text, code = runner.summary(results)
     print(text)
     return code

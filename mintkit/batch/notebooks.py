@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from mintkit.batch.engines import is_parameters_cell, read_cells
 from mintkit.core.checkpoints import CheckpointError, load_checkpoint
 from mintkit.core.params import ParameterError, Params, Spec, check, fields_of
 from mintkit.reference import PAPERS
@@ -64,10 +63,13 @@ def parameters_cell(path: Path) -> dict[str, tuple[Any, str]]:
 
 def parameters_cell_source(path: Path) -> str:
     """The source of the notebook's ``parameters`` cell (error when there is none)."""
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            return cell.source
+    try:
+        cells = read_cells(path)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+    for cell in cells:
+        if is_parameters_cell(cell):
+            return cell["source"]
     raise ParameterError(f"{path}: no code cell tagged 'parameters' (papermill cannot inject parameters)")
 
 
@@ -76,6 +78,8 @@ def write_parameters_cell(path: Path, source: str) -> bool:
 
     Returns whether the file changed; everything else in the notebook is kept byte for byte.
     """
+    import nbformat  # deferred: optional (absent on GPU machines without Jupyter); writing keeps its format
+
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):

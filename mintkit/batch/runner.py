@@ -1,4 +1,7 @@
-"""Batch reproduction: notebooks x parameter grids -> one self-describing run folder per run (papermill).
+"""Batch reproduction: notebooks x parameter grids -> one self-describing run folder per run.
+
+Each run's notebook is executed by an engine (`mintkit.batch.engines`): papermill (the default, a Jupyter
+kernel, executed.ipynb) or exec (plain Python in a subprocess, executed.log; for machines without Jupyter).
 
 A run's effective parameters are, later ones winning: the paper's typed defaults (`mintkit.papers.<paper>.Params`),
 the literals of the notebook's `parameters` cell, the preset YAML(s), the `-p` overrides. They are validated
@@ -12,7 +15,7 @@ Profiles (`reproduce --profile`):
 Folders: `<out>/<paper>/<preset>[-<grid values>]-<hash8 of the effective parameters>`. A folder whose
 status.json says complete and whose params.json equals the planned parameters is skipped, so an interrupted
 batch resumes without losing a finished run. A failing run (exception, timeout, dead kernel) gets status.json
-= failed with the error; its partial executed.ipynb is kept and the batch goes on.
+= failed with the error; its partial executed.ipynb (or executed.log) is kept and the batch goes on.
 """
 from __future__ import annotations
 
@@ -27,18 +30,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import papermill as pm
 import torch
 from tqdm.auto import tqdm
 
 from mintkit.core.params import ParameterError
+from mintkit.batch import engines
+from mintkit.batch.engines import ENGINES
 from mintkit.batch.notebooks import NOTEBOOKS, Notebook, resolve_notebook  # noqa: F401 (re-exported)
 from mintkit.batch.plans import (PRESETS, PROFILES, RUNNER_KEYS, RunSpec,  # noqa: F401 (re-exported)
                                  expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch,
                                  plan_run, validate)
 from mintkit.reference import PAPERS  # noqa: F401 (re-exported)
 
-RUN_FILES = ("status.json", "params.json", "executed.ipynb", "results.csv")  # what marks a runner-owned folder
+RUN_FILES = ("status.json", "params.json", "executed.ipynb", "executed.log", "results.csv")  # what marks a runner-owned folder
 
 
 def _now() -> str:
@@ -96,11 +100,14 @@ def _error_text(exc: BaseException) -> str:
 
 
 def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, cwd: str | None = None,
-            start_timeout: float = 120) -> dict:
-    """Run one notebook with papermill into spec.folder; never raises for a failing notebook.
+            start_timeout: float = 120, engine: str = "papermill") -> dict:
+    """Run one notebook with `engine` (papermill or exec) into spec.folder; never raises for a failing notebook.
 
-    Returns {'name', 'folder', 'status' (complete|failed), 'error', 'seconds', 'executed'}.
+    Returns {'name', 'folder', 'status' (complete|failed), 'error', 'seconds', 'executed'}; 'executed' is the
+    executed notebook (papermill) or the run's output log (exec).
     """
+    if engine not in ENGINES:
+        raise ParameterError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     folder = Path(spec.folder)
     _clear(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,13 +118,12 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
     started = _now()
     _write_json(folder / "status.json", {"status": "running", "start": started, "pid": os.getpid(),
                                          "notebook": spec.notebook, "preset": spec.preset})
-    executed = folder / "executed.ipynb"
+    executed = folder / engines.EXECUTED[engine]
     t0 = time.perf_counter()
     error, tb = None, None
     try:
-        pm.execute_notebook(spec.notebook, str(executed), parameters=spec.inject | {"out_dir": out_dir},
-                            kernel_name="python3", progress_bar=progress, execution_timeout=timeout,
-                            start_timeout=start_timeout, cwd=cwd or os.getcwd())
+        engines.run(engine, spec.notebook, folder, spec.inject | {"out_dir": out_dir}, timeout=timeout,
+                    progress=progress, start_timeout=start_timeout, cwd=cwd)
     except KeyboardInterrupt:
         _write_json(folder / "status.json", {"status": "interrupted", "start": started, "end": _now()})
         raise
@@ -178,7 +184,7 @@ class Manifest:
 
 
 def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
-              command: str = "", progress: bool = True, log=print) -> list[dict]:
+              command: str = "", progress: bool = True, log=print, engine: str = "papermill") -> list[dict]:
     """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +214,7 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
         if jobs <= 1:
             for spec in todo:
                 bar.set_postfix_str(spec.name)
-                done(spec, execute(spec, timeout, progress=progress))
+                done(spec, execute(spec, timeout, progress=progress, engine=engine))
         else:
             gpus = _visible_gpus()
             ctx = mp.get_context("spawn")
@@ -219,7 +225,7 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
             if gpus and jobs > len(gpus):
                 log(f"note: {jobs} jobs share {len(gpus)} GPU(s)")
             with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
-                futures = {pool.submit(execute, spec, timeout, False): spec for spec in todo}
+                futures = {pool.submit(execute, spec, timeout, False, engine=engine): spec for spec in todo}
                 for fut in cf.as_completed(futures):
                     spec = futures[fut]
                     try:
@@ -236,7 +242,7 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
 
 
 def summary(results: list[dict]) -> tuple[str, int]:
-    """(text, exit code): counts, then every failure with its executed notebook (and its cluster job and log,
+    """(text, exit code): counts, then every failure with its executed notebook or log (and its cluster job and log,
     for `--executor slurm`); exit 1 when any failed. 'pending' runs are still queued or running in a scheduler."""
     count = {s: sum(r["status"] == s for r in results) for s in ("complete", "skipped", "failed", "pending")}
     lines = [f"{count['complete']} run, {count['skipped']} skipped (already complete), {count['failed']} failed"
