@@ -194,3 +194,11 @@ def test_overrides_that_change_the_preset_recipe_are_recorded_and_reported(tmp_p
     data = describe_data(folder)
     assert "not the preset's recipe: lr 0.5 (preset 1)" in data
     assert reason({}, data, deviations().iloc[:0]).startswith("preset recipe changed by overrides")
+
+
+def test_the_mnist_profile_records_recipe_overrides_too(tmp_path):
+    """Profiles that build their own preset values (mnist) still record what the -p overrides changed."""
+    runs, _ = runner.plan_batch("mnist", ["amint"], tmp_path / "runs", seeds=1,
+                                overrides={"audited_epochs": "8", "arch": "mobilenet", "data_root": str(tmp_path)})
+    assert len(runs) == 3 and all(r.params["arch"] == "mobilenet" for r in runs)
+    assert all(r.changed == {"audited_epochs": {"preset": 100, "run": 8}} for r in runs)

@@ -223,10 +223,8 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
             sources = [(f.stem, load_preset(f)) for f in files]
             if seeds:
                 sources = [(s, v | {"seed": list(range(seeds))}) for s, v in sources]
-        for preset, values in sources:
-            changed = {k: {"preset": values[k], "run": v} for k, v in extra.items()
-                       if k in values and k not in RECIPE_NEUTRAL and values[k] != v
-                       and not (isinstance(values[k], list) and v in values[k])}  # picking grid values is not a change
+        for preset, values, *given in sources:
+            changed = given[0] if given else recipe_changes(values, extra)
             values = values | extra
             where = f"{paper}/{preset}"
             for params, point in expand_grid(values, nb, where):
@@ -246,9 +244,18 @@ def dataset_available(name: str, data_root: str | Path) -> bool:
     return True
 
 
+def recipe_changes(preset: dict, extra: dict) -> dict:
+    """{name: {"preset": value, "run": value}} of the overrides that change what the preset's runs measure
+    (picking values of a grid axis, where the data lives and how a run executes are not changes)."""
+    return {k: {"preset": preset[k], "run": v} for k, v in extra.items()
+            if k in preset and k not in RECIPE_NEUTRAL and preset[k] != v
+            and not (isinstance(preset[k], list) and v in preset[k])}
+
+
 def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int | None, presets: str | None,
-                    extra: dict, notes: list[str]) -> list[tuple[str, dict]]:
-    """[(preset name, values)] of `paper` under `profile`: restricted, set, stand-in data named, seeded."""
+                    extra: dict, notes: list[str]) -> list[tuple[str, dict, dict]]:
+    """[(preset name, values, recipe changes)] of `paper` under `profile`: restricted, set, stand-in data named,
+    seeded; the changes are those of the `extra` overrides against the preset (:func:`recipe_changes`)."""
     out = []
     if paper not in profile.presets:
         return out
@@ -266,6 +273,7 @@ def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int |
                 keep = False
         if not keep:
             continue
+        changed = recipe_changes(values, extra)
         values |= extra
         name = values.get("dataset")
         names = name if isinstance(name, list) else [name]
@@ -276,7 +284,7 @@ def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int |
                          f"stand-in: {', '.join(subst)} (the rows and the report say so)")
             values["dataset"] = subst if isinstance(name, list) else subst[0]
         values["seed"] = list(range(seeds or profile.seeds))
-        out.append((stem, values))
+        out.append((stem, values, changed))
     if not out:
         notes.append(f"{paper}: no preset of profile {profile.name!r}" + (f" matching {presets!r}" if presets else ""))
     return out
