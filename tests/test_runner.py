@@ -194,6 +194,9 @@ def test_overrides_that_change_the_preset_recipe_are_recorded_and_reported(tmp_p
     data = describe_data(folder)
     assert "not the preset's recipe: lr 0.5 (preset 1)" in data
     assert reason({}, data, deviations().iloc[:0]).startswith("preset recipe changed by overrides")
+    (folder / "plan.json").write_text(json.dumps({"changed": {}}))  # e.g. written by an older kit
+    runner.reproduce(runs, tmp_path / "runs", "paper", progress=False, log=lambda *a: None)  # skips the run
+    assert json.loads((folder / "plan.json").read_text())["changed"] == {"lr": {"preset": 1, "run": 0.5}}
 
 
 def test_the_mnist_profile_records_recipe_overrides_too(tmp_path):

@@ -113,8 +113,7 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
     folder.mkdir(parents=True, exist_ok=True)
     out_dir = str(folder.resolve())
     _write_json(folder / "params.json", spec.params | {"out_dir": out_dir})  # the notebook's Run rewrites it
-    _write_json(folder / "plan.json", {"paper": spec.paper, "preset": spec.preset, "grid": spec.point,
-                                       "changed": spec.changed})  # the notebook never touches it
+    write_plan(spec)
     started = _now()
     _write_json(folder / "status.json", {"status": "running", "start": started, "pid": os.getpid(),
                                          "notebook": spec.notebook, "preset": spec.preset})
@@ -183,6 +182,17 @@ class Manifest:
         _write_json(self.path, self.data)
 
 
+def write_plan(spec: RunSpec) -> None:
+    """plan.json: the preset, grid point and recipe overrides of the run (the notebook never touches it).
+
+    A complete run that is skipped gets it refreshed: it is derived from the preset and the run's parameters,
+    which the folder's hash fixes, so a later plan can only correct it (e.g. a folder from an older kit)."""
+    plan = {"paper": spec.paper, "preset": spec.preset, "grid": spec.point, "changed": spec.changed}
+    path = Path(spec.folder) / "plan.json"
+    if _read_json(path) != plan:
+        _write_json(path, plan)
+
+
 def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
               command: str = "", progress: bool = True, log=print, engine: str = "papermill") -> list[dict]:
     """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included."""
@@ -195,6 +205,7 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
             results.append({"name": spec.name, "folder": spec.folder, "status": "skipped", "error": None,
                             "seconds": 0.0, "executed": None})
             manifest.update(spec, status="complete")
+            write_plan(spec)
         else:
             todo.append(spec)
     log(f"{profile}: {len(runs)} run(s), {len(runs) - len(todo)} already complete, {len(todo)} to run "
