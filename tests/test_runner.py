@@ -205,3 +205,19 @@ def test_the_mnist_profile_records_recipe_overrides_too(tmp_path):
                                 overrides={"audited_epochs": "8", "arch": "mobilenet", "data_root": str(tmp_path)})
     assert len(runs) == 3 and all(r.params["arch"] == "mobilenet" for r in runs)
     assert all(r.changed == {"audited_epochs": {"preset": 100, "run": 8}} for r in runs)
+
+
+def test_two_batches_into_one_folder_keep_each_others_entries(tmp_path):
+    """batch.json is merged on every save: a second reproduce process writing into the same folder (one paper
+    per process) does not erase what the first recorded since it started."""
+    first = runner.Manifest(tmp_path, "mnist", "reproduce --paper amint")
+    second = runner.Manifest(tmp_path, "mnist", "reproduce --paper gmint")
+    a = runner.RunSpec("amint", "nb", "t1", str(tmp_path / "amint" / "r1"), {}, {})
+    g = runner.RunSpec("gmint", "nb", "t1", str(tmp_path / "gmint" / "r1"), {}, {})
+    first.update(a, status="complete", seconds=10.0)
+    first.save()
+    second.update(g, status="complete", seconds=20.0)
+    second.save()
+    data = json.loads((tmp_path / "batch.json").read_text())
+    assert data["runs"]["amint/r1"]["seconds"] == 10.0 and data["runs"]["gmint/r1"]["seconds"] == 20.0
+    assert data["commands"] == ["reproduce --paper amint", "reproduce --paper gmint"]

@@ -164,6 +164,7 @@ class Manifest:
         old = _read_json(self.path) or {}
         self.data = {"profile": profile, "commands": (old.get("commands", []) + [command])[-20:],
                      "started": _now(), "finished": None, "runs": old.get("runs", {})}
+        self.touched: set[str] = set()
 
     def key(self, spec: RunSpec) -> str:
         """The run's entry name: its folder relative to the batch folder (absolute when outside it)."""
@@ -175,10 +176,18 @@ class Manifest:
         entry = self.data["runs"].get(key, {}) | {"paper": spec.paper, "preset": spec.preset, "grid": spec.point,
                                                   "notebook": spec.notebook} | info
         self.data["runs"][key] = entry
+        self.touched.add(key)
 
     def save(self, finished: bool = False) -> None:
+        """Write batch.json: this batch's entries over what the file holds now (another reproduce into the same
+        folder, e.g. one paper per process, may have added entries since this one started)."""
         if finished:
             self.data["finished"] = _now()
+        now = (_read_json(self.path) or {}).get("runs", {})
+        runs = now | {k: self.data["runs"][k] for k in self.touched}
+        commands = (_read_json(self.path) or {}).get("commands", [])
+        self.data["commands"] = list(dict.fromkeys(commands + self.data["commands"]))[-20:]
+        self.data["runs"] = runs
         _write_json(self.path, self.data)
 
 
