@@ -114,6 +114,7 @@ def standin(tmp_path_factory):
         (folder / "split.json").write_text(json.dumps(split | {"seed": seed}))
         run.finish()
     (runs.parent / "batch.json").write_text(json.dumps({"profile": "mnist", "commands": [], "runs": {}}))
+    (runs.parent / "NOTE.md").write_text("Only MobileNet and ResNet50 ran: the other cells need a GPU.\n")
     out = root / "figures"
     assert cli.main(["report", "--runs", str(root / "runs"), "--out", str(out), "--paper", "amint"]) == 0
     return out
@@ -131,6 +132,12 @@ def test_standin_rows_sit_beside_the_published_cells_with_data_and_reasons(stand
     md = (standin / "amint" / "table1.md").read_text()
     assert f"{pub:.2f} → 0.71 ± 0.01 (Δ {0.71 - pub:+.2f})†‡" in md
     assert "‡ Cells with |Δ| > 0.05 and their reason" in md and "MNIST / MobileNet / Entry" in md
+
+
+def test_index_shows_the_batch_note_on_what_did_not_run(standin):
+    index = (standin / "README.md").read_text()
+    assert "About the `mnist` batch (its NOTE.md):" in index
+    assert "Only MobileNet and ResNet50 ran: the other cells need a GPU." in index
 
 
 def test_table_figure_colours_reproduced_cells(standin):

@@ -15,12 +15,19 @@ def empty_rows() -> pd.DataFrame:
     return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile"])
 
 
+NOTE = "NOTE.md"
+
+
 def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
-    """(profile, batch.json) of a run folder: the nearest batch.json up to `root`, else a folder name."""
+    """(profile, batch.json) of a run folder: the nearest batch.json up to `root`, else a folder name.
+
+    A ``NOTE.md`` beside batch.json (what the batch left out and why, written by whoever ran it) comes back
+    as the batch's ``note``; the report's index shows it with the batch's commands."""
     for parent in [*folder.parents]:
         batch = read_json(parent / "batch.json")
         if batch.get("profile"):
-            return batch["profile"], batch
+            note = parent / NOTE
+            return batch["profile"], batch | ({"note": note.read_text().strip()} if note.is_file() else {})
         if parent == root:
             break
     names = [p.name for p in [folder, *folder.parents]]

@@ -186,7 +186,8 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                        r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
                        int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
         fig_stem = stem if prot in ("", "paper") else f"{stem}-{prot}"
-        files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})")
+        files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
+                            provenance(rep[rep["protocol"] == prot] if prot else rep.iloc[:0], comp))
     allc = pd.concat(comps, ignore_index=True)
     allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
@@ -211,9 +212,22 @@ def notes(comp: pd.DataFrame) -> list[str]:
     return out
 
 
-def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str) -> list[Path]:
+def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
+    """One footer line for a table figure: the profiles, seeds, data and machines of the runs in it."""
+    if not len(rep):
+        return "no complete run: every cell shows the published value only"
+    envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
+    machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
+    data = sorted({t.split(";")[0] for t in comp["data"] if t})
+    return (f"profile {', '.join(sorted(rep['profile'].unique()))}; seeds {', '.join(map(str, sorted(rep['seed'].unique())))}"
+            f"; data {', '.join(data) or 'see the csv'}; machine {', '.join(machines)}")
+
+
+def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str,
+               footer: str = "") -> list[Path]:
     """The table as a figure: colour = reproduced − published (colour bar), text = published over reproduced
-    mean ± sd (or 'no run'); † stand-in data, ‡ a reason for |Δ| > the threshold (in the .md notes)."""
+    mean ± sd (or 'no run'); † stand-in data, ‡ a reason for |Δ| > the threshold (in the .md notes); `footer`
+    says which runs made it (profile, seeds, data, machine)."""
     num = lambda v: results_table(comp, index, columns, value=v, fmt=None)  # noqa: E731
     pub, rep, diff, sd = num("published"), num("reproduced"), num("difference"), num("sd")
     marks = results_table(comp.assign(_m=[_mark(r) for r in comp.itertuples(index=False)]), index, columns,
@@ -240,6 +254,8 @@ def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: 
     bar.set_label("reproduced − published", fontsize=5)
     bar.ax.tick_params(labelsize=5)
     ax.grid(False)
+    if footer:
+        fig.text(0.01, 0.0, footer, fontsize=5, ha="left", va="bottom", color="0.3")
     paths = save_figure(fig, out_dir, stem)
     plt.close(fig)
     return paths
@@ -358,11 +374,13 @@ def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, c
     batches = {}
     for r in runs:
         if r["batch"]:
-            batches[r["profile"]] = r["batch"].get("commands", [])
+            batches[r["profile"]] = (r["batch"].get("commands", []), r["batch"].get("note", ""))
     lines += machines(runs)
-    for prof, cmds in sorted(batches.items()):
+    for prof, (cmds, note) in sorted(batches.items()):
         lines.append(f"Runs of profile `{prof}` were made by:\n")
         lines += [f"    {c}" for c in cmds] + [""]
+        if note:  # the batch's NOTE.md: what it left out and why
+            lines += [f"About the `{prof}` batch (its NOTE.md):\n", note, ""]
     n_ok = sum(r["status"] == "complete" for r in runs)
     lines.append(f"{n_ok} complete run(s) reported. A published cell without a complete run says '{NO_RUN}'; "
                  "nothing is filled in from the paper.")
