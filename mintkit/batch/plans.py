@@ -210,7 +210,7 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
             extra[k] = parse_cli_value(k, v, nb.spec) if isinstance(v, str) else v
         if profile == "quick":
             n = seeds or 1
-            sources = [("quick", {"seed": list(range(n))} if n > 1 else {})]
+            sources = [("quick", {"seed": list(range(n))} if n > 1 else {}, {})]
         elif profile == "mnist":
             sources = profile_sources(MNIST_PROFILE, paper, params_dir, seeds, presets, extra, notes)
         else:
@@ -220,11 +220,10 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
             if not files:
                 notes.append(f"{paper}: no presets in {Path(params_dir, paper)}"
                              + (f" matching {presets!r}" if presets else ""))
-            sources = [(f.stem, load_preset(f)) for f in files]
-            if seeds:
-                sources = [(s, v | {"seed": list(range(seeds))}) for s, v in sources]
-        for preset, values, *given in sources:
-            changed = given[0] if given else recipe_changes(values, extra)
+            loaded = [(f.stem, load_preset(f)) for f in files]
+            sources = [(s, v | ({"seed": list(range(seeds))} if seeds else {}), recipe_changes(v, extra))
+                       for s, v in loaded]
+        for preset, values, changed in sources:
             values = values | extra
             where = f"{paper}/{preset}"
             for params, point in expand_grid(values, nb, where):

@@ -183,11 +183,9 @@ class Manifest:
         folder, e.g. one paper per process, may have added entries since this one started)."""
         if finished:
             self.data["finished"] = _now()
-        now = (_read_json(self.path) or {}).get("runs", {})
-        runs = now | {k: self.data["runs"][k] for k in self.touched}
-        commands = (_read_json(self.path) or {}).get("commands", [])
-        self.data["commands"] = list(dict.fromkeys(commands + self.data["commands"]))[-20:]
-        self.data["runs"] = runs
+        now = _read_json(self.path) or {}
+        self.data["runs"] = now.get("runs", {}) | {k: self.data["runs"][k] for k in self.touched}
+        self.data["commands"] = list(dict.fromkeys(now.get("commands", []) + self.data["commands"]))[-20:]
         _write_json(self.path, self.data)
 
 
