@@ -197,6 +197,8 @@ def test_attacks_join_table3_beside_passive_and_active(tmp_path):
         conds = [r["condition"] for r in rows]
         assert sorted(conds) == sorted(["Salem et al.", "Yeom et al.", "Watson et al.", "Passive", "Active",
                                         "Yeom et al. (on M+)"])
+        # M+ is trained per setup, so its loss row says which; the passive model's rows need no setup
+        assert {r["setup"] for r in rows if r["condition"] == "Yeom et al. (on M+)"} == {P.setup.capitalize()}
     table3 = amint.paper_tables(ctx.run, P, protocol="heldout")["Table 3"]
     assert table3.loc["Salem et al.", "CIFAR-10"] == "0.61" and table3.loc["Salem et al.", "digits"].startswith("- | ")
     t = amint.attack_table(results, mia)

@@ -146,3 +146,21 @@ def test_table_figure_colours_reproduced_cells(standin):
     img = mpimg.imread(standin / "amint" / "table1.png")[..., :3]
     saturation = img.max(-1) - img.min(-1)
     assert (saturation > 0.25).mean() > 0.001  # some cells carry a clearly visible colour
+
+
+def test_mplus_loss_rows_of_each_setup_are_kept_and_shared_rows_counted_once(tmp_path):
+    """M+ is trained per setup: its loss row (an older run wrote it without a setup) must not collide across setups;
+    the passive model's loss row is the same model in every setup run and repeats its value."""
+    from mintkit.batch.collect import collect
+    runs = tmp_path / "runs" / "mnist" / "amint"
+    keys = dict(table="Table 3", dataset="MNIST", model="MobileNet", setup="")
+    for setup, v in (("entry", 0.85), ("middle", 0.62), ("output", 0.54)):
+        run = Run(runs / f"table1-setup={setup}", "amint", {"setup": setup, "seed": 0}, seed=0, protocol="paper")
+        run.add_metrics({"mint_accuracy": v}, {}, condition="Yeom et al. (on M+)", **keys)
+        run.add_metrics({"mint_accuracy": 0.91}, {}, condition="Yeom et al.", **keys)
+        run.finish()
+    rows, _ = collect(tmp_path / "runs")
+    mplus = rows[rows.condition == "Yeom et al. (on M+)"].set_index("setup")["value"]
+    assert mplus.to_dict() == {"Entry": 0.85, "Middle": 0.62, "Output": 0.54}
+    assert (rows.condition == "Yeom et al.").sum() == 1
+    assert rows.attrs == {"duplicates": 0, "repeats": 2}

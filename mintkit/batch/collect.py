@@ -16,6 +16,7 @@ def empty_rows() -> pd.DataFrame:
 
 
 NOTE = "NOTE.md"
+MPLUS_LOSS = "Yeom et al. (on M+)"
 
 
 def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
@@ -37,6 +38,17 @@ def profile_of(folder: Path, root: Path) -> tuple[str, dict]:
     return "unknown", {}
 
 
+def mplus_loss_setup(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """aMINT runs made before the M+ loss row carried its setup wrote it with an empty one, so the Entry, Middle and
+    Output runs' rows collided and only the newest survived; their ``params.json`` names the setup."""
+    old = (df["paper"] == "amint") & (df["condition"] == MPLUS_LOSS) & (df["setup"].fillna("") == "")
+    setup = str(read_json(folder / "params.json").get("setup", ""))
+    if old.any() and setup:
+        df = df.copy()
+        df.loc[old, "setup"] = setup.capitalize()
+    return df
+
+
 def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
     root = Path(root)
@@ -50,7 +62,7 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
         runs.append(info)
         if info["status"] != "complete" or not (folder / "results.csv").exists():
             continue
-        df = read_results([folder])
+        df = mplus_loss_setup(read_results([folder]), folder)
         df["run_dir"], df["profile"], df["data"] = str(folder), profile, describe_data(folder)
         df["order"] = f"{info['end']}|{folder}"
         frames.append(df)
@@ -62,6 +74,10 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
     # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
     rows = rows.sort_values("order", kind="stable")
-    dup = rows.duplicated(subset=[*KEYS, "protocol", "seed"], keep="last")
-    rows.attrs["duplicates"] = int(dup.sum())
+    cell = [*KEYS, "protocol", "seed"]
+    dup = rows.duplicated(subset=cell, keep="last")
+    # a row that several runs share by design (the aMINT passive model's loss row, one per setup) repeats its value
+    same = rows.duplicated(subset=[*cell, "value"], keep="last")
+    rows.attrs["duplicates"] = int((dup & ~same).sum())
+    rows.attrs["repeats"] = int(same.sum())
     return rows[~dup].drop(columns="order").reset_index(drop=True), runs

@@ -384,9 +384,12 @@ def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, c
     n_ok = sum(r["status"] == "complete" for r in runs)
     lines.append(f"{n_ok} complete run(s) reported. A published cell without a complete run says '{NO_RUN}'; "
                  "nothing is filled in from the paper.")
-    dups = rows.attrs.get("duplicates", 0) if hasattr(rows, "attrs") else 0
+    dups, repeats = (rows.attrs.get(k, 0) for k in ("duplicates", "repeats"))
     if dups:
-        lines.append(f"{dups} row(s) repeated a (cell, seed) of a newer run and were left out.")
+        lines.append(f"{dups} row(s) gave another value for a (cell, seed) of a newer run and were left out.")
+    if repeats:
+        lines.append(f"{repeats} row(s) repeated a (cell, seed) with the same value (one model shared by several "
+                     "runs, e.g. aMINT's passive model across setups) and were counted once.")
     bad = [r for r in runs if r["status"] != "complete"]
     if bad:
         lines.append("\nRuns left out (not complete):\n")

@@ -88,8 +88,11 @@ def record(run: Run, P: Params, protocol: str, condition: str, ev: dict, seconds
     yeom = "Yeom et al." if condition == "Passive" else "Yeom et al. (on M+)"
     # with the attacks on, their Yeom row (threshold calibrated without the evaluated members) is Table 3's
     # "Yeom et al." on the passive model; a second row under the same keys would make the join ambiguous
+    # the passive model is the same for every setup (its row repeats across setups and the report keeps one);
+    # M+ is trained per setup, so its own loss row carries the setup or the setups' rows would collide
     if condition != "Passive" or "yeom" not in P.attack_list:
-        run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup="", condition=yeom, **keys)
+        run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup=st if condition == "Active" else "",
+                        condition=yeom, **keys)
     tag = f"{condition.lower()}_{protocol}"
     run.save_scores(**{f"{tag}_scores": ev["scores"], f"{tag}_labels": ev["labels"],
                        f"{tag}_loss_scores": ev["loss_baseline"]["scores"]})
