@@ -25,12 +25,12 @@ from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
 from mintkit.batch.collect import KEYS, collect, empty_rows
+from mintkit.batch.index import NO_RUN, index_header
 from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
-NO_RUN = "no run"
 FIGURE_EXTS = (".png", ".pdf", ".svg")
 
 # (paper label, table) -> (row keys, column keys) of the paper's layout; other varying keys join the rows.
@@ -315,7 +315,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     rows, runs = collect(runs_root) if runs_root.exists() else (empty_rows(), [])
     rows = rows.assign(ref=rows["paper"].map(reference_file))
     written: list[Path] = []
-    index_md = _index_header(runs_root, out, runs, rows, command)
+    index_md = index_header(runs_root, runs, rows, command)
     for paper in papers:
         pdir = out / paper
         if pdir.exists():
@@ -346,55 +346,3 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     (out / "README.md").write_text("\n".join(index_md) + "\n")
     written.append(out / "README.md")
     return written
-
-
-def machines(runs: list[dict]) -> list[str]:
-    """Index lines: per profile, the seeds, commits and machines (env.json) of its complete runs."""
-    seen: dict[str, dict[str, set]] = {}
-    for r in runs:
-        if r["status"] != "complete":
-            continue
-        env, params = read_json(r["folder"] / "env.json"), read_json(r["folder"] / "params.json")
-        entry = seen.setdefault(r["profile"], {"machine": set(), "commit": set(), "seed": set()})
-        entry["machine"].add(f"{env.get('device', '?')} ({env.get('device_name') or '?'}, torch {env.get('torch', '?')}, "
-                             f"{env.get('threads', '?')} thread(s))")
-        entry["commit"].add(str(env.get("git_commit") or "?")[:10] + (" (dirty)" if env.get("git_dirty") else ""))
-        entry["seed"].add(str(params.get("seed", "?")))
-    return [f"Profile `{p}`: seeds {', '.join(sorted(e['seed']))}; commit(s) {', '.join(sorted(e['commit']))}; "
-            f"machine(s): {'; '.join(sorted(e['machine']))}.\n" for p, e in sorted(seen.items())]
-
-
-def _index_header(root: Path, out: Path, runs: list[dict], rows: pd.DataFrame, command: str) -> list[str]:
-    profiles = sorted({r["profile"] for r in runs if r["status"] == "complete"})
-    lines = ["# Figures and tables (generated — do not edit)\n",
-             f"Made by `{command or 'python -m mintkit report'}` from the run folders under `{root}`.",
-             f"Profile(s) of the complete runs: **{', '.join(profiles) or 'none'}**. "
-             "Regenerate: `make reproduce` (quick profile, then this report) or "
-             "`python -m mintkit reproduce --profile paper` then `python -m mintkit report`.\n"]
-    batches = {}
-    for r in runs:
-        if r["batch"]:
-            batches[r["profile"]] = (r["batch"].get("commands", []), r["batch"].get("note", ""))
-    lines += machines(runs)
-    for prof, (cmds, note) in sorted(batches.items()):
-        lines.append(f"Runs of profile `{prof}` were made by:\n")
-        lines += [f"    {c}" for c in cmds] + [""]
-        if note:  # the batch's NOTE.md: what it left out and why
-            lines += [f"About the `{prof}` batch (its NOTE.md):\n", note, ""]
-    n_ok = sum(r["status"] == "complete" for r in runs)
-    lines.append(f"{n_ok} complete run(s) reported. A published cell without a complete run says '{NO_RUN}'; "
-                 "nothing is filled in from the paper.")
-    dups, repeats = (rows.attrs.get(k, 0) for k in ("duplicates", "repeats"))
-    if dups:
-        lines.append(f"{dups} row(s) gave another value for a (cell, seed) of a newer run and were left out.")
-    if repeats:
-        lines.append(f"{repeats} row(s) repeated a (cell, seed) with the same value (one model shared by several "
-                     "runs, e.g. aMINT's passive model across setups) and were counted once.")
-    bad = [r for r in runs if r["status"] != "complete"]
-    if bad:
-        lines.append("\nRuns left out (not complete):\n")
-        for r in bad:
-            nb = r["folder"] / "executed.ipynb"
-            lines.append(f"- `{r['folder']}`: {r['status']}" + (f" — {r['error']}" if r["error"] else "")
-                         + (f" (notebook `{nb}`)" if nb.exists() else ""))
-    return lines
