@@ -164,3 +164,16 @@ def test_mplus_loss_rows_of_each_setup_are_kept_and_shared_rows_counted_once(tmp
     assert mplus.to_dict() == {"Entry": 0.85, "Middle": 0.62, "Output": 0.54}
     assert (rows.condition == "Yeom et al.").sum() == 1
     assert rows.attrs == {"duplicates": 0, "repeats": 2}
+
+
+def test_figure_footer_names_only_the_runs_that_filled_cells():
+    """A quick-profile run on digits sits in no published cell: the table's footer must not name its profile."""
+    cell = dict(paper="amint", table="Table 1", dataset="MNIST", model="MobileNet", setup="Entry", condition="Active",
+                feature="", metric="mint_accuracy")
+    pub = pd.DataFrame([cell | {"value": 0.86}])
+    rep = pd.DataFrame([cell | {"value": 0.64, "protocol": "paper", "seed": 0, "run_dir": "/nowhere/a",
+                                "profile": "mnist", "data": "MNIST (stand-in: 10k)"},
+                        cell | {"dataset": "digits", "model": "SmallCNN", "value": 0.6, "protocol": "paper", "seed": 0,
+                                "run_dir": "/nowhere/b", "profile": "quick", "data": "digits"}])
+    footer = report.provenance(rep, report.compare(pub, rep))
+    assert footer.startswith("profile mnist; seeds 0; data MNIST (stand-in: 10k)") and "quick" not in footer

@@ -213,7 +213,10 @@ def notes(comp: pd.DataFrame) -> list[str]:
 
 
 def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
-    """One footer line for a table figure: the profiles, seeds, data and machines of the runs in it."""
+    """One footer line for a table figure: the profiles, seeds, data and machines of the runs that filled its
+    cells (a run whose rows sit in no published cell, e.g. the quick profile's digits, is not named)."""
+    filled = comp.loc[comp["n_seeds"] > 0, CELL].drop_duplicates()
+    rep = rep.merge(filled, on=CELL) if len(rep) else rep
     if not len(rep):
         return "no complete run: every cell shows the published value only"
     envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
