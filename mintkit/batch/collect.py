@@ -42,11 +42,10 @@ def mplus_loss_setup(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """aMINT runs made before the M+ loss row carried its setup wrote it with an empty one, so the Entry, Middle and
     Output runs' rows collided and only the newest survived; their ``params.json`` names the setup."""
     old = (df["paper"] == "amint") & (df["condition"] == MPLUS_LOSS) & (df["setup"].fillna("") == "")
+    if not old.any():
+        return df
     setup = str(read_json(folder / "params.json").get("setup", ""))
-    if old.any() and setup:
-        df = df.copy()
-        df.loc[old, "setup"] = setup.capitalize()
-    return df
+    return df.assign(setup=df["setup"].mask(old, setup.capitalize())) if setup else df
 
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:

@@ -85,14 +85,13 @@ def record(run: Run, P: Params, protocol: str, condition: str, ev: dict, seconds
     tables = ("Table 1", "Table 2", "Table 3") if condition == "Active" else ("Table 2", "Table 3")
     for t in tables:
         run.add_metrics(ev["metrics"], ev["audited"], table=t, setup=st, condition=condition, **keys)
-    yeom = "Yeom et al." if condition == "Passive" else "Yeom et al. (on M+)"
+    # the passive model is the same in every setup run (no setup: the report keeps one of the repeats); M+ is
+    # trained per setup, so its own loss row carries the setup or the setups' rows would collide
+    yeom, yeom_setup = ("Yeom et al.", "") if condition == "Passive" else ("Yeom et al. (on M+)", st)
     # with the attacks on, their Yeom row (threshold calibrated without the evaluated members) is Table 3's
     # "Yeom et al." on the passive model; a second row under the same keys would make the join ambiguous
-    # the passive model is the same for every setup (its row repeats across setups and the report keeps one);
-    # M+ is trained per setup, so its own loss row carries the setup or the setups' rows would collide
     if condition != "Passive" or "yeom" not in P.attack_list:
-        run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup=st if condition == "Active" else "",
-                        condition=yeom, **keys)
+        run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup=yeom_setup, condition=yeom, **keys)
     tag = f"{condition.lower()}_{protocol}"
     run.save_scores(**{f"{tag}_scores": ev["scores"], f"{tag}_labels": ev["labels"],
                        f"{tag}_loss_scores": ev["loss_baseline"]["scores"]})
