@@ -220,6 +220,24 @@ def test_split_protocol_and_params(tmp_path):
         P.replace(n_members=300, n_eval=300).split_sizes(len(ctx.pool))
 
 
+def test_early_stopping_validation_is_never_a_membership_set(tmp_path):
+    """patience > 0 draws the audited model's validation samples outside every set when the pool has them
+    (reduced size), else out of E's MINT-training part, which then loses them; either way disjoint from all."""
+    P = g.Params.from_values({"n_members": 300, "patience": 2, "n_val": 100, "out_dir": str(tmp_path / "a")})
+    ctx = g.setup(P)
+    split = g.make_split(ctx, P)
+    val = np.asarray(split.meta["audited_val"])
+    every = np.concatenate([split[s] for s in ("members", "external", "eval_members", "eval_nonmembers")])
+    assert len(val) == 100 and not np.isin(val, every).any() and split.meta["audited_val_source"].startswith("pool")
+    half = P.replace(n_members=0, out_dir=str(tmp_path / "b"))
+    split = g.make_split(ctx, half)  # equal halves: no free sample left
+    val = np.asarray(split.meta["audited_val"])
+    every = np.concatenate([split[s] for s in ("members", "external", "eval_members", "eval_nonmembers")])
+    assert len(val) == 100 and not np.isin(val, every).any() and "carved out of E" in split.meta["audited_val_source"]
+    model, info = g.audited(ctx, split, half.replace(audited_epochs=4), progress=False)
+    assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 4
+
+
 def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     """The attacks score gMINT's evaluated samples on its audited model; rows go to Table 3 with their own
     labels beside MINT and LOSS. A checkpoint's references repeat its architecture, and say so."""

@@ -207,6 +207,17 @@ def test_the_mnist_profile_records_recipe_overrides_too(tmp_path):
     assert all(r.changed == {"audited_epochs": {"preset": 100, "run": 8}} for r in runs)
 
 
+def test_a_run_whose_overrides_shrink_the_sets_says_reduced_size(tmp_path):
+    """-p n_members below the preset's is a reduced-size run of the real data: its data text and reason say so
+    (never 'stand-in', never unlabelled)."""
+    (tmp_path / "plan.json").write_text(json.dumps({"changed": {"n_members": {"preset": 0, "run": 5000},
+                                                               "lr": {"preset": 0.0001, "run": 0.001}}}))
+    (tmp_path / "params.json").write_text(json.dumps({"dataset": "mnist"}))
+    data = describe_data(tmp_path)
+    assert "reduced size" in data and "stand-in" not in data and "n_members 5000 (preset 0)" in data
+    assert reason({}, data, deviations().iloc[:0]).startswith("reduced size of the real data")
+
+
 def test_two_batches_into_one_folder_keep_each_others_entries(tmp_path):
     """batch.json is merged on every save: a second reproduce process writing into the same folder (one paper
     per process) does not erase what the first recorded since it started."""

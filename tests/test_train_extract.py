@@ -59,6 +59,34 @@ def test_nan_loss_stops_with_epoch_and_step():
         train_classifier(model, pool, np.arange(64), TrainConfig(epochs=1, batch_size=32), CPU, progress=False)
 
 
+def test_early_stopping_keeps_the_best_validation_epoch_and_its_optimiser_state():
+    pool = synthetic_pool(n=256)
+    val = np.arange(200, 256)
+    kept, seen = {}, []
+    names = ["fc.weight"]
+
+    def snapshot(epoch, hist):  # weights after each epoch, to compare with what stopping restores
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    seed_everything(0)
+    model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
+    cfg = TrainConfig(epochs=30, batch_size=32, lr=3e-2, patience=2)  # a high lr: validation accuracy wobbles
+    hist = train_classifier(model, pool, np.arange(200), cfg, CPU, progress=False, on_epoch=snapshot,
+                            val_indices=val, keep_optimizer_state=names)
+    best = hist["best_epoch"]
+    assert hist["val_acc"][best - 1] == max(hist["val_acc"])
+    assert hist["epochs_run"] == len(hist["loss"]) == len(hist["val_acc"])
+    assert hist["epochs_run"] - best == 2 or hist["epochs_run"] == 30  # stopped `patience` epochs after the best
+    assert all(torch.equal(v, seen[best - 1][k]) for k, v in model.state_dict().items())
+    assert accuracy(model, pool, val, CPU) == max(hist["val_acc"])
+    kept.update(hist["extra"])
+    assert set(kept) == {"fc.weight.optim.exp_avg", "fc.weight.optim.exp_avg_sq", "fc.weight.optim.step"}
+    assert float(kept["fc.weight.optim.step"]) == best * 7  # 200 samples / batch 32 = 7 steps an epoch
+    with pytest.raises(ValueError, match="needs validation samples"):
+        train_classifier(model, pool, np.arange(200), cfg, CPU, progress=False)
+    assert "patience" not in TrainConfig().as_dict() and TrainConfig(patience=3).as_dict()["patience"] == 3
+
+
 def test_exposure_repeats_count_per_epoch():
     idx = torch.arange(8)
     reps = torch.tensor([1, 1, 10, 10, 20, 20, 30, 30])

@@ -30,7 +30,7 @@ and is cached like an audited model: the key holds its training indices, the rec
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -200,8 +200,12 @@ def train_references(pool: Pool, split: Split, plan: ReferencePlan, arch: str, c
                      progress: bool = False) -> ReferenceModels:
     """Train (or load from the cache) the plan's k models with the audited recipe, one after another on
     ``device``. ``arch`` / ``cfg`` / ``dropout`` / ``head`` / ``build_fn`` / ``model_kw`` as for
-    :func:`mintkit.core.stages.train_audited` (pass what trained the audited model)."""
+    :func:`mintkit.core.stages.train_audited` (pass what trained the audited model). A ``cfg`` with early
+    stopping is run without it (``patience=0``, all its epochs): a reference model has no validation set of
+    its own, and one drawn from the population would leave fewer non-members for the attacks."""
     plan.check(split)
+    if cfg.patience:
+        cfg = replace(cfg, patience=0)
     t0 = time.perf_counter()
     models, infos = [], []
     empty = np.empty(0, np.int64)

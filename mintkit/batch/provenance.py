@@ -25,6 +25,8 @@ STANDINS = {"MNIST (test split)": ("MNIST", "stand-in: the 10k MNIST test split 
 SET_NAMES = (("members", "D"), ("external", "E"), ("eval_members", "eval members"),
              ("eval_nonmembers", "eval non-members"))
 CHANGED = "not the preset's recipe: "  # describe_data's marker of a run whose -p overrides changed the preset
+REDUCED = "reduced size"  # describe_data's marker of a run whose -p overrides shrank the preset's membership sets
+SIZE_KEYS = ("n_members", "n_external", "n_eval")
 DEVIATION_KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature"]
 
 
@@ -51,6 +53,8 @@ def describe_data(folder: Path) -> str:
     if sizes:
         parts.append(", ".join(f"{short} {sizes[k]:,}" for k, short in SET_NAMES if k in sizes))
     changed = read_json(folder / "plan.json").get("changed", {})
+    if any(k in changed for k in SIZE_KEYS):
+        parts.insert(1, f"{REDUCED} (real splits, sizes below)")
     if changed:
         parts.append(CHANGED + ", ".join(f"{k} {c['run']} (preset {c['preset']})" for k, c in sorted(changed.items())))
     return "; ".join(parts)
@@ -75,6 +79,8 @@ def reason(cell: dict, data: str, documented: pd.DataFrame) -> str:
         d = dev._asdict()
         if all(d[k] in ("", str(cell.get(k, ""))) for k in DEVIATION_KEYS):
             return d["reason"]
+    if REDUCED in data:
+        return f"{REDUCED} of the real data, preset recipe changed by overrides (see the data column)"
     if CHANGED in data:
         return "preset recipe changed by overrides" + (", stand-in data" if "stand-in" in data else "") + " (see the data column)"
     if "stand-in" in data:

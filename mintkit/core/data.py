@@ -7,6 +7,7 @@ ImageNet fits on a GPU, normalised to [-1, 1] per batch (the papers' `Normalize(
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 import tempfile
@@ -193,6 +194,17 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool, size:
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
 
 
+def data_cache(name: str, root: Path, image_size: int | None) -> Path:
+    """Where the decoded uint8 tensors of dataset `name` read from `root` are cached: never inside `root` (a
+    data folder may be read-only and shared), but under $MINTKIT_DATA_CACHE, else ~/.cache/mintkit/data, one
+    file per dataset, size and resolved root (so two roots never share an entry, and the CLI and Jupyter,
+    whatever their working directory, share one cache)."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    base = os.environ.get("MINTKIT_DATA_CACHE") or home / "mintkit" / "data"
+    tag = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:10]
+    return Path(base) / f"{name}-{image_size or 'native'}-{tag}.pt"
+
+
 def _cached(path: Path, build: Callable[[], dict]) -> dict:
     """Load a tensor cache file, or build it and write it atomically (temp file + rename)."""
     if path.exists():
@@ -221,7 +233,7 @@ def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | No
                           download: bool = True) -> Pool:
     """MNIST / Fashion-MNIST / CIFAR-10/100 / GTSRB via torchvision: train and test splits in one pool."""
     root = Path(data_root)
-    cache = root / "mintkit-cache" / f"{name}-{image_size or 'native'}.pt"
+    cache = data_cache(name, root, image_size)
 
     def build() -> dict:
         try:
@@ -249,7 +261,7 @@ def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None,
         except Exception as e:  # noqa: BLE001 - any failure to fetch becomes the same clear error
             raise _offline_error("tinyimagenet", root, "tiny-imagenet-200/{train/<wnid>/images/*.JPEG, "
                                  "val/images/*.JPEG, val/val_annotations.txt, wnids.txt}", TINY_URL, e) from e
-    cache = root / "mintkit-cache" / f"tinyimagenet-{image_size or 'native'}.pt"
+    cache = data_cache("tinyimagenet", root, image_size)
 
     def build() -> dict:
         wnids = (base / "wnids.txt").read_text().split()

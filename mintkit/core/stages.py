@@ -46,8 +46,12 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
                   cache_dir: str | Path | None = DEFAULT_CACHE, dropout: float = 0.0, head: str = "softmax",
                   repeats: torch.Tensor | None = None, progress: bool = True, checkpoint: str | None = None,
                   build_fn=None, model_kw: dict | None = None,
-                  optimizer_state_of: list[str] | tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
+                  optimizer_state_of: list[str] | tuple[str, ...] | None = None,
+                  val_indices: np.ndarray | None = None) -> tuple[nn.Module, dict]:
     """Audited model trained on split['members'] (or loaded from `checkpoint` / the cache); info has history.
+
+    val_indices: validation samples of early stopping (``cfg.patience > 0``; never members, never evaluated);
+    they and the patience join the cache key only when stopping is on, so older cache entries stay valid.
 
     The cache key holds the dataset, the members' hash, arch, head, dropout, every training
     parameter, exposure repeats and seed: any change retrains, a rerun reuses.
@@ -64,7 +68,8 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
 
     def train(model: nn.Module) -> dict:
         return train_classifier(model, pool, split["members"], cfg, device, seed=seed, repeats=repeats,
-                                progress=progress, keep_optimizer_state=optimizer_state_of)
+                                progress=progress, keep_optimizer_state=optimizer_state_of,
+                                val_indices=val_indices if cfg.patience else None)
 
     parts = {"dataset": split.pool, "pool_size": len(pool), "image_size": pool.image_size,
              "members": split.hashes()["members"], "arch": arch, "head": head, "dropout": dropout,
@@ -76,6 +81,12 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
         parts["model_kw"] = dict(model_kw)
     if optimizer_state_of:
         parts["optimizer_state_of"] = sorted(optimizer_state_of)
+    if cfg.patience:
+        if val_indices is None or not len(val_indices):
+            raise ValueError(f"patience={cfg.patience} needs validation samples (val_indices)")
+        if np.isin(val_indices, split["members"]).any():
+            raise ValueError("validation samples of early stopping overlap the members")
+        parts["val"] = _tensor_hash(np.sort(np.asarray(val_indices)))
     if cache_dir is None:
         model = build()
         info = train(model)

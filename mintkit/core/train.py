@@ -2,10 +2,13 @@
 
 One loop for every audited model: Adam or SGD, weight decay, optional per-sample repetition
 (the Factors paper's exposure counts), autocast on CUDA, model.train() during steps and
-model.eval() for every evaluation (the released aMINT code never switched back to train mode).
+model.eval() for every evaluation (the released aMINT code never switched back to train mode),
+and optional early stopping on validation accuracy (``TrainConfig.patience`` with ``val_indices``:
+the weights, and the optimiser state kept for gMINT, of the best validation epoch are restored).
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 import time
@@ -65,13 +68,22 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     amp: bool = True
+    # early stopping: stop after `patience` epochs without a higher validation accuracy, keep the best
+    # epoch (0: off, every epoch runs and the last is kept); needs train_classifier(val_indices=...)
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.patience < 0:
+            raise ValueError(f"patience={self.patience}: must be >= 0 (0 turns early stopping off)")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields; ``patience`` only when stopping is on, so configs from before it existed keep their keys."""
+        d = asdict(self)
+        if not self.patience:
+            d.pop("patience")
+        return d
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -97,8 +109,14 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
                      device: torch.device, seed: int = 0, repeats: torch.Tensor | None = None,
                      eval_sets: dict[str, np.ndarray] | None = None, progress: bool = True,
                      on_epoch: Callable[[int, dict], None] | None = None,
-                     keep_optimizer_state: list[str] | tuple[str, ...] | None = None) -> dict:
+                     keep_optimizer_state: list[str] | tuple[str, ...] | None = None,
+                     val_indices: np.ndarray | None = None) -> dict:
     """Train `model` on pool[indices] with cross-entropy; returns history {loss, <eval>_acc per epoch, seconds}.
+
+    val_indices: [V] samples (never members, never evaluated) whose accuracy after each epoch drives early
+    stopping when ``cfg.patience > 0``: training stops after `patience` epochs without a higher accuracy and
+    the best epoch's weights (and kept optimiser state) are restored; history gains ``val_acc`` per epoch,
+    ``best_epoch`` (1-based) and ``epochs_run``.
 
     keep_optimizer_state: parameter names whose end-of-training optimiser state (Adam: exp_avg, exp_avg_sq,
     step) is returned as history['extra'] = {'<param>.optim.<key>': tensor} (gMINT's 'adam-state' rule).
@@ -106,12 +124,19 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
     repeats: [len(indices)] int exposure count per sample per epoch (None = once each).
     eval_sets: named index sets whose accuracy is logged after each epoch (never used to select anything).
     """
+    stopping = cfg.patience > 0
+    if stopping and (val_indices is None or not len(val_indices)):
+        raise ValueError(f"patience={cfg.patience} needs validation samples (val_indices); pass them or set "
+                         "patience=0")
     model.to(device)
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
     hist: dict[str, list] = {"loss": []} | {f"{k}_acc": [] for k in (eval_sets or {})}
+    if stopping:
+        hist["val_acc"] = []
+    best, best_epoch, best_state = -1.0, 0, None
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="audited model", disable=not progress, leave=False)
     for epoch in bar:
@@ -140,16 +165,37 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
         bar.set_postfix(loss=f"{mean:.3f}")
         if on_epoch:
             on_epoch(epoch, hist)
+        if stopping:
+            acc = accuracy(model, pool, val_indices, device)
+            hist["val_acc"].append(acc)
+            if acc > best:
+                best, best_epoch = acc, epoch + 1
+                best_state = (copy.deepcopy(model.state_dict()), _optimizer_state(model, opt, keep_optimizer_state))
+            elif epoch + 1 - best_epoch >= cfg.patience:
+                break
     hist["seconds"] = time.perf_counter() - t0
+    hist["epochs_run"] = len(hist["loss"])
+    extra = _optimizer_state(model, opt, keep_optimizer_state)
+    if best_state is not None:
+        model.load_state_dict(best_state[0])
+        extra = best_state[1]
+        hist["best_epoch"] = best_epoch
     if keep_optimizer_state:
-        named = dict(model.named_parameters())
-        unknown = [n for n in keep_optimizer_state if n not in named]
-        if unknown:
-            raise ValueError(f"keep_optimizer_state: {unknown} are not parameters of the model")
-        hist["extra"] = {f"{n}.optim.{k}": torch.as_tensor(v).detach().cpu().clone()
-                         for n in keep_optimizer_state for k, v in opt.state.get(named[n], {}).items()}
+        hist["extra"] = extra
     model.eval()
     return hist
+
+
+def _optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, names) -> dict[str, torch.Tensor]:
+    """{'<param>.optim.<key>': tensor} copies of the optimiser state of parameters `names` (None: {})."""
+    if not names:
+        return {}
+    named = dict(model.named_parameters())
+    unknown = [n for n in names if n not in named]
+    if unknown:
+        raise ValueError(f"keep_optimizer_state: {unknown} are not parameters of the model")
+    return {f"{n}.optim.{k}": torch.as_tensor(v).detach().cpu().clone()
+            for n in names for k, v in opt.state.get(named[n], {}).items()}
 
 
 @torch.no_grad()

@@ -124,7 +124,7 @@ class Params(base.Params):
     def audited_config(self) -> TrainConfig:
         """The passive audited model's training (the active M+ uses the same epochs, batch, lr, L2)."""
         return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay)
+                           weight_decay=self.weight_decay, patience=self.patience)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -34,16 +34,19 @@ def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = N
 
 
 def passive_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
-    """The same architecture trained alone on D (core.stages.train_audited, cached), then the same head family
+    """The same architecture trained alone on D (core.stages.train_audited, cached; early stopping with
+    ``P.patience`` on the validation non-members, as the active run's), then the same head family
     on its two frozen maps (the MINT members vs E): the passive MINT of the paper's Table 2. (model, history);
     history['audited'] holds the audited training's loss, seconds and cache hit."""
     audited, info = train_audited(ctx.pool, split, P.arch, P.audited_config, ctx.device, P.seed,
-                                  cache_dir=P.cache_dir or None, progress=False)
+                                  cache_dir=P.cache_dir or None, progress=False,
+                                  val_indices=training_sets(split)["val_nonmembers"])
     seed_everything(P.seed)  # the head's initialisation does not depend on a cache hit
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
     hist = train_mplus(model, ctx.pool, training_sets(split), ctx.device, mode="passive", max_steps=max_steps,
                        **mplus_training(P, P.mint_epochs))
-    hist["audited"] = {k: v for k, v in info.items() if k in ("loss", "seconds", "cache_hit", "cache_key")}
+    hist["audited"] = {k: v for k, v in info.items()
+                       if k in ("loss", "seconds", "cache_hit", "cache_key", "val_acc", "best_epoch", "epochs_run")}
     return model, hist
 
 

@@ -20,13 +20,15 @@ def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tup
 
     info['adam_state'] = {layer: {exp_avg, exp_avg_sq, step}} of the three gMINT layers when the
     training kept it (Adam) or the checkpoint holds it, else None; info['accuracy'] = train accuracy on
-    D and test accuracy on every non-member (E and the evaluation non-members).
+    D and test accuracy on every non-member (E and the evaluation non-members). With ``P.patience`` the
+    epoch is chosen on split.meta['audited_val'] (splits.audited_validation); info['best_epoch'] says which.
     """
     layers = list(P.layers.values())
     keep = [f"{n}.weight" for n in layers] if P.keep_adam_state else None
     model, info = train_audited(ctx.pool, split, P.arch, P.audited_config, ctx.device, P.seed,
                                 cache_dir=P.cache_dir or None, progress=progress,
-                                checkpoint=P.checkpoint or None, optimizer_state_of=keep)
+                                checkpoint=P.checkpoint or None, optimizer_state_of=keep,
+                                val_indices=np.asarray(split.meta.get("audited_val", []), dtype=np.int64))
     extra = info.pop("optimizer_state", None)
     if P.checkpoint:
         extra = load_checkpoint(P.checkpoint)["extra"]

@@ -65,7 +65,11 @@ class Params(base.Params):
     data_fraction: float = param(0.0, "share of the MINT-training part used: 1 (D100), 0.1 (D10), 0.01 (D1); "
                                       "0 runs all three")
     compare_rules: bool = param(True, "also fit Combined/MEAN/D100 for every rule (same gradient pass)")
-    audited_epochs: int = param(8, "epochs of the audited model (paper: 50 with early stopping)")
+    audited_epochs: int = param(8, "(max) epochs of the audited model (paper: 50 with early stopping)")
+    patience: int = param(0, "early stopping of the audited model: epochs without a higher validation accuracy "
+                             "before it stops, the best epoch kept (0: off, every epoch runs)")
+    n_val: int = param(1000, "validation samples of that early stopping, never members or evaluated: pool samples "
+                             "outside D and E, else carved out of E's MINT-training part (used when patience > 0)")
     audited_optimizer: str = param("adam", "optimiser of the audited model", choices=OPTIMIZERS)
     batch_size: int = param(64, "batch size of the audited model")
     lr: float = param(1e-3, "learning rate of the audited model; also the step size of the weight modifier")
@@ -100,7 +104,7 @@ class Params(base.Params):
         for name in ("val_fraction", "eval_fraction"):
             if not 0 < getattr(self, name) < 1:
                 raise ParameterError(f"{name}={getattr(self, name)}: must be in (0, 1)")
-        for name in ("n_members", "n_external", "n_eval", "chunk_size", "n_boot", "image_size"):
+        for name in ("n_members", "n_external", "n_eval", "chunk_size", "n_boot", "image_size", "patience", "n_val"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
         for name in ("audited_epochs", "mint_epochs", "batch_size", "mint_batch_size"):
@@ -150,7 +154,7 @@ class Params(base.Params):
     def audited_config(self) -> TrainConfig:
         """The audited model's training (the one place it is built)."""
         return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr,
-                           optimizer=self.audited_optimizer)
+                           optimizer=self.audited_optimizer, patience=self.patience)
 
     @property
     def keep_adam_state(self) -> bool:
