@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mintkit.models.zoo import resolve_tap
-
+from mintkit.core import precision as prec
 from mintkit.core.data import Pool, iterate_batches
-from mintkit.core.train import autocast, forward_logits
+from mintkit.core.train import forward_logits
+from mintkit.models.zoo import resolve_tap
 
 REDUCTIONS = ("max", "mean", "none")
 
@@ -54,17 +54,19 @@ def tapped(model: nn.Module, taps: list[str], reduce: str | dict[str, str] = "ma
 
 @torch.no_grad()
 def extract(model: nn.Module, pool: Pool, indices: np.ndarray, taps: list[str], device: torch.device,
-            reduce: str | dict[str, str] = "max", batch_size: int = 256) -> dict[str, torch.Tensor]:
+            reduce: str | dict[str, str] = "max", batch_size: int = 256,
+            precision: str | None = None) -> dict[str, torch.Tensor]:
     """Eval-mode features per tap for pool[indices]: {tap: [N, C] (reduced) or [N, C, H, W]} on cpu.
 
-    The tap 'outcome' is the model output (logits; the embedding for face models).
+    The tap 'outcome' is the model output (logits; the embedding for face models). `precision`: None follows
+    the policy (mintkit.core.precision); reduced features come back float32, full maps float16, either way.
     """
-    model.eval().to(device)
-    with tapped(model, taps, reduce) as store:
+    model.eval()
+    with tapped(model, taps, reduce) as store, prec.in_layout(model, device, precision) as fmt:
         for b in iterate_batches(np.asarray(indices), batch_size):
             x, _ = pool.batch(b)
-            with autocast(device):
-                forward_logits(model, x)
+            with prec.autocast(device, precision):
+                forward_logits(model, prec.layout(x, fmt))
             for t in taps:  # move each batch off the device as it comes: device memory stays bounded
                 store[t][-1] = store[t][-1].cpu()
     return {t: torch.cat(v) if v else torch.empty(0) for t, v in store.items()}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from mintkit.core.data import DATASETS, is_dataset_name
+from mintkit.core.precision import PRECISIONS
 
 SCALARS = (str, int, float, bool)
 IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "display"}
@@ -95,6 +96,8 @@ class Params:
     dataset: str = param("digits", "dataset name (mintkit.core.data.DATASETS) or imagefolder:PATH")
     data_root: str = param("data", "folder with downloaded datasets")
     threads: int = param(1, "torch CPU threads (0 keeps torch's default; 1 is fastest for these small models)")
+    precision: str = param("auto", "audited models' training and extraction: auto (bf16 on CUDA and on CPUs with "
+                                   "native bf16, else fp32), fp32, bf16 (docs/precision.md)", choices=PRECISIONS)
     out_dir: str = param("runs/scratch", "run folder to write")
 
     def __post_init__(self) -> None:

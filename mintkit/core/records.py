@@ -92,7 +92,8 @@ class Run:
     """One run folder. Rows accumulate in memory and are written on every `add_*` (crash-safe)."""
 
     def __init__(self, out_dir: str | Path, paper: str, params: dict, seed: int = 0,
-                 device: torch.device | str | None = None, protocol: str = "heldout") -> None:
+                 device: torch.device | str | None = None, protocol: str = "heldout",
+                 precision: str | None = None) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.paper, self.seed, self.protocol = paper, seed, protocol
@@ -101,6 +102,8 @@ class Run:
         self.times: dict[str, float] = {}
         write_json(self.dir / "params.json", params)
         self.env = environment(device) | {"start": _now(), "end": None}
+        if precision is not None:  # resolved (fp32 / bf16, mintkit.core.precision); runs before it: see precision_of
+            self.env["precision"] = precision
         write_json(self.dir / "env.json", self.env)
 
     def save_split(self, split) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mintkit.core import precision as prec
 from mintkit.core.checkpoints import ModelCache, load_model
 from mintkit.core.data import Pool
 from mintkit.core.extract import extract, features_for
@@ -81,6 +82,9 @@ def train_audited(pool: Pool, split: Split, arch: str, cfg: TrainConfig, device:
         parts["model_kw"] = dict(model_kw)
     if optimizer_state_of:
         parts["optimizer_state_of"] = sorted(optimizer_state_of)
+    trained_in = prec.effective(device, cfg.precision) if cfg.amp else "fp32"
+    if trained_in != ("bf16" if device.type == "cuda" else "fp32"):  # keys of the old default paths unchanged
+        parts["precision"] = trained_in
     if cfg.patience:
         if val_indices is None or not len(val_indices):
             raise ValueError(f"patience={cfg.patience} needs validation samples (val_indices)")

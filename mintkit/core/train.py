@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mintkit.core import precision as prec
 from mintkit.core.data import Pool, iterate_batches
 
 OPTIMIZERS = ("adam", "sgd")
@@ -53,7 +54,8 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU."""
+    """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU. The MINT heads' fits use it; the audited
+    models' training and extraction follow the precision policy instead (mintkit.core.precision)."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
@@ -67,7 +69,9 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    amp: bool = True
+    amp: bool = True  # False: fp32 whatever the precision
+    # "auto" / "fp32" / "bf16" (mintkit.core.precision); None follows the process's policy (the notebooks' setup)
+    precision: str | None = None
     # early stopping: stop after `patience` epochs without a higher validation accuracy, keep the best
     # epoch (0: off, every epoch runs and the last is kept); needs train_classifier(val_indices=...)
     patience: int = 0
@@ -75,12 +79,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.precision is not None and self.precision not in prec.PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(prec.PRECISIONS)}")
         if self.patience < 0:
             raise ValueError(f"patience={self.patience}: must be >= 0 (0 turns early stopping off)")
 
     def as_dict(self) -> dict:
         """The fields; ``patience`` only when stopping is on, so configs from before it existed keep their keys."""
         d = asdict(self)
+        d.pop("precision")  # resolved per device: train_audited keys the precision a model actually trained in
         if not self.patience:
             d.pop("patience")
         return d
@@ -128,7 +135,14 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
     if stopping and (val_indices is None or not len(val_indices)):
         raise ValueError(f"patience={cfg.patience} needs validation samples (val_indices); pass them or set "
                          "patience=0")
-    model.to(device)
+    with prec.in_layout(model, device, cfg.precision) as fmt:
+        return _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch,
+                      keep_optimizer_state, val_indices if stopping else None, fmt)
+
+
+def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch, keep_optimizer_state,
+           val_indices, fmt) -> dict:
+    stopping = val_indices is not None
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -145,8 +159,8 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
         steps = 0
         for step, b in enumerate(iterate_batches(epoch_indices(idx, repeats, gen), cfg.batch_size)):
             x, y = pool.batch(b)
-            with autocast(device, cfg.amp):
-                loss = loss_fn(forward_logits(model, x, y).float(), y)
+            with prec.autocast(device, cfg.precision, cfg.amp):
+                loss = loss_fn(forward_logits(model, prec.layout(x, fmt), y).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -200,15 +214,17 @@ def _optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, names) -> dic
 
 @torch.no_grad()
 def predict(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device,
-            batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode logits [N, K] (float32, on cpu) and labels [N] for pool[indices]."""
-    model.eval().to(device)
+            batch_size: int = 512, precision: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode logits [N, K] (float32, on cpu) and labels [N] for pool[indices], in `precision` (None: the
+    policy; per-sample losses pass 'fp32': bf16 logits would quantise the loss attack's signal)."""
+    model.eval()
     outs, ys = [], []
-    for b in iterate_batches(np.asarray(indices), batch_size):
-        x, y = pool.batch(b)
-        with autocast(device):
-            outs.append(forward_logits(model, x).float())
-        ys.append(y)
+    with prec.in_layout(model, device, precision) as fmt:
+        for b in iterate_batches(np.asarray(indices), batch_size):
+            x, y = pool.batch(b)
+            with prec.autocast(device, precision):
+                outs.append(forward_logits(model, prec.layout(x, fmt)).float())
+            ys.append(y)
     if not outs:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
     return torch.cat(outs).cpu(), torch.cat(ys).cpu()
@@ -221,6 +237,7 @@ def accuracy(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, d
 
 
 def per_sample_losses(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device) -> np.ndarray:
-    """Cross-entropy [N] of each sample under the eval-mode model (the loss-threshold attack's signal)."""
-    logits, y = predict(model, pool, indices, device)
+    """Cross-entropy [N] of each sample under the eval-mode model (the loss-threshold attack's signal), in fp32:
+    on CUDA the old bf16 path (its logits were bf16 there), on CPU fp32 whatever the policy."""
+    logits, y = predict(model, pool, indices, device, precision="fp32" if device.type == "cpu" else None)
     return nn.functional.cross_entropy(logits, y, reduction="none").numpy()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mintkit.core import precision as prec
 from mintkit.core.data import Pool, load_pool
 from mintkit.core.params import Params
 from mintkit.core.records import Run
@@ -45,12 +46,15 @@ def apply_threads(threads: int, device: torch.device) -> None:
 def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0) -> Context:
     """Seed, device, threads, the pool on the device (``P.dataset`` unless given) and the run folder.
 
-    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once.
+    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once; env.json's
+    ``precision`` is what ``P.precision`` resolved to on this device (the process's policy from here on).
     """
     seed_everything(P.seed)
     device = pick_device(P.device)
     apply_threads(P.threads, device)
+    resolved = prec.resolve(P.precision, device)  # a bf16 request on a CPU without it fails here, before any work
+    prec.set_policy(P.precision)
     if pool is None:
         pool = load_pool(P.dataset, P.data_root, image_size=image_size or None)
-    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol)
+    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, precision=resolved)
     return Context(run, pool.to(device), device)

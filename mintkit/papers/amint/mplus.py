@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
-from mintkit.core.train import autocast
+from mintkit.core.precision import autocast
 from mintkit.models.zoo import AMINT_TAPS, get_module
 
 POOLINGS = ("max", "mean")
