@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mintkit.batch.report import to_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = {"dataset": "mnist", "arch": "smallcnn", "n_members": 1000, "audited_epochs": 10, "lr": 0.001,
           "compare_rules": "false", "reduction": "mean", "data_fraction": 1, "mint_epochs": 30, "n_reference": 0,
@@ -56,7 +58,7 @@ def table(folders: dict[tuple[str, int], Path]) -> str:
                         "bf16": f"{m['bf16']:.3f} ± {s['bf16']:.3f}", "bf16 − fp32": f"{m['bf16'] - m['fp32']:+.3f}",
                         "seed sd (pooled)": f"{((s['fp32'] ** 2 + s['bf16'] ** 2) / 2) ** 0.5:.3f}",
                         "n evaluated": g["n"].iloc[0]})
-    return pd.DataFrame(out).to_markdown(index=False)
+    return to_markdown(pd.DataFrame(out))
 
 
 def main() -> None:
