@@ -58,7 +58,7 @@ def table(folders: dict[tuple[str, int], Path]) -> str:
                         "bf16": f"{m['bf16']:.3f} ± {s['bf16']:.3f}", "bf16 − fp32": f"{m['bf16'] - m['fp32']:+.3f}",
                         "seed sd (pooled)": f"{((s['fp32'] ** 2 + s['bf16'] ** 2) / 2) ** 0.5:.3f}",
                         "n evaluated": g["n"].iloc[0]})
-    return to_markdown(pd.DataFrame(out))
+    return to_markdown(pd.DataFrame(out).set_index(["method", "metric"]))
 
 
 def main() -> None:
