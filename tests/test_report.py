@@ -177,3 +177,18 @@ def test_figure_footer_names_only_the_runs_that_filled_cells():
                                 "run_dir": "/nowhere/b", "profile": "quick", "data": "digits"}])
     footer = report.provenance(rep, report.compare(pub, rep))
     assert footer.startswith("profile mnist; seeds 0; data MNIST (stand-in: 10k)") and "quick" not in footer
+
+
+def test_fp32_and_bf16_runs_never_share_a_mean(tmp_path):
+    """Rows of runs made in different precisions are two views of a table, each with its own mean."""
+    cell = dict(paper="amint", table="Table 1", dataset="MNIST", model="MobileNet", setup="Entry", condition="Active",
+                feature="", metric="mint_accuracy")
+    pub = pd.DataFrame([cell | {"value": 0.86}])
+    rep = pd.DataFrame([cell | {"value": v, "protocol": "paper", "seed": s, "run_dir": f"/nowhere/{q}{s}",
+                                "profile": "mnist", "data": "MNIST", "precision": q}
+                        for q, s, v in (("fp32", 0, 0.60), ("fp32", 1, 0.62), ("bf16", 0, 0.80))])
+    out = report.table_outputs("aMINT", "Table 1", pub, rep, tmp_path, "t1", "amint")
+    comp = pd.read_csv(tmp_path / "t1.csv")
+    got = comp.set_index("precision")["reproduced"].to_dict()
+    assert got == pytest.approx({"bf16": 0.80, "fp32": 0.61})
+    assert "protocol `paper`, bf16" in (tmp_path / "t1.md").read_text() and out["reproduced"] == 2

@@ -12,7 +12,14 @@ KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "
 
 
 def empty_rows() -> pd.DataFrame:
-    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile"])
+    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile", "precision"])
+
+
+def precision_of(folder: Path) -> str:
+    """The precision a run's audited models trained in: env.json's (mintkit.core.precision), else that of the kit
+    before the policy existed (bf16 autocast on CUDA, fp32 on CPU)."""
+    env = read_json(folder / "env.json")
+    return env.get("precision") or ("bf16" if str(env.get("device", "")).startswith("cuda") else "fp32")
 
 
 NOTE = "NOTE.md"
@@ -63,6 +70,7 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
             continue
         df = mplus_loss_setup(read_results([folder]), folder)
         df["run_dir"], df["profile"], df["data"] = str(folder), profile, describe_data(folder)
+        df["precision"] = precision_of(folder)
         df["order"] = f"{info['end']}|{folder}"
         frames.append(df)
     if not frames:
@@ -73,7 +81,7 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
     # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
     rows = rows.sort_values("order", kind="stable")
-    cell = [*KEYS, "protocol", "seed"]
+    cell = [*KEYS, "protocol", "precision", "seed"]
     dup = rows.duplicated(subset=cell, keep="last")
     # a row that several runs share by design (the aMINT passive model's loss row, one per setup) repeats its value
     same = rows.duplicated(subset=[*cell, "value"], keep="last")

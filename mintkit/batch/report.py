@@ -162,6 +162,9 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     """Write <stem>.csv/.md/.png/.pdf for one published table; returns {'files', 'cells', 'reproduced'}."""
     protocols = sorted(p for p in rep["protocol"].unique() if p) if len(rep) else []
     protocols = sorted(protocols, key=lambda p: (p != "paper", p)) or [""]
+    # fp32 and bf16 runs never share a mean: each precision is a view of its own (named only when there are two)
+    precisions = sorted(rep["precision"].unique()) if len(rep) and "precision" in rep.columns else [""]
+    views = [(p, q) for p in protocols for q in precisions]
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
     d = _decimals(pub["value"])
@@ -169,11 +172,14 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                      "Cells: published → reproduced mean ± sd over seeds (Δ = reproduced − published); "
                      f"'{NO_RUN}' where no complete run gives the cell. Nothing is filled in from the paper.\n"]
     files = []
-    for prot in protocols:
-        comp = compare(pub, rep[rep["protocol"] == prot] if prot else rep.iloc[:0])
+    for prot, precision in views:
+        sub = rep[(rep["protocol"] == prot) & ((rep["precision"] == precision) if precision else True)] \
+            if prot else rep.iloc[:0]
+        comp = compare(pub, sub)
         comp.insert(len(KEYS), "protocol", prot)
+        comp.insert(len(KEYS) + 1, "precision", precision)
         comps.append(comp)
-        name = f"protocol `{prot}`" if prot else "no runs"
+        name = (f"protocol `{prot}`" + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
         md += [f"## {table} — {name}\n",
                to_markdown(_layout_frame(comp, index, columns,
                                          lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d,
@@ -185,9 +191,10 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                    to_markdown(_layout_frame(comp, index, columns, lambda r: cell_text(
                        r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
                        int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
-        fig_stem = stem if prot in ("", "paper") else f"{stem}-{prot}"
+        fig_stem = (stem if prot in ("", "paper") else f"{stem}-{prot}") + (
+            f"-{precision}" if len(precisions) > 1 and precision != precisions[0] else "")
         files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
-                            provenance(rep[rep["protocol"] == prot] if prot else rep.iloc[:0], comp))
+                            provenance(sub, comp))
     allc = pd.concat(comps, ignore_index=True)
     allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
@@ -222,8 +229,10 @@ def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
     envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
     machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
     data = sorted({t.split(";")[0] for t in comp["data"] if t})
+    precisions = sorted(rep["precision"].unique()) if "precision" in rep.columns else []
     return (f"profile {', '.join(sorted(rep['profile'].unique()))}; seeds {', '.join(map(str, sorted(rep['seed'].unique())))}"
-            f"; data {', '.join(data) or 'see the csv'}; machine {', '.join(machines)}")
+            f"; data {', '.join(data) or 'see the csv'}; precision {', '.join(precisions) or 'not recorded'}"
+            f"; machine {', '.join(machines)}")
 
 
 def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str,
