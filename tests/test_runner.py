@@ -213,8 +213,10 @@ def test_a_run_whose_overrides_shrink_the_sets_says_reduced_size(tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps({"changed": {"n_members": {"preset": 0, "run": 5000},
                                                                "lr": {"preset": 0.0001, "run": 0.001}}}))
     (tmp_path / "params.json").write_text(json.dumps({"dataset": "mnist"}))
+    (tmp_path / "status.json").write_text(json.dumps({"status": "complete", "seconds": 3761.4}))
     data = describe_data(tmp_path)
     assert "reduced size" in data and "stand-in" not in data and "n_members 5000 (preset 0)" in data
+    assert data.endswith("wall 3,761 s")  # the run's wall time travels with its cells
     assert reason({}, data, deviations().iloc[:0]).startswith("reduced size of the real data")
 
 

@@ -57,6 +57,9 @@ def describe_data(folder: Path) -> str:
         parts.insert(1, f"{REDUCED} (real splits, sizes below)")
     if changed:
         parts.append(CHANGED + ", ".join(f"{k} {c['run']} (preset {c['preset']})" for k, c in sorted(changed.items())))
+    seconds = read_json(folder / "status.json").get("seconds")
+    if seconds:  # the runner's wall time of the whole run (written on completion)
+        parts.append(f"wall {float(seconds):,.0f} s")
     return "; ".join(parts)
 
 
