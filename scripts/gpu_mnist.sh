@@ -1,66 +1,88 @@
 #!/usr/bin/env bash
-# One seed of every MNIST cell of the `mnist` profile (aMINT Table 1 MNIST: 6 archs x entry/middle/output;
-# gMINT Table 1: 6 archs) on one lent GPU, several runs sharing the card, through the exec engine (no Jupyter).
+# One seed of every cell of the `mnist` and `cifar10` profiles on one lent GPU: aMINT Table 1 on MNIST and
+# CIFAR-10 (6 archs x entry/middle/output; the Entry runs give Table 2), gMINT Table 1 on MNIST and Table 2 on
+# CIFAR-10 (6 archs; each run writes its Table 2-3 rows too): 48 runs. The two profiles' batches share the card
+# side by side, each with --jobs N runs at once, through the exec engine (no Jupyter).
 #
 # For a GPU machine with no network and no papermill/jupyter: python3 with torch, torchvision, timm,
-# scikit-learn, pandas, seaborn, tqdm. Data: MNIST in a carried, git-ignored folder (as scripts/gpu_check.sh):
-#     mkdir -p .gpu/data && cp -r ../shared/data/MNIST .gpu/data/       # on the dev machine, then carry .gpu
-#     OUT=/some/dir bash scripts/gpu_mnist.sh                            # batch under $OUT/runs/mnist
-# With only the MNIST test split there, the profile uses the stand-in `mnist-test` (the rows say so).
-# Runs: `python -m mintkit reproduce --profile mnist --seeds 1 --engine exec --jobs N -p threads 1`; CUDA is
-# picked by the presets' `device: auto`. A run already complete in the batch folder is skipped (resume).
+# scikit-learn, pandas, seaborn, tqdm. Data in a carried, git-ignored folder (MNIST gzipped plus the CIFAR-10
+# JPEG tarball, about 31 MB: under the 64 MiB a device call carries):
+#     bash scripts/gpu_mnist.sh prepare        # on the dev machine: ../shared/data -> .gpu/data; then carry .gpu
+#     OUT=/some/dir bash scripts/gpu_mnist.sh  # batches under $OUT/runs/<profile>
+# Gzipped MNIST files are decompressed in place before the plan (torchvision reads them uncompressed). With only
+# the MNIST test split there, the mnist profile uses the stand-in `mnist-test`; without torchvision's CIFAR-10
+# files, the cifar10 profile uses the JPEG tarball `cifar10-jpeg` (the rows and the report say so).
+# Runs: `python -m mintkit reproduce --profile P --seeds 1 --engine exec --jobs N -p threads 1` per profile; CUDA
+# is picked by the presets' `device: auto`. Every pool the plans need is decoded into the data cache once, before
+# the batches, not by each run. A run already complete in a batch folder is skipped (resume). The presets'
+# recipes are not shortened unless GPU_MNIST_ARGS says so; the last section counts the complete runs of each
+# profile, so a budget that did not fill every cell says how many are left (rerun to resume).
 # Prints per-run wall time and a nominal images/s (|D| x audited_epochs / wall seconds: the wall time covers the
 # whole run, and audited_epochs is the preset's maximum, which early stopping may cut), the time_* stages of
 # each run's results.csv, and mean/max GPU utilisation sampled with nvidia-smi.
 # Every part is guarded: a failing part prints its error and the script goes on. Output is also saved to
 # $OUT/gpu_mnist.log when $OUT is set. Environment:
-#   GPU_MNIST_JOBS      runs at once on the card (default 6)
-#   GPU_MNIST_BUDGET_S  seconds for the whole batch (default 480); then the batch is stopped with Ctrl-C
-#                       (runs in flight are recorded as interrupted, complete ones stay; rerun to resume)
+#   GPU_MNIST_PROFILES  comma-separated profiles (default mnist,cifar10)
+#   GPU_MNIST_JOBS      runs at once on the card per profile (default 6, so 12 with both profiles)
+#   GPU_MNIST_BUDGET_S  seconds for the batches, which run side by side (default 480); then each is stopped
+#                       with Ctrl-C (runs in flight are recorded as interrupted, complete ones stay)
 #   GPU_MNIST_PAPERS    comma-separated papers (default amint,gmint)
 #   GPU_MNIST_ARGS      extra `reproduce` arguments, e.g. "-p audited_epochs 10 -p mint_epochs 10"
 #                       (recorded in each run's plan.json as a change of the preset's recipe)
 #   GPU_MNIST_DATA      data root (default .gpu/data, then ../shared/data)
 #   GPU_MNIST_SAMPLE_S  nvidia-smi sampling period in seconds (default 5)
 #   GPU_MNIST_DEVICE=cpu  a tiny dry run of the script itself on a CPU machine: smallcnn, entry, 1 epoch,
-#                       a few hundred images, 2 jobs (no nvidia-smi)
+#                       a few hundred images, 2 jobs per profile (no nvidia-smi)
 set -u
 cd "$(dirname "$0")/.."
+MNIST_FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+CIFAR_TAR=cifar10-jpeg/cifar10-jpeg.tar.gz
+if [ "${1:-}" = prepare ]; then  # the carried data folder: MNIST gzipped (55 MB -> 11 MB), the tarball as is
+  SRC=${2:-../shared/data}
+  mkdir -p .gpu/data/MNIST/raw .gpu/data/cifar10-jpeg || exit 1
+  for f in "${MNIST_FILES[@]}"; do
+    if [ -f "$SRC/MNIST/raw/$f" ]; then gzip -c "$SRC/MNIST/raw/$f" > ".gpu/data/MNIST/raw/$f.gz" || exit 1; fi
+  done
+  if [ -f "$SRC/$CIFAR_TAR" ]; then cp "$SRC/$CIFAR_TAR" ".gpu/data/$CIFAR_TAR" || exit 1; fi
+  du -sh .gpu/data && find .gpu/data -type f | sort
+  exit 0
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 # `-p threads` only applies on CPU (papers/common.py); on CUDA this caps each run's CPU-side torch threads so
-# N runs do not oversubscribe the 16 cores
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# the 2 x N runs of both profiles do not oversubscribe the 16 cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PYTHON:-python3}
 WORK=${OUT:-$(mktemp -d)}
 mkdir -p "$WORK"
 if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu_mnist.log") 2>&1; fi
 DATA=${GPU_MNIST_DATA:-}
 for d in .gpu/data ../shared/data; do
-  [ -z "$DATA" ] && [ -f "$d/MNIST/raw/t10k-images-idx3-ubyte.gz" ] && DATA=$d
+  if [ -z "$DATA" ] && { [ -e "$d/MNIST/raw/t10k-images-idx3-ubyte.gz" ] || [ -e "$d/MNIST/raw/t10k-images-idx3-ubyte" ] \
+                         || [ -f "$d/$CIFAR_TAR" ]; }; then DATA=$d; fi
 done
 DATA=${DATA:-.gpu/data}
 DEVICE=${GPU_MNIST_DEVICE:-cuda}
-JOBS=${GPU_MNIST_JOBS:-6}
+if [ "$DEVICE" = cpu ]; then JOBS=${GPU_MNIST_JOBS:-2}; else JOBS=${GPU_MNIST_JOBS:-6}; fi
 BUDGET=${GPU_MNIST_BUDGET_S:-480}
 PAPERS=${GPU_MNIST_PAPERS:-amint,gmint}
+IFS=, read -ra PROFILES <<< "${GPU_MNIST_PROFILES:-mnist,cifar10}"
 SAMPLE=${GPU_MNIST_SAMPLE_S:-5}
-BATCH=$WORK/runs/mnist
 SMI_LOG=$WORK/gpu_mnist_smi.csv
 FAILED=()
 
-ARGS=(-m mintkit reproduce --profile mnist --paper "$PAPERS" --seeds 1 --engine exec --jobs "$JOBS"
-      --out "$BATCH" --no-progress -p data_root "$DATA" -p threads 1)
-if [ "$DEVICE" = cpu ]; then  # dry run of this script: the smallest cell the presets accept
-  JOBS=${GPU_MNIST_JOBS:-2}
-  ARGS=(-m mintkit reproduce --profile mnist --paper "$PAPERS" --seeds 1 --engine exec --jobs "$JOBS"
-        --out "$BATCH" --no-progress -p data_root "$DATA" -p threads 1 -p device cpu -p arch smallcnn
-        -p setup entry -p audited_epochs 1 -p mint_epochs 1 -p n_members 300 -p n_external 300 -p n_eval 100
-        -p n_boot 20)
-fi
-# shellcheck disable=SC2206
-ARGS+=(${GPU_MNIST_ARGS:-})
+args_for() {  # args_for PROFILE: the `reproduce` arguments of that profile's batch, into ARGS
+  ARGS=(-m mintkit reproduce --profile "$1" --paper "$PAPERS" --seeds 1 --engine exec --jobs "$JOBS"
+        --out "$WORK/runs/$1" --no-progress -p data_root "$DATA" -p threads 1)
+  if [ "$DEVICE" = cpu ]; then  # dry run of this script: the smallest cell the presets accept
+    ARGS+=(-p device cpu -p arch smallcnn -p setup entry -p audited_epochs 1 -p mint_epochs 1 -p n_members 300
+           -p n_external 300 -p n_eval 100 -p n_boot 20)
+  fi
+  # shellcheck disable=SC2206
+  ARGS+=(${GPU_MNIST_ARGS:-})
+}
 
-echo "gpu_mnist $(date -u +%FT%TZ)  device=$DEVICE  jobs=$JOBS  budget=${BUDGET}s  data=$DATA  batch=$BATCH"
+echo "gpu_mnist $(date -u +%FT%TZ)  device=$DEVICE  profiles=${PROFILES[*]}  jobs=$JOBS per profile" \
+     " budget=${BUDGET}s  data=$DATA  batches=$WORK/runs/<profile>"
 
 # ---------------------------------------------------------------- device
 if [ "$DEVICE" = cuda ]; then
@@ -70,11 +92,41 @@ if [ "$DEVICE" = cuda ]; then
     || FAILED+=("torch sees no CUDA")
 fi
 
-# ---------------------------------------------------------------- plan
-echo; echo "=== plan ==="
-"$PY" "${ARGS[@]}" --dry-run | cut -c1-160 || FAILED+=("plan")
+# ---------------------------------------------------------------- data: MNIST decompressed, every pool decoded once
+echo; echo "=== data ($DATA) ==="
+for f in "${MNIST_FILES[@]}"; do
+  if [ -f "$DATA/MNIST/raw/$f.gz" ] && [ ! -f "$DATA/MNIST/raw/$f" ]; then
+    if gunzip -kf "$DATA/MNIST/raw/$f.gz"; then echo "decompressed MNIST/raw/$f"; else FAILED+=("gunzip $f"); fi
+  fi
+done
+# the (dataset, size) pairs the plans ask for, one cache entry each: decoded here once, not by parallel runs at once
+"$PY" - "$DATA" "$PAPERS" "${PROFILES[@]}" <<'PYEOF' || FAILED+=("data")
+import sys, time
+from mintkit.batch.plans import plan_batch
+from mintkit.core.data import load_pool
 
-# ---------------------------------------------------------------- batch, with the GPU sampled
+data, papers, profiles = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
+wanted = set()
+for profile in profiles:
+    runs, _ = plan_batch(profile, papers, overrides={"data_root": data})
+    wanted |= {(r.params["dataset"], r.params.get("image_size") or None) for r in runs}
+for name, size in sorted(wanted, key=lambda w: (w[0], w[1] or 0)):
+    t0 = time.perf_counter()
+    pool = load_pool(name, data, image_size=size)
+    print(f"{name} at {size or 'native'}: {tuple(pool.x.shape)} in {time.perf_counter() - t0:.1f} s")
+PYEOF
+
+# ---------------------------------------------------------------- plan
+PLANNED=()  # PROFILE:number of planned runs, for the count of filled cells at the end
+for p in "${PROFILES[@]}"; do
+  echo; echo "=== plan: $p ==="
+  args_for "$p"
+  "$PY" "${ARGS[@]}" --dry-run > "$WORK/plan.$p.txt" || FAILED+=("plan $p")
+  cut -c1-160 "$WORK/plan.$p.txt"
+  PLANNED+=("$p:$(grep -cE '^ *(todo|complete) ' "$WORK/plan.$p.txt")")
+done
+
+# ---------------------------------------------------------------- batches side by side, with the GPU sampled
 SMI_PID=
 if command -v nvidia-smi >/dev/null 2>&1; then
   echo "time,utilization.gpu [%],memory.used [MiB]" > "$SMI_LOG"
@@ -88,44 +140,65 @@ else
 fi
 echo; echo "=== batch ==="
 t0=$SECONDS
-# SIGINT first: the runner records runs in flight as interrupted and stops their processes; KILL 60 s later
-timeout --signal=INT --kill-after=60 "$BUDGET" "$PY" "${ARGS[@]}"
-rc=$?
-echo "--- batch rc=$rc after $((SECONDS - t0)) s$([ $rc -eq 124 ] && echo " (budget of ${BUDGET}s reached; rerun to resume)")"
-[ $rc -ne 0 ] && FAILED+=("batch (rc=$rc)")
+PIDS=()
+for p in "${PROFILES[@]}"; do
+  args_for "$p"
+  rm -f "$WORK/batch_rc.$p"
+  # SIGINT first: the runner records runs in flight as interrupted and stops their processes; KILL 60 s later
+  ( timeout --signal=INT --kill-after=60 "$BUDGET" "$PY" "${ARGS[@]}" 2>&1; echo $? > "$WORK/batch_rc.$p" ) \
+    | sed -u "s/^/[$p] /" &
+  PIDS+=($!)
+done
+wait "${PIDS[@]}"
+for p in "${PROFILES[@]}"; do
+  rc=$(cat "$WORK/batch_rc.$p" 2>/dev/null || echo "?")
+  echo "--- batch $p rc=$rc after $((SECONDS - t0)) s$([ "$rc" = 124 ] && echo " (budget of ${BUDGET}s reached; rerun to resume)")"
+  [ "$rc" != 0 ] && FAILED+=("batch $p (rc=$rc)")
+done
 [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null
 
-# ---------------------------------------------------------------- per-run wall time and throughput
+# ---------------------------------------------------------------- per-run wall time and throughput, cells filled
 echo; echo "=== runs ==="
-"$PY" - "$BATCH" <<'EOF' || FAILED+=("runs summary")
+"$PY" - "$WORK/runs" "${PLANNED[@]}" <<'PYEOF' || FAILED+=("runs summary")
 import csv, json, sys
 from pathlib import Path
 
-batch = Path(sys.argv[1])
+root = Path(sys.argv[1])
+planned = dict(a.rsplit(":", 1) for a in sys.argv[2:])
 def read(path):
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
-manifest = read(batch / "batch.json").get("runs", {})
-print(f"{'run':<58} {'status':<11} {'wall s':>7} {'|D|':>6} {'epochs':>6} {'img/s':>8}  stages (s)")
-for folder in sorted(p for p in batch.glob("*/*") if p.is_dir()):
-    key = str(folder.relative_to(batch))
-    status = read(folder / "status.json").get("status", "?")
-    params, split = read(folder / "params.json"), read(folder / "split.json")
-    wall = manifest.get(key, {}).get("seconds")
-    members = split.get("sizes", {}).get("members")
-    epochs = params.get("audited_epochs")
-    rate = f"{members * epochs / wall:8.0f}" if wall and members and epochs else f"{'-':>8}"
-    stages = {}
-    if (folder / "results.csv").exists():
-        for r in csv.DictReader(open(folder / "results.csv")):
-            if r["metric"].startswith("time_") and r["metric"] != "time_attack":
-                stages.setdefault(r["metric"][5:], float(r["value"]))
-    text = " ".join(f"{k}={v:.0f}" for k, v in stages.items())
-    print(f"{key[:58]:<58} {status:<11} {wall if wall is not None else '-':>7} {members or '-':>6} "
-          f"{epochs or '-':>6} {rate}  {text}")
-EOF
+print(f"{'run':<66} {'status':<11} {'wall s':>7} {'|D|':>6} {'epochs':>6} {'img/s':>8}  stages (s)")
+counts = {}
+for profile in planned:
+    batch = root / profile
+    manifest = read(batch / "batch.json").get("runs", {})
+    folders = sorted(p for p in batch.glob("*/*") if p.is_dir())
+    for folder in folders:
+        key = str(folder.relative_to(batch))
+        status = read(folder / "status.json").get("status", "?")
+        params, split = read(folder / "params.json"), read(folder / "split.json")
+        wall = manifest.get(key, {}).get("seconds")
+        members = split.get("sizes", {}).get("members")
+        epochs = params.get("audited_epochs")
+        rate = f"{members * epochs / wall:8.0f}" if wall and members and epochs else f"{'-':>8}"
+        stages = {}
+        if (folder / "results.csv").exists():
+            for r in csv.DictReader(open(folder / "results.csv")):
+                if r["metric"].startswith("time_") and r["metric"] != "time_attack":
+                    stages.setdefault(r["metric"][5:], float(r["value"]))
+        text = " ".join(f"{k}={v:.0f}" for k, v in stages.items())
+        name = f"{profile}/{key}"
+        print(f"{name[:66]:<66} {status:<11} {wall if wall is not None else '-':>7} {members or '-':>6} "
+              f"{epochs or '-':>6} {rate}  {text}")
+    counts[profile] = sum(read(f / "status.json").get("status") == "complete" for f in folders)
+print()
+for profile, done in counts.items():
+    print(f"{profile}: {done} of {planned[profile]} planned runs complete"
+          + ("" if str(done) == planned[profile] else " (rerun to resume the others)"))
+PYEOF
 
 # ---------------------------------------------------------------- GPU utilisation
 if [ -n "$SMI_PID" ] && [ -s "$SMI_LOG" ]; then

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("reproduce", help="every run of a profile, skipping complete ones")
     b.add_argument("--profile", choices=runner.PROFILES, default="quick",
-                   help="quick: each notebook's defaults (CPU minutes); paper: every preset grid")
+                   help="quick: each notebook's defaults (CPU minutes); paper: every preset grid; mnist / cifar10: "
+                        "every MNIST / CIFAR-10 cell of aMINT Tables 1-2 and gMINT Tables 1-3 / 2-3, 3 seeds, a "
+                        "labelled stand-in when data_root lacks the dataset (docs/profiles.md)")
     b.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
     b.add_argument("--preset", default=None, help="paper profile: only presets whose name matches (glob, e.g. table2)")
     b.add_argument("--seeds", type=int, default=None,

@@ -18,10 +18,11 @@ import yaml
 
 from mintkit.batch.notebooks import NOTEBOOKS, Notebook
 from mintkit.core.params import ParameterError, coerce
-from mintkit.reference import PAPERS
+from mintkit.core.cifar_jpeg import TARBALL as CIFAR_JPEG_TARBALL
+from mintkit.reference import PAPERS, label_dataset
 
 PRESETS = NOTEBOOKS / "params"
-PROFILES = ("quick", "paper", "mnist")
+PROFILES = ("quick", "paper", "mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class Profile:
     """A named selection of the paper presets: which presets, which grid points, which seeds.
 
     ``restrict`` keeps only the grid points whose values match (a preset whose fixed value does not match
-    is dropped). ``standins`` name a dataset to use,
-    and say so, when the one a preset asks for is not in ``data_root`` (checked offline, at plan time).
+    is dropped). ``standins`` name a dataset to use, and say so, when the one a preset asks for is not in
+    ``data_root`` and the stand-in is (checked offline, at plan time).
     """
 
     name: str
@@ -51,6 +52,18 @@ MNIST_PROFILE = Profile(
     standins={"mnist": "mnist-test"},
     seeds=3,
 )
+# Every CIFAR-10 cell of aMINT Tables 1-2 (table1.yaml restricted to cifar10: 3 setups x 6 archs; its Entry runs
+# also give Table 2) and gMINT Tables 2-3 (table2.yaml restricted to cifar10: one run per arch computes every
+# setup and fraction of Table 2 and writes its Table 3 rows too, so table3.yaml would only repeat it).
+# Without torchvision's CIFAR-10 files, the JPEG q75 re-encoding stands in, labelled "CIFAR-10 (JPEG q75 stand-in)".
+CIFAR10_PROFILE = Profile(
+    "cifar10",
+    presets={"amint": ("table1",), "gmint": ("table2",)},
+    restrict={"dataset": "cifar10"},
+    standins={"cifar10": "cifar10-jpeg"},
+    seeds=3,
+)
+PROFILE_SPECS = {p.name: p for p in (MNIST_PROFILE, CIFAR10_PROFILE)}
 # overrides that do not change what a run measures (where data lives, how it runs)
 RECIPE_NEUTRAL = ("data_root", "device", "threads", "seed", "n_boot")
 RUNNER_KEYS = ("out_dir",)  # set by the runner, never by a preset; left out of the hash and of resume checks
@@ -211,8 +224,8 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
         if profile == "quick":
             n = seeds or 1
             sources = [("quick", {"seed": list(range(n))} if n > 1 else {}, {})]
-        elif profile == "mnist":
-            sources = profile_sources(MNIST_PROFILE, paper, params_dir, seeds, presets, extra, notes)
+        elif profile in PROFILE_SPECS:
+            sources = profile_sources(PROFILE_SPECS[profile], paper, params_dir, seeds, presets, extra, notes)
         else:
             files = sorted(f for f in Path(params_dir, paper).glob("*.yaml") if not f.name.startswith("_"))
             if presets:
@@ -240,6 +253,11 @@ def dataset_available(name: str, data_root: str | Path) -> bool:
         return all((raw / f).exists() or (raw / f"{f}.gz").exists() for f in
                    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                     "t10k-labels-idx1-ubyte"))
+    if name == "cifar10":  # torchvision's python-pickle batches
+        base = Path(data_root) / "cifar-10-batches-py"
+        return all((base / f).is_file() for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"))
+    if name == "cifar10-jpeg":
+        return (Path(data_root) / CIFAR_JPEG_TARBALL).is_file()
     return True
 
 
@@ -277,10 +295,11 @@ def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int |
         name = values.get("dataset")
         names = name if isinstance(name, list) else [name]
         root = values.get("data_root", "data")
-        subst = [profile.standins.get(n, n) if not dataset_available(n, root) else n for n in names]
+        subst = [profile.standins[n] if n in profile.standins and not dataset_available(n, root)
+                 and dataset_available(profile.standins[n], root) else n for n in names]
         if subst != names:
-            notes.append(f"{paper}/{stem}: {', '.join(names)} not found in {root}; "
-                         f"stand-in: {', '.join(subst)} (the rows and the report say so)")
+            notes.append(f"{paper}/{stem}: {', '.join(names)} not found in {root}; stand-in: "
+                         f"{', '.join(f'{s} = {label_dataset(s)}' for s in subst)} (the rows and the report say so)")
             values["dataset"] = subst if isinstance(name, list) else subst[0]
         values["seed"] = list(range(seeds or profile.seeds))
         out.append((stem, values, changed))

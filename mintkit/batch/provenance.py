@@ -20,8 +20,12 @@ import pandas as pd
 from mintkit.reference import label_dataset
 
 REASON_THRESHOLD = 0.05
-# reproduced dataset label -> (published label it sits beside, how the data differs)
-STANDINS = {"MNIST (test split)": ("MNIST", "stand-in: the 10k MNIST test split instead of the 70k of MNIST")}
+# reproduced dataset label -> (published label it sits beside, the `data` text that names the stand-in)
+STANDINS = {
+    "MNIST (test split)": ("MNIST", "MNIST (stand-in: the 10k MNIST test split instead of the 70k of MNIST)"),
+    "CIFAR-10 (JPEG q75 stand-in)": ("CIFAR-10", "CIFAR-10 (JPEG q75 stand-in): the 60k CIFAR-10 images re-encoded "
+                                                 "as JPEG at quality 75, not CIFAR-10's pixels"),
+}
 SET_NAMES = (("members", "D"), ("external", "E"), ("eval_members", "eval members"),
              ("eval_nonmembers", "eval non-members"))
 CHANGED = "not the preset's recipe: "  # describe_data's marker of a run whose -p overrides changed the preset
@@ -45,7 +49,7 @@ def describe_data(folder: Path) -> str:
     name = params.get("dataset") or split.get("pool", "")
     label = label_dataset(name) if name else "?"
     if label in STANDINS:
-        label = f"{STANDINS[label][0]} ({STANDINS[label][1]})"
+        label = STANDINS[label][1]
     parts = [label]
     if split.get("pool_size"):
         parts.append(f"{split['pool_size']:,} images")

@@ -23,10 +23,12 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from torchvision.datasets.utils import download_and_extract_archive
 
+from mintkit.core.cifar_jpeg import CIFAR10_CLASSES, TARBALL, read_jpeg_tarball
+
 TRAIN, TEST = 0, 1  # values of Pool.origin
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "gtsrb", "tinyimagenet",
-            "imagefolder:<path>", "synthetic", "mnist-test")
+            "imagefolder:<path>", "synthetic", "mnist-test", "cifar10-jpeg")
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -279,6 +281,32 @@ def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None,
     return Pool("tinyimagenet", d["x"], d["y"], 200, origin=d["origin"].long(), meta={"root": str(root)})
 
 
+def load_cifar10_jpeg_pool(data_root: str | Path, image_size: int | None = None) -> Pool:
+    """CIFAR-10 re-encoded as JPEG (``cifar10-jpeg/cifar10-jpeg.tar.gz`` in `data_root`, see core.cifar_jpeg):
+    x [N, 3, 32, 32] uint8 (50,000 train + 10,000 test in the full tarball), origin from the split folder.
+    Decoded once from the tarball, never extracted, then cached outside `data_root` (:func:`data_cache`), one
+    entry per size."""
+    root = Path(data_root)
+    tar = root / TARBALL
+    if not tar.is_file():  # checked before the cache, so a cache entry never hides a missing tarball
+        raise DataUnavailable(f"cifar10-jpeg: {tar} not found. Expected CIFAR-10 re-encoded as JPEG in a .tar.gz at "
+                              f"that path (train/<class>/*.jpg, test/<class>/*.jpg; classes "
+                              f"{', '.join(CIFAR10_CLASSES)}); put it there or pass the folder that holds "
+                              f"{TARBALL.parent}/ as data_root (-p data_root DIR)")
+
+    def build() -> dict:
+        if image_size is not None:  # resized from the native entry: the tarball is decoded once for every size
+            native = load_cifar10_jpeg_pool(root)
+            return {"x": resize_images(native.x, image_size), "y": native.y, "origin": native.origin}
+        x, y, is_test = read_jpeg_tarball(tar)
+        return {"x": _to_uint8_nchw(x), "y": torch.from_numpy(y),
+                "origin": torch.from_numpy(np.where(is_test, TEST, TRAIN))}
+
+    d = _cached(data_cache("cifar10-jpeg", root, image_size), build)
+    return Pool("cifar10-jpeg", d["x"], d["y"], len(CIFAR10_CLASSES), origin=d["origin"].long(),
+                meta={"root": str(root), "source": str(tar)})
+
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
 
 
@@ -317,6 +345,8 @@ def load_pool(name: str, data_root: str | Path = "data", image_size: int | None 
         pool = load_mnist_test_pool(Path(data_root) / "MNIST" / "raw")
     elif name in _TV:
         return load_torchvision_pool(name, data_root, image_size, download)
+    elif name == "cifar10-jpeg":
+        return load_cifar10_jpeg_pool(data_root, image_size)
     elif name == "tinyimagenet":
         return load_tinyimagenet_pool(data_root, image_size, download)
     elif name.startswith("imagefolder:"):

@@ -13,7 +13,10 @@ PAPERS = ("mint", "amint", "gmint", "factors")
 
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "gtsrb": "GTSRB",
                   "tinyimagenet": "Tiny ImageNet", "fashion-mnist": "Fashion-MNIST", "digits": "digits",
-                  "mnist-test": "MNIST (test split)", "synthetic": "synthetic"}
+                  "mnist-test": "MNIST (test split)", "cifar10-jpeg": "CIFAR-10 (JPEG q75 stand-in)",
+                  "synthetic": "synthetic"}
+# stand-in dataset -> the dataset whose published cells its rows sit beside (docs/profiles.md, Stand-in data)
+STANDIN_FOR = {"mnist-test": "mnist", "cifar10-jpeg": "cifar10"}
 MODEL_LABELS = {"mobilenet": "MobileNet", "resnet50": "ResNet50", "resnet101": "ResNet100",
                 "densenet121": "DenseNet121", "xception": "Xception", "vit": "ViT", "smallcnn": "SmallCNN",
                 "iresnet18": "IResNet18", "iresnet50": "IResNet50", "iresnet100": "IResNet100"}

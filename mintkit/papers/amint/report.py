@@ -14,7 +14,7 @@ from mintkit.core.plots import (plot_table, published_vs_reproduced, roc_loglog,
                                 use_style)
 from mintkit.core.records import Run, read_results
 from mintkit.papers.amint.params import Params
-from mintkit.reference import label_dataset, published
+from mintkit.reference import STANDIN_FOR, label_dataset, published
 
 PROTOCOL_LABELS = {"paper": "paper protocol", "heldout": "held-out protocol"}
 
@@ -71,12 +71,15 @@ def plot_scores(run: Run, results: dict):
 
 def paper_tables(run: Run, P: Params, protocol: str = "paper") -> dict[str, pd.DataFrame]:
     """Tables 1-3 in the paper's layout from the run's results.csv, cells 'published | ours' (ours from
-    `protocol`). A dataset the paper does not have (digits) is placed beside the MNIST rows, and each
-    table's title (``.attrs["title"]``) says so."""
+    `protocol`). A stand-in is placed beside the dataset it stands in for (cifar10-jpeg beside CIFAR-10), any
+    other dataset the paper does not have (digits) beside the MNIST rows, and each table's title
+    (``.attrs["title"]``) says so."""
     rows = read_results([run.dir])
     pub = published(P.PAPER)
     ds = label_dataset(P.dataset)
-    ref = ds if (pub["dataset"] == ds).any() else "MNIST"
+    # a stand-in sits beside the dataset it stands in for (cifar10-jpeg -> CIFAR-10), anything else beside MNIST
+    ref = next((d for d in (ds, label_dataset(STANDIN_FOR.get(P.dataset, ""))) if (pub["dataset"] == d).any()),
+               "MNIST")
     keys = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
     rep = rows[(rows["protocol"] == protocol) & rows["metric"].isin(["mint_accuracy", "audited_accuracy"])]
     if ref != ds and len(rep):
