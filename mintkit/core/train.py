@@ -236,8 +236,14 @@ def accuracy(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, d
     return float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
 
 
+def signal_precision(device: torch.device) -> str | None:
+    """The precision of passes whose logits are a membership signal (per-sample losses): fp32 on CPU whatever the
+    policy (bf16 logits would quantise the loss and tie its ranks), the old bf16 autocast on CUDA (None)."""
+    return "fp32" if device.type == "cpu" else None
+
+
 def per_sample_losses(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device) -> np.ndarray:
     """Cross-entropy [N] of each sample under the eval-mode model (the loss-threshold attack's signal), in fp32:
     on CUDA the old bf16 path (its logits were bf16 there), on CPU fp32 whatever the policy."""
-    logits, y = predict(model, pool, indices, device, precision="fp32" if device.type == "cpu" else None)
+    logits, y = predict(model, pool, indices, device, precision=signal_precision(device))
     return nn.functional.cross_entropy(logits, y, reduction="none").numpy()

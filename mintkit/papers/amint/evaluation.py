@@ -19,7 +19,7 @@ from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.splits import Split
 from mintkit.core.stages import MINT_SETS, loss_attack
-from mintkit.core.train import predict
+from mintkit.core.train import predict, signal_precision
 from mintkit.papers.amint.mplus import MintPlus, mint_scores
 from mintkit.papers.amint.params import Params, setup_label
 from mintkit.papers.amint.splits import protocol_views, training_sets
@@ -42,7 +42,7 @@ def audited_pass(ctx: Context, audited: nn.Module, split: Split) -> tuple[np.nda
     audited accuracies and the loss attack of both protocols read): (pool indices [N] sorted, per-sample
     cross-entropy [N], correct top-1 [N] bool)."""
     idx = np.unique(np.concatenate([split["members"], split["external"], split["eval_nonmembers"]]))
-    logits, y = predict(audited, ctx.pool, idx, ctx.device)
+    logits, y = predict(audited, ctx.pool, idx, ctx.device, precision=signal_precision(ctx.device))
     return idx, F.cross_entropy(logits, y, reduction="none").numpy(), (logits.argmax(1) == y).numpy()
 
 

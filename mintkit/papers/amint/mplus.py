@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.precision import autocast
+from mintkit.core.train import signal_precision
 from mintkit.models.zoo import AMINT_TAPS, get_module
 
 POOLINGS = ("max", "mean")
@@ -176,7 +177,7 @@ def mint_scores(model: MintPlus, pool: Pool, indices: np.ndarray, device: torch.
     out = [torch.empty(0)]
     for b in iterate_batches(np.asarray(indices), batch_size):
         x, _ = pool.batch(b)
-        with autocast(device):
+        with autocast(device, signal_precision(device)):  # a membership score: fp32 on CPU (no bf16 ties)
             out.append(torch.sigmoid(model.mint_logit(x).float()).cpu())
     return torch.cat(out).numpy()
 
@@ -203,7 +204,7 @@ def validation_losses(model: MintPlus, pool: Pool, val: dict[str, np.ndarray], d
     ce, correct, n = 0.0, 0, 0
     for b in iterate_batches(val["nonmembers"], batch_size):
         x, y = pool.batch(b)
-        with autocast(device):
+        with autocast(device, signal_precision(device)):
             logits = model.audited(x).float()
         ce += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
