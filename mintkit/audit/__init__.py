@@ -35,6 +35,7 @@ from mintkit.audit.report import figures, run_audit, write_report
 from mintkit.audit.taps import list_taps
 
 __all__ = ["METHODS", "Audit", "AuditInputError", "AuditParams", "AuditedModel", "ModelLoadError", "ModelResult",
-           "Params", "blind_baseline", "check_model_takes_images", "check_owner_split", "demo_params", "describe_pool",
-           "figures", "list_taps", "load_audited_model", "load_trees", "make_demo", "make_split", "open_run", "owner_split", "prepare",
-           "record", "run_audit", "run_blind", "score_model", "train_reference_models", "write_report"]
+           "Params", "blind_baseline", "check_model_takes_images", "check_owner_split", "demo_params",
+           "describe_pool", "figures", "list_taps", "load_audited_model", "load_trees", "make_demo", "make_split",
+           "open_run", "owner_split", "prepare", "record", "run_audit", "run_blind", "score_model",
+           "train_reference_models", "write_report"]

@@ -208,7 +208,8 @@ def _result(method: str, what: str, scores: np.ndarray, labels: np.ndarray, metr
 
 def blind_baseline(A: Audit) -> dict[str, BlindResult]:
     """The blind baseline on A's split, computed once per split (a relabelled copy of A gets its own)."""
-    key = tuple(set_hash(A.split[s]) for s in ("mint_train_members", "external", "eval_members", "eval_nonmembers"))
+    key = (id(A.pool.x), *(set_hash(A.split[s]) for s in ("mint_train_members", "external", "eval_members",
+                                                           "eval_nonmembers")))  # these images, this split
     if key not in A.blind_cache:
         A.blind_cache[key] = run_blind(A.pool, A.split, A.P.n_boot, A.P.seed)
     return A.blind_cache[key]

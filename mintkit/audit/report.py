@@ -74,8 +74,8 @@ def figures(out_dir: str | Path, results: list[ModelResult]) -> dict[str, Figure
 def results_table(res: ModelResult, blind: bool = True) -> list[str]:
     """Markdown rows: one per method with AUC [CI], TPR at low FPR, p, Holm-adjusted p and the paired p of
     beating the blind baseline; then (blind) one row per blind classifier (Holm over the blind family)."""
-    lines = [("| method | what it reads | AUC [95% CI] | TPR @ 1% FPR | TPR @ 0.1% FPR | balanced acc. | p | p (Holm) | "
-             "p beats blind (Holm) | held-out |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| method | what it reads | AUC [95% CI] | TPR @ 1% FPR | TPR @ 0.1% FPR | balanced acc. | p | "
+              "p (Holm) | p beats blind (Holm) | held-out |"), "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [(k, r, f"{fmt_p(r.p_vs_blind_holm)} (vs {r.vs_blind})") for k, r in res.methods.items()]
     rows += [(k, b, "—") for k, b in res.blind.items()] if blind else []
     for k, r, vs in rows:
