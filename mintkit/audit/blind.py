@@ -42,6 +42,7 @@ PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 HIST_BINS = 32
 THUMB_SIDE = 8
 REFERENCE_SEED, REFERENCE_SIDE = 0, 32
+CHUNK = 256  # images per feature pass
 BLIND_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
 
 
@@ -121,7 +122,8 @@ def blind_features(pool: AuditPool, order: np.ndarray) -> dict[str, np.ndarray]:
     """{blind classifier: features [len(order), D]} of the pool's images (raw uint8, never normalised for the
     audited model: the baseline must not depend on anything the model's owner chose)."""
     x = pool.x[torch.as_tensor(order, device=pool.x.device)].cpu()
-    return {k: f(x) for k, f in FEATURES.items()}
+    # in chunks: pixel_stats holds float64 copies of every pixel (large images would not fit at once)
+    return {k: np.concatenate([f(x[s:s + CHUNK]) for s in range(0, len(x), CHUNK)]) for k, f in FEATURES.items()}
 
 
 def _fit_score(feats: np.ndarray, rows: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -160,8 +162,10 @@ def what_differs(pool: AuditPool, split: Split, top: int = 3) -> list[tuple[str,
     """The pixel statistics that differ most between held-out members and non-members:
     [(name, held-out AUC, member median, non-member median)], strongest (|AUC - 0.5|) first. For the report:
     it says *what* to look at in the two sets, not whether they differ (that is the test's job)."""
-    f = {s: pixel_stats(pool.x[torch.as_tensor(split[s], device=pool.x.device)].cpu())
-         for s in ("eval_members", "eval_nonmembers")}
+    f = {}
+    for s in ("eval_members", "eval_nonmembers"):
+        x = pool.x[torch.as_tensor(split[s], device=pool.x.device)].cpu()
+        f[s] = np.concatenate([pixel_stats(x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)])
     names = pixel_stat_names(int(pool.x.shape[1]))
     a, b = f["eval_members"], f["eval_nonmembers"]
     aucs = [rank_test(a[:, j], b[:, j]).auc for j in range(a.shape[1])]
