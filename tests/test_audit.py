@@ -473,3 +473,211 @@ def test_reference_attacks_join_the_audit_and_never_train_on_candidates(tiny_mod
     assert {"lira-offline", "rmia-offline"} <= set(rows.setup)
     A2, _, _, _ = run_audit(P.replace(out_dir=str(tmp_path / "run2")))
     assert all(i["cache_hit"] for i in A2.refs.infos)
+
+
+# ------------------------------------------------------------------------------------------ blind baseline, designs
+BLIND_SETUPS = {"blind-pixels", "blind-thumbnail", "blind-reference"}
+SHIFT_MEMBERS, SHIFT_NONMEMBERS, UNSEEN_TRAIN, UNSEEN_EPOCHS, MEMBER_EPOCHS = 300, 600, 3000, 3, 30
+SMALL_CNN = ("from torch import nn\n"
+             "def make():\n"
+             "    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),\n"
+             "                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),\n"
+             "                         nn.Linear(32 * 49, 64), nn.ReLU(), nn.Linear(64, 10))\n")
+
+
+def shifted_capture(x: np.ndarray) -> np.ndarray:
+    """What a second camera or scanner does: contrast x0.85, black level +20 (uint8 in, uint8 out)."""
+    return np.clip(x.astype(np.float64) * 0.85 + 20, 0, 255).round().astype(np.uint8)
+
+
+def assert_blind_rows(run_dir) -> pd.DataFrame:
+    """results.csv holds the blind baseline's AUC, interval and p-values; scores.npz its held-out scores."""
+    rows = pd.read_csv(run_dir / "results.csv")
+    blind = rows[rows.model == "blind"]
+    assert set(blind.setup) == BLIND_SETUPS
+    for s in BLIND_SETUPS:
+        assert {"auc", "auc_ci_low", "auc_ci_high", "p_value", "p_holm"} <= set(blind[blind.setup == s].metric)
+    assert {"p_vs_blind", "p_vs_blind_holm"} <= set(rows[rows.model == "audited"].metric)
+    assert {f"blind_{s}_scores" for s in BLIND_SETUPS} <= set(np.load(run_dir / "scores.npz").files)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def mnist_shift(mnist_root, tmp_path_factory):
+    """The issue's setting: a small CNN fitted (plain PyTorch) to MNIST *test* images only, one fitted to the
+    candidates; candidates = MNIST training images; non-members = other training images, as they are
+    (same source) or saved with a shifted capture."""
+    from mintkit.core.data import read_idx
+    raw = mnist_root / "MNIST" / "raw"
+    if not (raw / "train-images-idx3-ubyte").exists():
+        pytest.skip(f"MNIST training images not found at {raw}")
+    xte, yte = read_idx(raw / "t10k-images-idx3-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte").astype(np.int64)
+    xtr, ytr = read_idx(raw / "train-images-idx3-ubyte"), read_idx(raw / "train-labels-idx1-ubyte").astype(np.int64)
+    perm = np.random.default_rng(0).permutation(len(xtr))
+    mem, non = perm[:SHIFT_MEMBERS], perm[SHIFT_MEMBERS:SHIFT_MEMBERS + SHIFT_NONMEMBERS]
+    root = tmp_path_factory.mktemp("mnist-shift")
+    (root / "net.py").write_text(SMALL_CNN)
+    ns: dict = {}
+    exec(SMALL_CNN, ns)  # the same builder the audit imports from net.py
+
+    def fit(x: np.ndarray, y: np.ndarray, epochs: int) -> nn.Module:
+        torch.manual_seed(0)
+        model = ns["make"]()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt, yt = torch.as_tensor(x).float().div(255).unsqueeze(1), torch.as_tensor(y)
+        for _ in range(epochs):
+            for b in torch.randperm(len(xt)).split(64):
+                loss = F.cross_entropy(model(xt[b]), yt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return model.eval()
+
+    cpu0 = time.process_time()
+    torch.save(fit(xte[:UNSEEN_TRAIN], yte[:UNSEEN_TRAIN], UNSEEN_EPOCHS).state_dict(), root / "unseen.pt")
+    torch.save(fit(xtr[mem], ytr[mem], MEMBER_EPOCHS).state_dict(), root / "members.pt")
+    write_tree(root / "members", xtr[mem], ytr[mem])
+    write_tree(root / "same", xtr[non], ytr[non])
+    write_tree(root / "shifted", shifted_capture(xtr[non]), ytr[non])
+    print(f"\nmnist_shift fixture: {time.process_time() - cpu0:.1f} s CPU")
+    return root
+
+
+def shift_args(root, model: str, nonmembers: str) -> list[str]:
+    return ["audit", "--model", str(root / f"{model}.pt"), "--build", f"{root / 'net.py'}:make", "--normalize", "0-1",
+            "--members", str(root / "members"), "--nonmembers", str(root / nonmembers),
+            "--out", str(root / f"run-{model}-{nonmembers}")]
+
+
+def test_model_that_never_saw_the_candidates_with_shifted_nonmembers_gets_no_evidence(mnist_shift, capsys):
+    """The issue's false accusation: MINT separates the shifted capture perfectly; the blind baseline does too,
+    so the headline is Inconclusive, names what differs and says which sets to change."""
+    cpu0 = time.process_time()
+    assert mintkit_main(shift_args(mnist_shift, "unseen", "shifted")) == 0
+    out = capsys.readouterr().out
+    headline = out.splitlines()[0]
+    print(f"\n{headline}\n({time.process_time() - cpu0:.1f} s CPU)")
+    assert not headline.startswith("Evidence") and "Evidence" not in headline
+    assert headline.startswith("Inconclusive: members and non-members differ without the model (blind baseline AUC")
+    assert "design: non-members from elsewhere" in headline
+    assert all(f"  {s}" in out for s in BLIND_SETUPS)  # the CLI summary lists the blind baseline
+    run_dir = mnist_shift / "run-unseen-shifted"
+    rows = assert_blind_rows(run_dir)
+    auc = rows[(rows.metric == "auc")].set_index(["model", "setup"]).value
+    assert auc["audited", "mint"] > 0.95 and auc["blind", "blind-pixels"] > 0.95  # MINT learnt the capture
+    assert (rows[(rows.model == "audited") & (rows.metric == "p_vs_blind_holm")].value >= 0.05).all()
+    md = (run_dir / "audit.md").read_text()
+    assert "**Here the blind baseline separates the two sets**" in md and "What to change" in md
+    assert "c0:min" in md or "c0:p1" in md or "c0:hist0" in md  # the black level is what differs
+
+
+def test_model_that_never_saw_the_candidates_with_same_source_nonmembers_gets_no_evidence(mnist_shift, capsys):
+    assert mintkit_main(shift_args(mnist_shift, "unseen", "same")) == 0
+    headline = capsys.readouterr().out.splitlines()[0]
+    print("\n" + headline)
+    assert headline.startswith("No evidence that the members were used in training at alpha = 0.05")
+    assert_blind_rows(mnist_shift / "run-unseen-same")
+
+
+def test_model_trained_on_the_members_with_same_source_nonmembers_gets_evidence(mnist_shift, capsys):
+    assert mintkit_main(shift_args(mnist_shift, "members", "same")) == 0
+    headline = capsys.readouterr().out.splitlines()[0]
+    print("\n" + headline)
+    assert headline.startswith("Evidence that the members were used in training: AUC")
+    assert "(no difference without the model); design: non-members from elsewhere" in headline
+    assert_blind_rows(mnist_shift / "run-members-same")
+
+
+def test_blind_rows_custody_and_design_in_every_run_folder(small_trees, tiny_model):
+    import hashlib
+    A, main, _, run = run_audit(params(small_trees))
+    assert set(main.blind) == BLIND_SETUPS and main.verdict.design == "non-members from elsewhere"
+    assert_blind_rows(run.dir)
+    saved = json.loads((run.dir / "params.json").read_text())
+    data = (tiny_model / "tiny.pt").read_bytes()
+    assert saved["custody"]["model"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert saved["custody"]["model"]["bytes"] == len(data)
+    assert set(saved["custody"]["trees"]) == {"members", "nonmembers"}
+    assert saved["custody"]["trees"]["members"]["files"] == 30 and saved["design"] == {"name": A.design["name"]}
+    md = (run.dir / "audit.md").read_text()
+    assert hashlib.sha256(data).hexdigest() in md and saved["custody"]["trees"]["nonmembers"]["sha256"] in md
+    assert all(f"| {s} |" in md for s in BLIND_SETUPS) and "## The blind baseline" in md
+    # the same images under other file names: another digest (the hash covers names and contents)
+    first = next((small_trees / "members" / "0").iterdir())
+    first.rename(first.with_name("renamed.png"))
+    A2 = prepare(params(small_trees))
+    assert A2.custody["trees"]["members"]["sha256"] != saved["custody"]["trees"]["members"]["sha256"]
+
+
+def test_owner_split_design_end_to_end(tmp_path, tiny_model, capsys):
+    """The owner splits a small tree at random before publishing; the audit of released vs kept names the
+    design, records seed and hashes, and refuses halves that are not the ones the split wrote."""
+    from mintkit.audit.custody import main as split_main
+    pool = load_digits_pool()
+    keep = np.flatnonzero(pool.y.numpy() < 3)[:90]
+    write_tree(tmp_path / "mine", pool.x[keep, 0].numpy(), pool.y[keep].numpy())
+    assert split_main([str(tmp_path / "mine"), str(tmp_path / "split"), "--seed", "7"]) == 0
+    assert "--owner-split" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "split" / "owner_split.json").read_text())
+    assert rec["seed"] == 7 and rec["released"]["files"] + rec["kept"]["files"] == 90
+    assert not set(rec["released"]["file_sha256"]) & set(rec["kept"]["file_sha256"])
+    assert abs(rec["released"]["files"] - rec["kept"]["files"]) <= 3  # half of each class, rounded
+    assert split_main([str(tmp_path / "mine"), str(tmp_path / "split")]) == 2  # a split is drawn once
+    assert "already holds released/ or kept/" in capsys.readouterr().out
+    split = tmp_path / "split"
+    P = params(tiny_model, members=str(split / "released"), nonmembers=str(split / "kept"),
+               owner_split=str(split / "owner_split.json"), out_dir=str(tmp_path / "run"))
+    A, main, _, run = run_audit(P)
+    print("\n" + main.verdict.sentence)
+    assert main.verdict.design == "random split by the owner"
+    assert main.verdict.sentence.endswith("design: random split by the owner.")
+    saved = json.loads((run.dir / "params.json").read_text())
+    assert saved["design"]["seed"] == 7 and saved["design"]["kept"]["sha256"] == rec["kept"]["sha256"]
+    assert saved["custody"]["trees"]["members"]["sha256"] == rec["released"]["sha256"]  # one digest rule
+    md = (run.dir / "audit.md").read_text()
+    assert "**random split by the owner**" in md and rec["released"]["sha256"] in md and "seed 7" in md
+    assert_blind_rows(run.dir)
+    with pytest.raises(AuditInputError, match="members .* is not the record's released half"):
+        prepare(P.replace(members=str(split / "kept"), nonmembers=str(split / "released")))
+    victim = next((split / "kept" / "1").iterdir())
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(victim)
+    with pytest.raises(AuditInputError, match="kept half: 1 changed"):
+        prepare(P)
+
+
+def test_delong_paired_test_and_the_verdict_table():
+    from mintkit.audit.stats import TestResult, delong_greater, verdict
+    rng = np.random.default_rng(0)
+    lab = np.r_[np.ones(150), np.zeros(150)].astype(int)
+    base = rng.normal(0, 1, 300)
+    strong, weak = base + 1.0 * lab, base + 0.3 * lab + rng.normal(0, 0.5, 300)
+    diff, p = delong_greater(strong, weak, lab)
+    assert diff == pytest.approx(roc_auc_score(lab, strong) - roc_auc_score(lab, weak))
+    # a paired bootstrap of the AUC difference (members and non-members resampled apart) agrees with DeLong's z
+    boot = []
+    for _ in range(1000):
+        i = np.r_[rng.choice(150, 150), 150 + rng.choice(150, 150)]
+        boot.append(roc_auc_score(lab[i], strong[i]) - roc_auc_score(lab[i], weak[i]))
+    from scipy.stats import norm
+    assert norm.sf(diff / np.std(boot)) == pytest.approx(p, abs=0.01) and p < 1e-3
+    assert delong_greater(weak, strong, lab)[1] > 0.99 and delong_greater(strong, strong, lab) == (0.0, 1.0)
+
+    def r(p_holm: float, p_vs: float = 1.0) -> dict:
+        return {"test": TestResult(0, p_holm, 0.7, 50, 50), "p_holm": p_holm, "what": "m", "p_vs_blind": p_vs}
+    table = [  # (method p, method beats blind p, blind p, design) -> kind
+        (0.01, 1.0, 0.5, "random split by the owner", "evidence"),
+        (0.5, 1.0, 0.5, "random split by the owner", "no evidence"),
+        (0.01, 1.0, 0.5, "non-members from elsewhere", "evidence"),
+        (0.5, 1.0, 0.5, "non-members from elsewhere", "no evidence"),
+        (0.01, 1.0, 0.01, "non-members from elsewhere", "inconclusive"),
+        (0.5, 0.01, 0.01, "non-members from elsewhere", "inconclusive"),  # beating blind needs a method's own p too
+        (0.01, 0.01, 0.01, "non-members from elsewhere", "evidence"),
+        (0.01, 0.01, 0.01, "random split by the owner", "evidence"),
+    ]
+    for pm, pv, pb, design, kind in table:
+        v = verdict({"mint": r(pm, pv)}, 0.05, blind={"blind-pixels": r(pb)}, design=design)
+        assert v.kind == kind and v.evidence == (kind == "evidence") and v.sentence.endswith(f"design: {design}.")
+        assert v.sentence.startswith({"evidence": "Evidence", "no evidence": "No evidence",
+                                      "inconclusive": "Inconclusive"}[kind])
+    with pytest.raises(ValueError, match="valid: random split by the owner, non-members from elsewhere"):
+        verdict({"mint": r(0.01)}, 0.05, design="random")

@@ -36,6 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--nonmembers", default="", help="class-per-folder tree of images the model was NOT trained on")
     a.add_argument("--external", default="", help="optional tree of more non-members to train the MINT model")
     a.add_argument("--control", default="", help="optional model of the same architecture not trained on the members")
+    a.add_argument("--owner-split", default="", help="owner_split.json of your random split made before publishing "
+                   "(python -m mintkit.audit.custody): --members its released half, --nonmembers its kept half")
     a.add_argument("--method", default=d.methods,
                    help=f"comma list of {', '.join(METHODS)} (default: all the model allows)")
     a.add_argument("--taps", nargs="+", default=[], metavar="NAME",
@@ -68,6 +70,7 @@ def params_from(args: argparse.Namespace) -> AuditParams:
     """The checked AuditParams of parsed CLI arguments."""
     values = {"model": args.model, "arch": args.arch, "build": args.build, "members": args.members,
               "nonmembers": args.nonmembers, "external": args.external, "control": args.control,
+              "owner_split": args.owner_split,
               "methods": args.method, "taps": ",".join(args.taps), "gmint_layers": ",".join(args.gmint_layer),
               "gmint_rule": args.gmint_rule, "normalize": args.normalize, "image_size": args.image_size,
               "channels": args.channels, "n_eval": args.n_eval, "alpha": args.alpha, "seed": args.seed,
@@ -125,7 +128,10 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if control is not None:
         print(f"control: {control.verdict.sentence}")
     for k, r in main_res.methods.items():
-        print(f"  {k:<12} AUC {r.test.auc:.3f}  p {r.test.p:.2g}  p(Holm) {r.p_holm:.2g}  {r.what}")
+        print(f"  {k:<16} AUC {r.test.auc:.3f}  p {r.test.p:.2g}  p(Holm) {r.p_holm:.2g}  "
+              f"p beats blind(Holm) {r.p_vs_blind_holm:.2g}  {r.what}")
+    for k, b in main_res.blind.items():
+        print(f"  {k:<16} AUC {b.test.auc:.3f}  p {b.test.p:.2g}  p(Holm) {b.p_holm:.2g}  {b.what}")
     print(f"accuracy on labelled non-members: {main_res.nonmember_accuracy:.3f}")
     print(f"report: {run.dir / 'audit.md'}")
     return 0

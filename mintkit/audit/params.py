@@ -43,6 +43,8 @@ class AuditParams(Params):
     nonmembers: str = param("", "class-per-folder tree of images the model was not trained on (required)")
     external: str = param("", "optional tree of more non-members to train the MINT model (else a share of nonmembers)")
     control: str = param("", "optional second model of the same architecture NOT trained on the members")
+    owner_split: str = param("", "owner_split.json of the owner's random split (python -m mintkit.audit.custody): "
+                                 "members must be its released half, nonmembers its kept half")
     methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)")
     taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
     gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
@@ -82,7 +84,7 @@ class AuditParams(Params):
             raise ParameterError(WHY_NONMEMBERS)
         if self.model and not self.members:
             raise ParameterError("members is required: the folder of images whose use in training is in question")
-        if not self.model and (self.members or self.nonmembers or self.external or self.control):
+        if not self.model and (self.members or self.nonmembers or self.external or self.control or self.owner_split):
             raise ParameterError("folders were given without a model: set model (an empty model runs the demo)")
         if not 0.0 < self.external_fraction < 1.0:
             raise ParameterError(f"external_fraction={self.external_fraction}: must lie in (0, 1)")

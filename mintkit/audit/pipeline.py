@@ -7,7 +7,8 @@
 `run_audit(P)` does all of it and writes the report (``mintkit.audit.report``). The split follows
 ``mintkit.core.splits``: members D = the members tree; the MINT model's non-members E = the external
 tree, or a seeded share of the non-members tree; held-out members and non-members are never seen by
-any MINT model (``docs/audit.md``, "The split").
+any MINT model (``docs/audit.md``, "The split"). Every audit also runs the blind baseline on the same split
+(``mintkit.audit.blind``), and the verdict accounts for it (``stats.verdict``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from mintkit.attacks.references import ReferenceModels
 from mintkit.audit import taps as tapmod
 from mintkit.audit.attacks import attack_methods
+from mintkit.audit.blind import BlindResult, run_blind
 from mintkit.audit.checks import (
     assert_protocol,
     check_control,
@@ -30,13 +32,14 @@ from mintkit.audit.checks import (
     resolve_gmint_layers,
     resolve_taps,
 )
+from mintkit.audit.custody import check_owner_split, file_digest, tree_digest
 from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
 from mintkit.audit.params import AuditParams
-from mintkit.audit.stats import TestResult, Verdict, holm, rank_test, verdict
+from mintkit.audit.stats import DESIGNS, TestResult, Verdict, beats_blind, holm, rank_test, verdict
 from mintkit.core.metrics import loss_threshold_attack
 from mintkit.core.records import Run
-from mintkit.core.splits import Split, build_split
+from mintkit.core.splits import Split, build_split, set_hash
 from mintkit.core.stages import MintData, run_mint
 from mintkit.core.train import pick_device, seed_everything
 from mintkit.papers.common import apply_threads
@@ -63,6 +66,9 @@ class Audit:
     device: torch.device
     attacks: list[str] = field(default_factory=list)  # reference attacks (mintkit.audit.attacks), after the methods
     refs: ReferenceModels | None = None               # their reference models, once trained
+    design: dict = field(default_factory=lambda: {"name": DESIGNS[1]})  # + the owner-split record's facts
+    custody: dict = field(default_factory=dict)       # sha256 and size of the model file(s), tree digests
+    blind_cache: dict = field(default_factory=dict, repr=False)  # split's set hashes -> blind baseline
 
 
 @dataclass
@@ -77,6 +83,9 @@ class MethodResult:
     test: TestResult
     p_holm: float = float("nan")
     seconds: float = 0.0
+    p_vs_blind: float = float("nan")       # one-sided DeLong p of beating every blind classifier (largest)
+    p_vs_blind_holm: float = float("nan")  # ... Holm-adjusted over the methods
+    vs_blind: str = ""                     # the blind classifier that largest p belongs to
 
 
 @dataclass
@@ -89,6 +98,7 @@ class ModelResult:
     n_nonmember_accuracy: int
     verdict: Verdict
     seconds: dict[str, float] = field(default_factory=dict)
+    blind: dict[str, BlindResult] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------- preparation
@@ -148,7 +158,18 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
         raise AuditInputError(f"n_reference={P.n_reference}: reference models are built like the audited model, and "
                               f"a {model.kind} file holds no recipe to build one; give a state dict with arch or build")
     split = make_split(pool, P.n_eval, P.external_fraction, P.seed)
-    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, P.attack_list())
+    design = {"name": DESIGNS[1]}
+    if P.owner_split:
+        design = {"name": DESIGNS[0]} | check_owner_split(P.owner_split, P.members, P.nonmembers)
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, P.attack_list(),
+                 design=design, custody=custody(P))
+
+
+def custody(P: AuditParams) -> dict:
+    """sha256 and size of the audited (and control) model file; content digests of every tree given."""
+    out = {"model": file_digest(P.model)} | ({"control": file_digest(P.control)} if P.control else {})
+    trees = {r: getattr(P, r) for r in ("members", "nonmembers", "external", "reference") if getattr(P, r)}
+    return out | {"trees": {r: tree_digest(t, r) for r, t in trees.items()}}
 
 
 def open_run(A: Audit) -> Run:
@@ -156,7 +177,8 @@ def open_run(A: Audit) -> Run:
     stale = Path(A.P.out_dir) / "status.json"
     if stale.exists():  # a rerun into the same folder: it is not complete until this run ends
         stale.unlink()
-    run = Run(A.P.out_dir, "audit", A.P.as_dict(), seed=A.P.seed, device=A.device, protocol="heldout")
+    run = Run(A.P.out_dir, "audit", A.P.as_dict() | {"custody": A.custody, "design": A.design}, seed=A.P.seed,
+              device=A.device, protocol="heldout")
     run.save_split(A.split)
     return run
 
@@ -182,6 +204,15 @@ def _result(method: str, what: str, scores: np.ndarray, labels: np.ndarray, metr
     test = rank_test(scores[labels == 1], scores[labels == 0])
     return MethodResult(method, what, np.asarray(scores, dtype=np.float64), labels, metrics, test,
                         seconds=time.perf_counter() - t0)
+
+
+def blind_baseline(A: Audit) -> dict[str, BlindResult]:
+    """The blind baseline on A's split, computed once per split (a relabelled copy of A gets its own)."""
+    key = (id(A.pool.x), *(set_hash(A.split[s]) for s in ("mint_train_members", "external", "eval_members",
+                                                           "eval_nonmembers")))  # these images, this split
+    if key not in A.blind_cache:
+        A.blind_cache[key] = run_blind(A.pool, A.split, A.P.n_boot, A.P.seed)
+    return A.blind_cache[key]
 
 
 def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress: bool = False) -> ModelResult:
@@ -231,18 +262,37 @@ def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress:
     adjusted = holm({k: r.test.p for k, r in out.items()})
     for k, r in out.items():
         r.p_holm = adjusted[k]
-    v = verdict({k: {"test": r.test, "p_holm": r.p_holm, "auc_ci_low": r.metrics.get("auc_ci_low", float("nan")),
-                     "auc_ci_high": r.metrics.get("auc_ci_high", float("nan")), "what": r.what}
-                 for k, r in out.items()}, P.alpha, "the members" if label == "audited" else
-                "the members (control model)")
-    return ModelResult(label, out, acc, len(non), v, seconds)
+    t0 = time.perf_counter()
+    blind = blind_baseline(A)
+    seconds["blind"] = time.perf_counter() - t0
+    for r in out.values():
+        assert all(np.array_equal(r.labels, b.labels) for b in blind.values()), "blind and method labels differ"
+        r.p_vs_blind, r.vs_blind = beats_blind(r.scores, r.labels, {k: b.scores for k, b in blind.items()})
+    for k, p in holm({k: r.p_vs_blind for k, r in out.items()}).items():
+        out[k].p_vs_blind_holm = p
+
+    def summary(r) -> dict:
+        return {"test": r.test, "p_holm": r.p_holm, "auc_ci_low": r.metrics.get("auc_ci_low", float("nan")),
+                "auc_ci_high": r.metrics.get("auc_ci_high", float("nan")), "what": r.what,
+                "p_vs_blind": getattr(r, "p_vs_blind_holm", float("nan"))}
+    v = verdict({k: summary(r) for k, r in out.items()}, P.alpha, "the members" if label == "audited" else
+                "the members (control model)", {k: summary(b) for k, b in blind.items()}, A.design["name"])
+    return ModelResult(label, out, acc, len(non), v, seconds, blind)
 
 
 def record(run: Run, res: ModelResult) -> None:
     """Tidy rows (results.csv) and per-sample scores (scores.npz) of one model's results."""
     for k, r in res.methods.items():
-        extra = {"p_value": r.test.p, "p_holm": r.p_holm, "mann_whitney_u": r.test.u}
+        extra = {"p_value": r.test.p, "p_holm": r.p_holm, "mann_whitney_u": r.test.u, "p_vs_blind": r.p_vs_blind,
+                 "p_vs_blind_holm": r.p_vs_blind_holm}
         run.add_metrics(r.metrics | extra, audited={"audited_nonmember_accuracy": res.nonmember_accuracy},
                         metric_names=[m for m in REPORTED if m in r.metrics] + list(extra),
                         model=res.label, setup=k, feature=r.what)
         run.save_scores(**{f"{res.label}_{k}_scores": r.scores, f"{res.label}_{k}_labels": r.labels})
+    for k, b in res.blind.items():  # the blind baseline: once per run folder, model = "blind"
+        if any(row["model"] == "blind" and row["setup"] == k for row in run.rows):
+            continue
+        run.add_metrics(b.metrics | {"p_value": b.test.p, "p_holm": b.p_holm, "mann_whitney_u": b.test.u},
+                        metric_names=[m for m in REPORTED if m in b.metrics] + ["p_value", "p_holm", "mann_whitney_u"],
+                        model="blind", setup=k, feature=b.what)
+        run.save_scores(**{f"blind_{k}_scores": b.scores, f"blind_{k}_labels": b.labels})

@@ -7,6 +7,11 @@ MINT model that produced them never saw the held-out samples (``docs/audit.md``,
 The test is scipy's one-sided Mann-Whitney U (alternative: members score higher), whose statistic
 divided by n1 * n0 is the AUC. Several methods are several tests: their p-values are adjusted with
 Holm's step-down procedure (family-wise error at ``alpha`` without assuming independence).
+
+The blind baseline (``mintkit.audit.blind``) goes through the same test. When it separates the two sets,
+a method counts only if its AUC exceeds every blind classifier's on the same held-out samples by DeLong's
+paired test (one-sided; the largest p over the blind classifiers, an intersection-union test), Holm over
+methods. `verdict` turns all of it into one of three headlines (``docs/audit.md``, "The verdict").
 """
 from __future__ import annotations
 
@@ -14,9 +19,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm, rankdata
 
 TEST_NAME = "one-sided Mann-Whitney U (members score higher), scipy.stats.mannwhitneyu"
+PAIRED_NAME = "one-sided DeLong test of the AUC difference on the same held-out samples"
+DESIGNS = ("random split by the owner", "non-members from elsewhere")  # Verdict.design
 
 
 @dataclass(frozen=True)
@@ -62,32 +69,105 @@ def fmt_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.1 else f"{p:.2f}"
 
 
+def _placements(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components: for each member the share of non-members it outscores [n1], and for
+    each non-member the share of members that outscore it [n0] (ties count one half)."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos, neg = s[labels == 1], s[labels == 0]
+    r_all = rankdata(np.r_[pos, neg])
+    v10 = (r_all[:len(pos)] - rankdata(pos)) / len(neg)
+    v01 = 1.0 - (r_all[len(pos):] - rankdata(neg)) / len(pos)
+    return v10, v01
+
+
+def delong_greater(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(AUC(a) - AUC(b), one-sided p of H0: AUC(a) <= AUC(b)) for two score vectors [n] of the same samples
+    with labels [n] (1 = member), by DeLong, DeLong & Clarke-Pearson's (1988) paired variance."""
+    labels = np.asarray(labels).astype(int)
+    (a10, a01), (b10, b01) = _placements(a, labels), _placements(b, labels)
+    diff = float(a10.mean() - b10.mean())
+    var = float(np.var(a10 - b10, ddof=1) / len(a10) + np.var(a01 - b01, ddof=1) / len(a01))
+    if var <= 1e-15:  # both perfectly ranked, or identical rankings: no measurable difference beyond diff's sign
+        return diff, 0.0 if diff > 0 else 1.0
+    return diff, float(norm.sf(diff / math.sqrt(var)))
+
+
+def beats_blind(scores: np.ndarray, labels: np.ndarray, blind: dict[str, np.ndarray]) -> tuple[float, str]:
+    """(p, name): the largest one-sided DeLong p of `scores` beating each blind classifier's scores [n] on the
+    same held-out samples, and the blind classifier it belongs to. Beating every one of them is the claim, so
+    the largest p is its p-value (intersection-union) and needs no correction over the blind family."""
+    ps = {k: delong_greater(scores, s, labels)[1] for k, s in blind.items()}
+    worst = max(ps, key=ps.get)
+    return ps[worst], worst
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The audit's answer: evidence when the smallest Holm-adjusted p-value is below alpha."""
+    """The audit's answer. kind: 'evidence', 'no evidence' or 'inconclusive' (the blind baseline separates
+    the sets and no method beats it). evidence: kind == 'evidence'."""
 
     evidence: bool
     method: str
     p_adjusted: float
     alpha: float
     sentence: str
+    kind: str = "no evidence"
+    design: str = DESIGNS[1]
+    blind_separates: bool = False
+    blind_method: str = ""
+    blind_p: float = float("nan")
 
 
-def verdict(results: dict[str, dict], alpha: float, who: str = "the members") -> Verdict:
-    """One sentence from {method label: {'test': TestResult, 'p_holm', 'auc_ci_low', 'auc_ci_high', 'what'}}.
+def _ci(r: dict) -> str:
+    return "" if math.isnan(r.get("auc_ci_low", math.nan)) else f" [{r['auc_ci_low']:.2f}, {r['auc_ci_high']:.2f}]"
 
-    The method quoted is the one with the smallest adjusted p-value (ties: the first given).
+
+def verdict(results: dict[str, dict], alpha: float, who: str = "the members", blind: dict[str, dict] | None = None,
+            design: str = DESIGNS[1]) -> Verdict:
+    """One sentence from {method: {'test': TestResult, 'p_holm', 'auc_ci_low', 'auc_ci_high', 'what'
+    (, 'p_vs_blind': Holm-adjusted DeLong p of beating the blind baseline)}} and the blind baseline's
+    {classifier: {'test', 'p_holm', 'auc_ci_low', 'auc_ci_high', 'what'}} (None: no blind baseline).
+
+    Blind baseline not separating (its smallest Holm p >= alpha): "Evidence" when a method's Holm p is
+    below alpha, else "No evidence". Separating: "Evidence ... beyond ..." when a method also beats it
+    (p_vs_blind below alpha), else "Inconclusive". The design (DESIGNS) is named in every sentence.
     """
+    if design not in DESIGNS:
+        raise ValueError(f"design={design!r}; valid: {', '.join(DESIGNS)}")
     best = min(results, key=lambda k: results[k]["p_holm"])
     r = results[best]
     t: TestResult = r["test"]
     k = len(results)
-    ci = "" if math.isnan(r.get("auc_ci_low", math.nan)) else f" [{r['auc_ci_low']:.2f}, {r['auc_ci_high']:.2f}]"
     adj = f", Holm-adjusted over {k} methods" if k > 1 else ""
-    tail = (f"AUC {t.auc:.2f}{ci}, one-sided p = {fmt_p(r['p_holm'])}{adj}, "
+    tail = (f"AUC {t.auc:.2f}{_ci(r)}, one-sided p = {fmt_p(r['p_holm'])}{adj}, "
             f"{t.n_members} + {t.n_nonmembers} held-out samples, {r['what']}")
-    if r["p_holm"] < alpha:
-        s = f"Evidence that {who} were used in training: {tail}."
+    where = f"design: {design}"
+    if not blind:
+        sep, bname, bp, btxt = False, "", math.nan, "no blind baseline"
     else:
-        s = f"No evidence that {who} were used in training at alpha = {alpha:g}: strongest method {tail}."
-    return Verdict(r["p_holm"] < alpha, best, r["p_holm"], alpha, s)
+        bname = min(blind, key=lambda b: blind[b]["p_holm"])
+        b = blind[bname]
+        sep, bp = b["p_holm"] < alpha, b["p_holm"]
+        btxt = (f"blind baseline AUC {b['test'].auc:.2f}{_ci(b)}, p = {fmt_p(bp)} (Holm over {len(blind)}), "
+                f"{bname}: {b['what']}")
+    if not sep:
+        if r["p_holm"] < alpha:
+            s = f"Evidence that {who} were used in training: {tail}; {btxt} (no difference without the model); {where}."
+            kind = "evidence"
+        else:
+            s = (f"No evidence that {who} were used in training at alpha = {alpha:g}: strongest method {tail}; "
+                 f"{btxt}; {where}.")
+            kind = "no evidence"
+        return Verdict(kind == "evidence", best, r["p_holm"], alpha, s, kind, design, False, bname, bp)
+    beat = {m: v["p_vs_blind"] for m, v in results.items() if v["p_holm"] < alpha and v["p_vs_blind"] < alpha}
+    if beat:
+        m = min(beat, key=beat.get)
+        v = results[m]
+        s = (f"Evidence that {who} were used in training, beyond a difference found without the model: "
+             f"{v['what']} AUC {v['test'].auc:.2f}{_ci(v)} beats every blind classifier (one-sided paired DeLong "
+             f"p = {fmt_p(beat[m])}{adj}; {btxt}); {where}.")
+        return Verdict(True, m, beat[m], alpha, s, "evidence", design, True, bname, bp)
+    s = (f"Inconclusive: members and non-members differ without the model ({btxt}), and no method beats the blind "
+         f"baseline (strongest method {tail}); change the non-members (or the members) so both come from the same "
+         f"source, capture and processing, ideally a random split by the owner; {where}.")
+    return Verdict(False, best, r["p_holm"], alpha, s, "inconclusive", design, True, bname, bp)
