@@ -61,10 +61,17 @@ def describe_data(folder: Path) -> str:
         parts.insert(1, f"{REDUCED} (real splits, sizes below)")
     if changed:
         parts.append(CHANGED + ", ".join(f"{k} {c['run']} (preset {c['preset']})" for k, c in sorted(changed.items())))
-    seconds = read_json(folder / "status.json").get("seconds")
+    seconds = read_json(folder / "status.json").get("seconds") or wall_seconds(folder)
     if seconds:  # the runner's wall time of the whole run (written on completion)
         parts.append(f"wall {float(seconds):,.0f} s")
     return "; ".join(parts)
+
+
+def wall_seconds(folder: Path) -> float | None:
+    """A run's wall time as its batch recorded it (batch.json beside the paper folders: runs/<paper>/<run>)."""
+    runs = read_json(folder.parent.parent / "batch.json").get("runs", {})
+    entry = runs.get(f"{folder.parent.name}/{folder.name}") if isinstance(runs, dict) else None
+    return (entry or {}).get("seconds")
 
 
 def place_standins(rows: pd.DataFrame) -> pd.DataFrame:
