@@ -16,7 +16,7 @@ import torch
 
 from mintkit.core.data import Pool, load_pool
 from mintkit.core.params import Params
-from mintkit.core.records import Run
+from mintkit.core.records import DEFINITION, Run
 from mintkit.core.train import pick_device, seed_everything
 
 
@@ -42,15 +42,17 @@ def apply_threads(threads: int, device: torch.device) -> None:
         torch.set_num_threads(threads)
 
 
-def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0) -> Context:
+def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0,
+          variant: str = DEFINITION) -> Context:
     """Seed, device, threads, the pool on the device (``P.dataset`` unless given) and the run folder.
 
-    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once.
+    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once; its rows carry
+    ``protocol`` and ``variant`` (mintkit.core.records.Run).
     """
     seed_everything(P.seed)
     device = pick_device(P.device)
     apply_threads(P.threads, device)
     if pool is None:
         pool = load_pool(P.dataset, P.data_root, image_size=image_size or None)
-    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol)
+    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, variant=variant)
     return Context(run, pool.to(device), device)
