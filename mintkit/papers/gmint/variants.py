@@ -161,7 +161,8 @@ def _rule_pass(model: nn.Module, pool: Pool, order: np.ndarray, layers: list[str
 
 def sequential_modifiers(model: nn.Module, pool: Pool, order: np.ndarray, layers: list[str], device: torch.device,
                          protocol: Protocol, rules: tuple[str, ...] = ("adam",),
-                         reductions: tuple[str, ...] = ("mean",), opt: Optimiser | None = None, state: dict[str, dict] | None = None,
+                         reductions: tuple[str, ...] = ("mean",), opt: Optimiser | None = None,
+                         state: dict[str, dict] | None = None,
                          progress: bool = False) -> Modifiers:
     """Weight Modifiers of pool[order] under `protocol`, one sample at a time in the sequence `order`.
 
