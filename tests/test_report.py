@@ -185,7 +185,7 @@ def test_fp32_and_bf16_runs_never_share_a_mean(tmp_path):
                 feature="", metric="mint_accuracy")
     pub = pd.DataFrame([cell | {"value": 0.86}])
     rep = pd.DataFrame([cell | {"value": v, "protocol": "paper", "seed": s, "run_dir": f"/nowhere/{q}{s}",
-                                "profile": "mnist", "data": "MNIST", "precision": q}
+                                "profile": "mnist", "data": "MNIST", "precision": q, "variant": "definition"}
                         for q, s, v in (("fp32", 0, 0.60), ("fp32", 1, 0.62), ("bf16", 0, 0.80))])
     out = report.table_outputs("aMINT", "Table 1", pub, rep, tmp_path, "t1", "amint")
     comp = pd.read_csv(tmp_path / "t1.csv")

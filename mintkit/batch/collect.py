@@ -12,7 +12,7 @@ KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "
 
 
 def empty_rows() -> pd.DataFrame:
-    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "seed", "run_id", "run_dir", "profile", "precision"])
+    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "variant", "seed", "run_id", "run_dir", "profile", "precision"])
 
 
 def precision_of(folder: Path) -> str:
@@ -81,7 +81,8 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
     # two runs giving the same cell for the same seed (a rerun under other parameters): the newest counts
     rows = rows.sort_values("order", kind="stable")
-    cell = [*KEYS, "protocol", "precision", "seed"]
+    # two variants (or precisions) of one cell are two results, never one rerun
+    cell = [*KEYS, "protocol", "variant", "precision", "seed"]
     dup = rows.duplicated(subset=cell, keep="last")
     # a row that several runs share by design (the aMINT passive model's loss row, one per setup) repeats its value
     same = rows.duplicated(subset=[*cell, "value"], keep="last")

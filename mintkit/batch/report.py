@@ -24,6 +24,7 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
+from mintkit.core.records import DEFINITION
 from mintkit.batch.collect import KEYS, collect, empty_rows
 from mintkit.batch.index import NO_RUN, index_header
 from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
@@ -160,11 +161,12 @@ def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
 def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, out_dir: Path, stem: str,
                   paper: str) -> dict:
     """Write <stem>.csv/.md/.png/.pdf for one published table; returns {'files', 'cells', 'reproduced'}."""
-    protocols = sorted(p for p in rep["protocol"].unique() if p) if len(rep) else []
-    protocols = sorted(protocols, key=lambda p: (p != "paper", p)) or [""]
-    # fp32 and bf16 runs never share a mean: each precision is a view of its own (named only when there are two)
+    # one table per (protocol, variant, precision): rows of different protocol variants, or of fp32 and bf16 runs,
+    # are never averaged into one cell (a precision is named only when there are two)
     precisions = sorted(rep["precision"].unique()) if len(rep) and "precision" in rep.columns else [""]
-    views = [(p, q) for p in protocols for q in precisions]
+    groups = sorted({(p, v) for p, v in zip(rep["protocol"], rep["variant"]) if p} if len(rep) else set(),
+                    key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1])) or [("", DEFINITION)]
+    views = [(p, v, q) for p, v in groups for q in precisions]
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
     d = _decimals(pub["value"])
@@ -172,14 +174,16 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                      "Cells: published → reproduced mean ± sd over seeds (Δ = reproduced − published); "
                      f"'{NO_RUN}' where no complete run gives the cell. Nothing is filled in from the paper.\n"]
     files = []
-    for prot, precision in views:
-        sub = rep[(rep["protocol"] == prot) & ((rep["precision"] == precision) if precision else True)] \
-            if prot else rep.iloc[:0]
+    for prot, var, precision in views:
+        sub = rep[(rep["protocol"] == prot) & (rep["variant"] == var)
+                  & ((rep["precision"] == precision) if precision else True)] if prot else rep.iloc[:0]
         comp = compare(pub, sub)
         comp.insert(len(KEYS), "protocol", prot)
-        comp.insert(len(KEYS) + 1, "precision", precision)
+        comp.insert(len(KEYS) + 1, "variant", var)
+        comp.insert(len(KEYS) + 2, "precision", precision)
         comps.append(comp)
-        name = (f"protocol `{prot}`" + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
+        name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
+                + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
         md += [f"## {table} — {name}\n",
                to_markdown(_layout_frame(comp, index, columns,
                                          lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d,
@@ -192,6 +196,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                        r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
                        int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
         fig_stem = (stem if prot in ("", "paper") else f"{stem}-{prot}") + (
+            f"-{re.sub(r'[^a-z0-9]+', '-', var.lower())}" if var != DEFINITION else "") + (
             f"-{precision}" if len(precisions) > 1 and precision != precisions[0] else "")
         files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
                             provenance(sub, comp))
@@ -200,7 +205,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
     files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
     return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
-            "protocols": [p for p in protocols if p]}
+            "protocols": [p + (f" ({v})" if v != DEFINITION else "") for p, v in groups if p]}
 
 
 def notes(comp: pd.DataFrame) -> list[str]:
@@ -282,7 +287,7 @@ def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, pape
     rows = rows[mask]
     if not len(rows):
         return [], 0
-    keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol"]
+    keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol", "variant"]
     by = keys + ["metric"]
     s = summarize_seeds(rows[by + ["seed", "value"]], by)
     s["text"] = [f"{_num(m, 3)}" + (f" ± {_num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]

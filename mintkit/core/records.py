@@ -25,8 +25,11 @@ from mintkit import __version__
 from mintkit.core.metrics import METRICS
 
 RESULT_COLUMNS = ("paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "value",
-                  "protocol", "seed", "run_id")
+                  "protocol", "variant", "seed", "run_id")
 KEY_COLUMNS = RESULT_COLUMNS[:8]
+# `variant` names a protocol variant (a reading of what a paper leaves open, e.g. gMINT's optimiser state between
+# samples); rows of the method as the kit defines it, and every run written before the column existed, say this
+DEFINITION = "definition"
 
 
 def _now() -> str:
@@ -93,10 +96,10 @@ class Run:
 
     def __init__(self, out_dir: str | Path, paper: str, params: dict, seed: int = 0,
                  device: torch.device | str | None = None, protocol: str = "heldout",
-                 precision: str | None = None) -> None:
+                 variant: str = DEFINITION, precision: str | None = None) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.paper, self.seed, self.protocol = paper, seed, protocol
+        self.paper, self.seed, self.protocol, self.variant = paper, seed, protocol, variant
         self.run_id = self.dir.name
         self.rows: list[dict] = []
         self.times: dict[str, float] = {}
@@ -114,7 +117,8 @@ class Run:
         """Append one tidy row (schema RESULT_COLUMNS) and rewrite results.csv."""
         self.rows.append({"paper": self.paper, "table": table, "dataset": dataset, "model": model, "setup": setup,
                           "condition": condition, "feature": feature, "metric": metric, "value": float(value),
-                          "protocol": protocol or self.protocol, "seed": self.seed, "run_id": self.run_id})
+                          "protocol": protocol or self.protocol, "variant": self.variant, "seed": self.seed,
+                          "run_id": self.run_id})
         self._write_results()
 
     def add_metrics(self, metrics: dict, audited: dict | None = None, metric_names: Iterable[str] | None = None,
@@ -128,8 +132,8 @@ class Run:
         self._write_results()
 
     def _row(self, metric: str, value: float, keys: dict) -> dict:
-        row = {c: "" for c in RESULT_COLUMNS} | {"paper": self.paper, "protocol": self.protocol, "seed": self.seed,
-                                                "run_id": self.run_id}
+        row = {c: "" for c in RESULT_COLUMNS} | {"paper": self.paper, "protocol": self.protocol,
+                                                "variant": self.variant, "seed": self.seed, "run_id": self.run_id}
         row |= {k: v for k, v in keys.items()}
         row.update(metric=metric, value=float(value))
         return row
@@ -164,12 +168,17 @@ class Run:
 
 def read_results(paths: Iterable[str | Path]):
     """Concatenate results.csv files (paths to files or run folders) into one DataFrame; ``value`` is float
-    (key columns stay strings, "" included; a metric without a value, e.g. an interval with n_boot = 0, is NaN)."""
+    (key columns stay strings, "" included; a metric without a value, e.g. an interval with n_boot = 0, is NaN).
+    Files written before the ``variant`` column existed get ``DEFINITION`` there (no variant existed then)."""
     frames = []
     for p in paths:
         p = Path(p)
         p = p / "results.csv" if p.is_dir() else p
-        frames.append(pd.read_csv(p, keep_default_na=False, dtype={c: str for c in KEY_COLUMNS}))
+        df = pd.read_csv(p, keep_default_na=False, dtype={c: str for c in (*KEY_COLUMNS, "variant")})
+        if "variant" not in df.columns:
+            df.insert(list(df.columns).index("protocol") + 1 if "protocol" in df.columns else len(df.columns),
+                      "variant", DEFINITION)
+        frames.append(df)
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     out = pd.concat(frames, ignore_index=True)

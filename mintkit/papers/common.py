@@ -17,7 +17,7 @@ import torch
 from mintkit.core import precision as prec
 from mintkit.core.data import Pool, load_pool
 from mintkit.core.params import Params
-from mintkit.core.records import Run
+from mintkit.core.records import DEFINITION, Run
 from mintkit.core.train import pick_device, seed_everything
 
 
@@ -43,11 +43,13 @@ def apply_threads(threads: int, device: torch.device) -> None:
         torch.set_num_threads(threads)
 
 
-def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0) -> Context:
+def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0,
+          variant: str = DEFINITION) -> Context:
     """Seed, device, threads, the pool on the device (``P.dataset`` unless given) and the run folder.
 
-    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once; env.json's
-    ``precision`` is what ``P.precision`` resolved to on this device (the process's policy from here on).
+    The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once; its rows carry
+    ``protocol`` and ``variant`` (mintkit.core.records.Run); env.json's ``precision`` is what ``P.precision``
+    resolved to on this device (the process's policy from here on).
     """
     seed_everything(P.seed)
     device = pick_device(P.device)
@@ -56,5 +58,6 @@ def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", ima
     prec.set_policy(P.precision)
     if pool is None:
         pool = load_pool(P.dataset, P.data_root, image_size=image_size or None)
-    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, precision=resolved)
+    run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, variant=variant,
+              precision=resolved)
     return Context(run, pool.to(device), device)

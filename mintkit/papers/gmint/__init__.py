@@ -26,8 +26,8 @@ PAPER = Params.PAPER
 
 def setup(P: Params) -> Context:
     """Seed, device, thread policy, the pool on the device (resized to ``P.image_size``) and the run
-    folder, whose rows carry ``P.protocol`` (mintkit.papers.common.setup)."""
-    return common.setup(P, protocol=P.protocol, image_size=P.image_size)
+    folder, whose rows carry ``P.protocol`` and ``P.variant`` (mintkit.papers.common.setup)."""
+    return common.setup(P, protocol=P.protocol, image_size=P.image_size, variant=P.variant)
 
 
 __all__ = ["PAPER", "Params", "Context", "setup", "make_split", "mint_sets", "random_subset", "audited", "modifiers",

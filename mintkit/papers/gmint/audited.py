@@ -11,8 +11,9 @@ from mintkit.core.checkpoints import load_checkpoint
 from mintkit.core.splits import Split
 from mintkit.core.stages import audited_accuracy, train_audited
 from mintkit.papers.common import Context
-from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, Modifiers, Optimiser, adam_state_of, weight_modifiers
+from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, Modifiers, Optimiser, adam_state_of
 from mintkit.papers.gmint.params import Params
+from mintkit.papers.gmint.variants import protocol_modifiers
 
 
 def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tuple[nn.Module, dict]:
@@ -44,7 +45,8 @@ def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tup
 def modifiers(ctx: Context, model: nn.Module, split: Split, info: dict, P: Params,
               progress: bool = True) -> Modifiers:
     """Reduced weight modifiers [N, F_out] of every sample of D and E, for the three layers, every rule
-    of ``P.rules`` the model allows and every filter reduction, from one batched gradient pass.
+    of ``P.rules`` the model allows and every filter reduction, from one batched gradient pass (the definition)
+    or, for a protocol variant (``P.step_protocol``), one sequential pass per rule (variants.protocol_modifiers).
 
     'adam-state' is dropped from the comparison when the model has no saved Adam state; asking for it
     as ``P.rule`` then is an error.
@@ -52,7 +54,8 @@ def modifiers(ctx: Context, model: nn.Module, split: Split, info: dict, P: Param
     rules = tuple(r for r in P.rules if r != "adam-state" or info.get("adam_state"))
     if P.rule not in rules:
         raise ValueError("rule='adam-state' but the audited model has no saved Adam state for its gMINT layers")
-    idx = np.concatenate([split["members"], split["external"], split["eval_nonmembers"]])
-    return weight_modifiers(model, ctx.pool, idx, list(P.layers.values()), ctx.device, rules=rules,
-                            reductions=FILTER_REDUCTIONS, opt=Optimiser(lr=P.lr), state=info.get("adam_state"),
-                            chunk_size=P.chunk_size or None, progress=progress)
+    nonmembers = np.concatenate([split["external"], split["eval_nonmembers"]])
+    return protocol_modifiers(model, ctx.pool, split["members"], nonmembers, list(P.layers.values()), ctx.device,
+                              P.step_protocol, P.seed, rules=rules, reductions=FILTER_REDUCTIONS,
+                              opt=Optimiser(lr=P.lr), state=info.get("adam_state"), chunk_size=P.chunk_size or None,
+                              progress=progress)

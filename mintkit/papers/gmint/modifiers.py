@@ -28,7 +28,8 @@ buffers are constants). The rules and reductions run inside the vmapped function
 weight-sized tensors exist for one chunk only; what is kept is ``[N, F_out]`` per (layer, rule,
 reduction). :func:`weight_modifiers_loop` is the literal method (forward, backward, ``optimizer.step``,
 weight difference, restore) one sample at a time: the reference the tests and the benchmark
-compare against.
+compare against. Readings of the protocol other than this definition (an optimiser or weights carried from
+sample to sample, train-mode BatchNorm) are in :mod:`mintkit.papers.gmint.variants`.
 
 On CUDA with TF32 allowed, cuDNN convolutions and the batched matmuls round differently, and fresh-Adam
 modifiers (≈ sign(g)) differ from the loop's where |g| ~ eps; every sample goes through the same batched

@@ -18,6 +18,7 @@ from mintkit.core.train import OPTIMIZERS, TrainConfig
 from mintkit.models.zoo import GMINT_LAYERS
 from mintkit.models.zoo import SETUPS as LAYER_SETUPS
 from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, RULES
+from mintkit.papers.gmint.variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
 from mintkit.reference import label_dataset, label_model
 
 # A gMINT feature is the modifier vector of one layer (entry, middle, output: models.zoo.GMINT_LAYERS)
@@ -90,6 +91,17 @@ class Params(base.Params):
     cache_dir: str = param(".cache/mintkit/models", "cache of audited and reference models (empty: no cache)")
     checkpoint: str = param("", "audit your own model: a mintkit checkpoint (its extra may hold the Adam state)")
     out_dir: str = param("runs/gmint-scratch", "run folder to write")
+    # Protocol variants (docs/gmint.md, "Protocol variants"): readings of how the per-sample steps are taken; the
+    # defaults are the definition, and the results rows name the variant (`variant`)
+    optim_state: str = param("restored", "optimiser state between samples: restored (definition: every step from "
+                                         "the same state) or carried (one optimiser over the whole sequence)",
+                             choices=OPTIM_STATES)
+    weights: str = param("restored", "weights between samples: restored (definition) or carried (each step kept: "
+                                     "online training over the sequence)", choices=WEIGHTS)
+    order: str = param("members_first", "sequence of the samples when anything is carried: members_first (D, then "
+                                        "E) or shuffled (one seeded permutation of D and E)", choices=ORDERS)
+    bn_mode: str = param("eval", "BatchNorm mode of the single step: eval (definition: running statistics) or train "
+                                 "(the sample's own statistics)", choices=BN_MODES)
     # gMINT's default keeps torch's thread count: the audited model and the per-sample gradients have always run
     # on it, and on CPU the thread count changes the audited model's float rounding (docs/gmint.md, Parameters)
     threads: int = param(0, "torch CPU threads (0 keeps torch's default, as gMINT always ran; 1 is the other "
@@ -140,6 +152,16 @@ class Params(base.Params):
     def protocol(self) -> str:
         """Results label: 'paper' when the MINT epoch is chosen on the evaluation set, else 'heldout'."""
         return "paper" if self.selection == "paper" else "heldout"
+
+    @property
+    def step_protocol(self) -> Protocol:
+        """How the per-sample steps are taken (mintkit.papers.gmint.variants.Protocol)."""
+        return Protocol(self.optim_state, self.weights, self.order, self.bn_mode)
+
+    @property
+    def variant(self) -> str:
+        """Results label of the protocol variant: 'definition', or e.g. 'optim_state=carried,order=members_first'."""
+        return self.step_protocol.label
 
     @property
     def layers(self) -> dict[str, str]:
