@@ -135,6 +135,25 @@ def test_cli_run_coerces_and_writes_run_folder(tmp_path):
     assert (out / "executed.ipynb").exists() and (out / "results.csv").exists()
 
 
+def test_run_into_a_finished_folder_skips_or_refuses_never_wipes(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "one"
+    argv = ["run", str(TOY), "-p", "seed", "0", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    results = (out / "results.csv").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(runner, "execute", lambda *a, **k: pytest.fail("a finished run was run again"))
+        capsys.readouterr()
+        assert cli.main(argv) == 0  # same parameters: skipped
+        assert "already holds this run (same parameters); skipped" in capsys.readouterr().out
+        assert cli.main(argv[:4] + ["1"] + argv[5:]) == 2  # other parameters: refused, naming them and --force
+        err = capsys.readouterr().err
+        assert "holds a finished run with other parameters (seed 0 -> 1" in err and "--force" in err
+        assert str(out / "params.json") in err
+    assert (out / "results.csv").read_text() == results and json.loads((out / "params.json").read_text())["seed"] == 0
+    assert cli.main(argv[:4] + ["1"] + argv[5:] + ["--force"]) == 0
+    assert json.loads((out / "params.json").read_text())["seed"] == 1
+
+
 def test_reproduce_records_failure_continues_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs" / "paper"
     argv = ["reproduce", "--profile", "paper", "--paper", "broken,toy", "--notebooks", str(FIX),

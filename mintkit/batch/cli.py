@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/adhoc/<paper>/<presets>-<hash8>)")
     r.add_argument("--list-params", action="store_true", help="print the notebook's parameters and exit")
+    r.add_argument("--force", action="store_true",
+                   help="rerun into --out even when it holds a finished run (same parameters: skipped without it; "
+                        "other parameters: refused without it)")
     _add_run_options(r)
 
     b = sub.add_parser("reproduce", help="every run of a profile, skipping complete ones")
@@ -79,6 +82,13 @@ def cmd_run(args) -> int:
         return 0
     overrides = {name: runner.parse_cli_value(name, value, nb.spec) for name, value in args.parameter}
     spec = runner.plan_run(nb, args.preset, overrides, args.out)
+    if not args.force:
+        refused = runner.finished_elsewise(spec)
+        if refused:
+            raise ParameterError(refused)
+        if runner.is_complete(spec):
+            print(f"complete: {spec.folder} already holds this run (same parameters); skipped (--force reruns it)")
+            return 0
     print(f"run {spec.name} -> {spec.folder}")
     res = runner.execute(spec, args.timeout, progress=not args.no_progress, engine=args.engine)
     text, code = runner.summary([res])

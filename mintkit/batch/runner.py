@@ -82,6 +82,22 @@ def is_complete(spec: RunSpec) -> bool:
     return json.loads(json.dumps(strip(saved), default=str)) == json.loads(json.dumps(strip(spec.params), default=str))
 
 
+def finished_elsewise(spec: RunSpec) -> str | None:
+    """None unless spec.folder holds a complete run with other parameters than the plan; then the message
+    `run` refuses with (the differing parameters, the way to replace the run or keep it)."""
+    folder = Path(spec.folder)
+    if run_status(folder).get("status") != "complete" or is_complete(spec):
+        return None
+    saved = {k: v for k, v in (_read_json(folder / "params.json") or {}).items() if k not in RUNNER_KEYS}
+    planned = {k: v for k, v in spec.params.items() if k not in RUNNER_KEYS}
+    diff = [f"{k} {saved.get(k, '(unset)')!r} -> {planned.get(k, '(unset)')!r}"
+            for k in sorted(set(saved) | set(planned)) if json.dumps(saved.get(k), default=str)
+            != json.dumps(planned.get(k), default=str)]
+    return (f"{folder} holds a finished run with other parameters ({'; '.join(diff[:8]) or 'unreadable params.json'}"
+            f"{f'; {len(diff) - 8} more' if len(diff) > 8 else ''}; its parameters: {folder / 'params.json'}): "
+            "choose another --out, or add --force to replace it")
+
+
 def _clear(folder: Path) -> None:
     """Empty a runner-owned run folder before a fresh attempt (refuses a folder the runner did not make)."""
     if not folder.exists():
