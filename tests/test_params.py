@@ -163,6 +163,50 @@ def test_validation_cell_runs_twice_in_one_kernel():
     assert len(done) == len([c for c in nb.cells if c.cell_type == "code"])  # only the last cell failed
 
 
+def test_parameters_cells_run_again_after_the_whole_notebook(tmp_path):
+    """Jupyter: step through to the end (later cells leave scalars such as a loop's `name`), then run the
+    parameters and validation cells again from the top: only the parameters cells' names are checked."""
+    cells = notebook_cells("mint")
+    i = validation_index(cells)
+    again = [nbformat.v4.new_code_cell(c.source) for c in cells[:i + 1] if c.cell_type == "code"]
+    nb = nbformat.v4.new_notebook(cells=[
+        *cells[:i + 1],
+        nbformat.v4.new_code_cell("for name in ('members', 'external'):\n    pass\nthreshold = 0.5\nn_rows = 3\n"
+                                  "print(name)"),  # what the later cells of mint.ipynb leave behind
+        *again,  # the parameters cell and the validation cell again, in the same kernel
+        nbformat.v4.new_code_cell("assert P.seed == 0 and name == 'external'"),
+        nbformat.v4.new_code_cell("seed: int = 3\nseeed: int = 4"),  # an edited parameters cell with a typo
+        nbformat.v4.new_code_cell(cells[i].source),
+    ])
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
+    with pytest.raises(CellExecutionError, match=r"unknown parameter\(s\) \['seeed'\].*Correct the name"):
+        client.execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code) and not any(
+        o.get("output_type") == "error" for c in code[:-1] for o in c.outputs)  # only the typo's check failed
+
+
+def test_exec_engine_keeps_the_input_history_for_the_check(tmp_path):
+    """The exec engine runs a whole notebook, then its first cells again, in one namespace (as a kernel would)."""
+    from mintkit.batch import engines
+    spec = '{"seed": (int, 0, ""), "lr": (float, 0.1, ""), "out_dir": (str, "x", "")}'
+    check = f"import mintkit.core.params as mp\nP = mp.check_notebook(globals(), {spec})"
+    params = nbformat.v4.new_code_cell("seed = 0\nlr = 0.1")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 7, P"),
+                                         nbformat.v4.new_code_cell("for name in 'ab':\n    pass\nlimit = 2.5"),
+                                         nbformat.v4.new_code_cell("seed = 0\nlr = 0.1"),
+                                         nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 0, P")])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)  # raises when a cell fails
+    assert "##### code cell 5/5" in (tmp_path / "executed.log").read_text()
+    nb.cells[3].source = "seed = 0\nlrr = 0.2"  # a typo in a parameters cell run again
+    nbformat.write(nb, path)
+    with pytest.raises(engines.ExecError, match=r"unknown parameter\(s\) \['lrr'\]"):
+        engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)
+
+
 # ------------------------------------------------------------------------------------ bad input, before kernels
 @pytest.mark.parametrize("paper,name,value", [("amint", "arch", "resnet18"), ("amint", "setup", "inner"),
                                               ("gmint", "dataset", "mnsit"), ("mint", "arch", "resnet18"),
