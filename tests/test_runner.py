@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ from mintkit.batch.plans import load_preset
 from mintkit.batch.provenance import describe_data, deviations, reason
 from mintkit.core.params import ParameterError, Params, param
 
+REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
 TOY = FIX / "toy.ipynb"
 
@@ -152,6 +158,39 @@ def test_run_into_a_finished_folder_skips_or_refuses_never_wipes(tmp_path, monke
     assert (out / "results.csv").read_text() == results and json.loads((out / "params.json").read_text())["seed"] == 0
     assert cli.main(argv[:4] + ["1"] + argv[5:] + ["--force"]) == 0
     assert json.loads((out / "params.json").read_text())["seed"] == 1
+
+
+def _interrupt(argv: list[str], results: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the CLI and press Ctrl-C (SIGINT to its process group, as a terminal does) once a file matching the
+    glob `results` exists under `cwd` (the fixture then sleeps 60 s in its next cell)."""
+    env = os.environ | {"PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    p = subprocess.Popen([sys.executable, "-m", "mintkit", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, env=env, cwd=cwd)
+    t0 = time.monotonic()
+    while not list(cwd.glob(results)) and time.monotonic() - t0 < 240 and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+@pytest.mark.parametrize("command, engine", [("run", "papermill"), ("reproduce", "exec")])
+def test_ctrl_c_prints_one_line_exits_130_and_marks_the_run(tmp_path, command, engine):
+    """No papermill / asyncio / zmq traceback (the kernel's stderr goes to the run folder's kernel.log)."""
+    if command == "run":
+        argv = ["run", str(TOY), "-p", "fail", "sleep", "--out", "one"]
+    else:
+        argv = ["reproduce", "--profile", "quick", "--paper", "toy", "--notebooks", str(FIX), "-p", "fail", "sleep",
+                "--out", "batch"]
+    res = _interrupt(argv + ["--no-progress", "--engine", engine], "**/results.csv", tmp_path)
+    assert res.returncode == 130, res.stdout + res.stderr
+    assert res.stderr.strip() == "interrupted: rerun the same command to resume", res.stderr
+    folder = next(tmp_path.glob("**/results.csv")).parent
+    assert json.loads((folder / "status.json").read_text())["status"] == "interrupted"
+    if command == "reproduce":
+        batch = json.loads((tmp_path / "batch" / "batch.json").read_text())
+        assert [e["status"] for e in batch["runs"].values()] == ["interrupted"]
 
 
 def test_reproduce_records_failure_continues_and_resumes(tmp_path, monkeypatch, capsys):

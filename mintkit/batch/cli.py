@@ -1,7 +1,8 @@
 """`python -m mintkit run | reproduce | params | report` (also installed as the `mintkit` command).
 
 Exit status: 0 success, 1 some run failed, 2 bad input (unknown notebook, parameter, preset key, wrong type),
-reported before any kernel starts.
+reported before any kernel starts, 130 interrupted (Ctrl-C: one line, the run folder says interrupted; the same
+command again resumes: complete runs are skipped).
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 from mintkit.audit import cli as audit_cli
 from mintkit.batch import executors, notebooks, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
+
+
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -167,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # papermill, asyncio and zmq would each print their part of the traceback; the run folder already says
+        # interrupted (runner.execute), so one line is all a user needs
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

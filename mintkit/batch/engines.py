@@ -63,12 +63,31 @@ def is_parameters_cell(cell: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- papermill
+KERNEL_LOG = "kernel.log"  # the papermill kernel's own stderr (its warnings, and its tracebacks on Ctrl-C)
+
+
+def _kernel_manager(log_path: Path) -> type:
+    """A kernel manager class whose kernel writes its stderr to `log_path`, not to the terminal: on Ctrl-C the
+    kernel would print zmq tracebacks of its closed sockets over the runner's one-line message."""
+    from jupyter_client.manager import AsyncKernelManager  # deferred: optional, like papermill
+
+    class RunFolderKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:  # the kernel keeps its own copy of the descriptor
+                kw.setdefault("stderr", log)
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return RunFolderKernelManager
+
+
 def run_papermill(notebook: str, folder: Path, parameters: dict, timeout: float | None, progress: bool,
                   start_timeout: float, cwd: str) -> None:
-    """papermill into folder/executed.ipynb; raises papermill's errors (they carry ename/evalue/exec_count)."""
+    """papermill into folder/executed.ipynb (the kernel's stderr into folder/kernel.log); raises papermill's
+    errors (they carry ename/evalue/exec_count)."""
     import papermill as pm  # deferred: optional (absent on GPU machines without Jupyter; `--engine exec` there)
     pm.execute_notebook(notebook, str(folder / EXECUTED["papermill"]), parameters=parameters, kernel_name="python3",
-                        progress_bar=progress, execution_timeout=timeout, start_timeout=start_timeout, cwd=cwd)
+                        progress_bar=progress, execution_timeout=timeout, start_timeout=start_timeout, cwd=cwd,
+                        kernel_manager_class=_kernel_manager(folder / KERNEL_LOG))
 
 
 # --------------------------------------------------------------------------- exec: the parent side

@@ -248,7 +248,12 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
         if jobs <= 1:
             for spec in todo:
                 bar.set_postfix_str(spec.name)
-                done(spec, execute(spec, timeout, progress=progress, engine=engine))
+                try:
+                    res = execute(spec, timeout, progress=progress, engine=engine)
+                except KeyboardInterrupt:
+                    manifest.update(spec, status="interrupted")
+                    raise
+                done(spec, res)
         else:
             gpus = _visible_gpus()
             ctx = mp.get_context("spawn")
