@@ -263,7 +263,7 @@ def test_reproduce_plans_from_an_installed_wheel(tmp_path):
                            cwd=elsewhere, capture_output=True, text=True, env=env)
     assert where.stdout.strip() == str(site / "mintkit" / "notebooks"), where.stderr
     out = subprocess.run([sys.executable, "-m", "mintkit", "reproduce", "--profile", "paper", "--paper", "amint",
-                          "--dry-run", "--out", str(tmp_path / "runs")], cwd=elsewhere, capture_output=True,
+                          "--dry-run", "--verbose", "--out", str(tmp_path / "runs")], cwd=elsewhere, capture_output=True,
                          text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("todo") >= 72  # aMINT Table 1: 4 datasets x 6 architectures x 3 setups

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -290,3 +291,64 @@ def test_two_batches_into_one_folder_keep_each_others_entries(tmp_path):
     data = json.loads((tmp_path / "batch.json").read_text())
     assert data["runs"]["amint/r1"]["seconds"] == 10.0 and data["runs"]["gmint/r1"]["seconds"] == 20.0
     assert data["commands"] == ["reproduce --paper amint", "reproduce --paper gmint"]
+
+
+@pytest.fixture
+def toyck(tmp_path):
+    """The toy notebook with a `checkpoint` parameter, and a preset whose grid names one file that exists and
+    one that does not."""
+    nb = json.loads(TOY.read_text())
+    nb["cells"][1]["source"] = "".join(nb["cells"][1]["source"]) + '\ncheckpoint = ""  # a model file (not read)\n'
+    nb["cells"][2]["source"] = "".join(nb["cells"][2]["source"]).replace(
+        '"fail": (str, "", ""),', '"fail": (str, "", ""), "checkpoint": (str, "", ""),')
+    d = tmp_path / "nbs"
+    (d / "params" / "toyck").mkdir(parents=True)
+    (d / "toyck.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    (d / "params" / "toyck" / "table1.yaml").write_text(
+        f"checkpoint: [{tmp_path / 'model.pt'}, {tmp_path / 'absent.pt'}]\n")
+    return d
+
+
+def test_a_missing_input_marks_its_run_needs_input_and_the_batch_goes_on(tmp_path, toyck, capsys):
+    out = tmp_path / "batch"
+    argv = ["reproduce", "--profile", "paper", "--paper", "toyck", "--notebooks", str(toyck), "--out", str(out),
+            "--engine", "exec", "--no-progress"]
+    assert cli.main(argv + ["--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"toyck/table1 +2 +0 +1 +1  MNIST  no measured run yet", text), text
+    assert re.search(rf"MISSING \(needs input\) +checkpoint +1  {tmp_path / 'absent.pt'}  \(a file", text)
+    assert re.search(rf"exists +checkpoint +1  {tmp_path / 'model.pt'}", text)
+    assert "{" not in text  # no parameter dicts without --verbose
+    assert cli.main(argv + ["--dry-run", "--verbose"]) == 0 and "'checkpoint':" in capsys.readouterr().out
+
+    assert cli.main(argv) == 1  # one run needs input: not everything was reproduced
+    text = capsys.readouterr().out
+    assert "1 run, 0 skipped (already complete), 0 failed, 1 not started: needs input" in text
+    assert "NEEDS INPUT toyck/" in text and f"checkpoint '{tmp_path / 'absent.pt'}'" in text
+    states = {json.loads((f / "params.json").read_text())["checkpoint"] if (f / "params.json").exists() else
+              "absent": json.loads((f / "status.json").read_text()) for f in (out / "toyck").iterdir()}
+    assert states[str(tmp_path / "model.pt")]["status"] == "complete"
+    assert states["absent"]["status"] == "needs input" and states["absent"]["missing"] == [str(tmp_path / "absent.pt")]
+    batch = json.loads((out / "batch.json").read_text())
+    assert sorted(e["status"] for e in batch["runs"].values()) == ["complete", "needs input"]
+
+    # the dry run now estimates from the measured time when the finished run must run again
+    done = next(f for f in (out / "toyck").iterdir() if (f / "params.json").exists())
+    (done / "status.json").unlink()
+    assert cli.main(argv + ["--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"toyck/table1 +2 +0 +1 +1  MNIST  ~\d+ s \(median \d+ s of 1 measured\)", text), text
+    assert "estimate: ~" in text
+
+    figures = tmp_path / "figures"
+    assert cli.main(["report", "--runs", str(out), "--out", str(figures), "--paper", "amint"]) == 0
+    assert f"needs input — needs input: checkpoint '{tmp_path / 'absent.pt'}'" in (figures / "README.md").read_text()
+
+
+def test_run_with_a_missing_checkpoint_exits_2_naming_it(tmp_path, toyck, capsys):
+    assert cli.main(["run", str(toyck / "toyck.ipynb"), "-p", "checkpoint", str(tmp_path / "gone.pt"),
+                     "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"needs input: checkpoint '{tmp_path / 'gone.pt'}'" in err and "is missing" in err
+    assert not (tmp_path / "r").exists()
