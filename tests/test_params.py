@@ -263,8 +263,8 @@ def test_reproduce_plans_from_an_installed_wheel(tmp_path):
                            cwd=elsewhere, capture_output=True, text=True, env=env)
     assert where.stdout.strip() == str(site / "mintkit" / "notebooks"), where.stderr
     out = subprocess.run([sys.executable, "-m", "mintkit", "reproduce", "--profile", "paper", "--paper", "amint",
-                          "--dry-run", "--verbose", "--out", str(tmp_path / "runs")], cwd=elsewhere, capture_output=True,
-                         text=True, env=env)
+                          "--dry-run", "--verbose", "--out", str(tmp_path / "runs")], cwd=elsewhere,
+                         capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("todo") >= 72  # aMINT Table 1: 4 datasets x 6 architectures x 3 setups
 
@@ -289,3 +289,26 @@ def test_every_point_of_every_preset_validates(paper):
         for point in itertools.product(*grids.values()):
             P = notebooks.params_class(paper).from_values(values | dict(zip(grids, point)), where=f.name)
             assert PRESET_CHECKS[paper](f, P), f"{f.name} at {dict(zip(grids, point))}"
+
+
+# ------------------------------------------------------------------------------------ one resolution of paths
+def test_relative_parameter_paths_resolve_once_for_cli_and_jupyter(tmp_path, monkeypatch):
+    """Jupyter runs in notebooks/, the CLI wherever the shell is: `data_root: data` must be one folder."""
+    from mintkit.core import paths
+    from mintkit.core.records import Run
+    monkeypatch.delenv("MINTKIT_HOME", raising=False)
+    for cwd in (REPO / "notebooks", tmp_path):
+        monkeypatch.chdir(cwd)
+        assert paths.resolve("data") == REPO / "data" and paths.resolve("/abs/x") == Path("/abs/x")
+    monkeypatch.setenv("MINTKIT_HOME", str(tmp_path / "home"))
+    assert paths.resolve("data/MNIST") == tmp_path / "home" / "data" / "MNIST"
+    assert Run("runs/scratch", "mint", {}).dir == tmp_path / "home" / "runs" / "scratch"
+
+
+def test_a_data_root_that_does_not_exist_is_not_created(tmp_path):
+    from mintkit.core.data import DataUnavailable, load_pool
+    typo = tmp_path / "dtaa"
+    for name in ("mnist", "cifar10", "tinyimagenet"):
+        with pytest.raises(DataUnavailable, match=rf"data_root {typo} does not exist.*Create the folder"):
+            load_pool(name, typo, download=False)
+    assert not typo.exists()

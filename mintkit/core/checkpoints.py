@@ -80,7 +80,7 @@ class ModelCache:
     """Trained-model cache: `<dir>/<key>.pt` + `<key>.json` (written last = the entry is complete)."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
+        self.dir = resolve_path(directory)  # one cache for the CLI and Jupyter (mintkit.core.paths)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.dir / f"{key}.pt", self.dir / f"{key}.json"
