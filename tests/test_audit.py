@@ -441,6 +441,7 @@ def test_reference_attacks_join_the_audit_and_never_train_on_candidates(tiny_mod
     reference tree: every attack joins the Holm family, the run folder proves no reference model saw a member
     or a held-out image, and a rerun takes the reference models from the cache."""
     monkeypatch.chdir(tmp_path)  # the model cache (.cache/) of this test only
+    monkeypatch.setenv("MINTKIT_HOME", str(tmp_path))  # relative cache paths resolve there (mintkit.core.paths)
     pool = load_digits_pool()
     perm = np.random.default_rng(0).permutation(len(pool))
     x, y = pool.x[:, 0].numpy(), pool.y.numpy()

@@ -163,6 +163,50 @@ def test_validation_cell_runs_twice_in_one_kernel():
     assert len(done) == len([c for c in nb.cells if c.cell_type == "code"])  # only the last cell failed
 
 
+def test_parameters_cells_run_again_after_the_whole_notebook(tmp_path):
+    """Jupyter: step through to the end (later cells leave scalars such as a loop's `name`), then run the
+    parameters and validation cells again from the top: only the parameters cells' names are checked."""
+    cells = notebook_cells("mint")
+    i = validation_index(cells)
+    again = [nbformat.v4.new_code_cell(c.source) for c in cells[:i + 1] if c.cell_type == "code"]
+    nb = nbformat.v4.new_notebook(cells=[
+        *cells[:i + 1],
+        nbformat.v4.new_code_cell("for name in ('members', 'external'):\n    pass\nthreshold = 0.5\nn_rows = 3\n"
+                                  "print(name)"),  # what the later cells of mint.ipynb leave behind
+        *again,  # the parameters cell and the validation cell again, in the same kernel
+        nbformat.v4.new_code_cell("assert P.seed == 0 and name == 'external'"),
+        nbformat.v4.new_code_cell("seed: int = 3\nseeed: int = 4"),  # an edited parameters cell with a typo
+        nbformat.v4.new_code_cell(cells[i].source),
+    ])
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
+    with pytest.raises(CellExecutionError, match=r"unknown parameter\(s\) \['seeed'\].*Correct the name"):
+        client.execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code) and not any(
+        o.get("output_type") == "error" for c in code[:-1] for o in c.outputs)  # only the typo's check failed
+
+
+def test_exec_engine_keeps_the_input_history_for_the_check(tmp_path):
+    """The exec engine runs a whole notebook, then its first cells again, in one namespace (as a kernel would)."""
+    from mintkit.batch import engines
+    spec = '{"seed": (int, 0, ""), "lr": (float, 0.1, ""), "out_dir": (str, "x", "")}'
+    check = f"import mintkit.core.params as mp\nP = mp.check_notebook(globals(), {spec})"
+    params = nbformat.v4.new_code_cell("seed = 0\nlr = 0.1")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 7, P"),
+                                         nbformat.v4.new_code_cell("for name in 'ab':\n    pass\nlimit = 2.5"),
+                                         nbformat.v4.new_code_cell("seed = 0\nlr = 0.1"),
+                                         nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 0, P")])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)  # raises when a cell fails
+    assert "##### code cell 5/5" in (tmp_path / "executed.log").read_text()
+    nb.cells[3].source = "seed = 0\nlrr = 0.2"  # a typo in a parameters cell run again
+    nbformat.write(nb, path)
+    with pytest.raises(engines.ExecError, match=r"unknown parameter\(s\) \['lrr'\]"):
+        engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)
+
+
 # ------------------------------------------------------------------------------------ bad input, before kernels
 @pytest.mark.parametrize("paper,name,value", [("amint", "arch", "resnet18"), ("amint", "setup", "inner"),
                                               ("gmint", "dataset", "mnsit"), ("mint", "arch", "resnet18"),
@@ -219,8 +263,8 @@ def test_reproduce_plans_from_an_installed_wheel(tmp_path):
                            cwd=elsewhere, capture_output=True, text=True, env=env)
     assert where.stdout.strip() == str(site / "mintkit" / "notebooks"), where.stderr
     out = subprocess.run([sys.executable, "-m", "mintkit", "reproduce", "--profile", "paper", "--paper", "amint",
-                          "--dry-run", "--out", str(tmp_path / "runs")], cwd=elsewhere, capture_output=True,
-                         text=True, env=env)
+                          "--dry-run", "--verbose", "--out", str(tmp_path / "runs")], cwd=elsewhere,
+                         capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("todo") >= 72  # aMINT Table 1: 4 datasets x 6 architectures x 3 setups
 
@@ -245,3 +289,26 @@ def test_every_point_of_every_preset_validates(paper):
         for point in itertools.product(*grids.values()):
             P = notebooks.params_class(paper).from_values(values | dict(zip(grids, point)), where=f.name)
             assert PRESET_CHECKS[paper](f, P), f"{f.name} at {dict(zip(grids, point))}"
+
+
+# ------------------------------------------------------------------------------------ one resolution of paths
+def test_relative_parameter_paths_resolve_once_for_cli_and_jupyter(tmp_path, monkeypatch):
+    """Jupyter runs in notebooks/, the CLI wherever the shell is: `data_root: data` must be one folder."""
+    from mintkit.core import paths
+    from mintkit.core.records import Run
+    monkeypatch.delenv("MINTKIT_HOME", raising=False)
+    for cwd in (REPO / "notebooks", tmp_path):
+        monkeypatch.chdir(cwd)
+        assert paths.resolve("data") == REPO / "data" and paths.resolve("/abs/x") == Path("/abs/x")
+    monkeypatch.setenv("MINTKIT_HOME", str(tmp_path / "home"))
+    assert paths.resolve("data/MNIST") == tmp_path / "home" / "data" / "MNIST"
+    assert Run("runs/scratch", "mint", {}).dir == tmp_path / "home" / "runs" / "scratch"
+
+
+def test_a_data_root_that_does_not_exist_is_not_created(tmp_path):
+    from mintkit.core.data import DataUnavailable, load_pool
+    typo = tmp_path / "dtaa"
+    for name in ("mnist", "cifar10", "tinyimagenet"):
+        with pytest.raises(DataUnavailable, match=rf"data_root {typo} does not exist.*Create the folder"):
+            load_pool(name, typo, download=False)
+    assert not typo.exists()

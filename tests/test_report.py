@@ -83,8 +83,19 @@ def test_index_lists_profiles_commands_figures_and_left_out_runs(built):
     assert not (built / "amint" / "runs" / "paper" / "table1-broken").exists()
 
 
-def test_report_without_runs_says_no_run_everywhere(tmp_path):
-    report.build(tmp_path / "none", tmp_path / "fig", papers=["factors"])
+def test_report_on_a_missing_or_empty_runs_folder_exits_2(tmp_path, capsys):
+    """A mistyped --runs must not write an all-'no run' report over the figures."""
+    assert cli.main(["report", "--runs", str(tmp_path / "typo"), "--out", str(tmp_path / "fig")]) == 2
+    assert "runs folder" in capsys.readouterr().err and not (tmp_path / "fig").exists()
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["report", "--runs", str(tmp_path / "empty"), "--out", str(tmp_path / "fig")]) == 2
+    assert "holds no run folder" in capsys.readouterr().err and not (tmp_path / "fig").exists()
+
+
+def test_report_with_only_unrelated_runs_says_no_run_everywhere(tmp_path):
+    _run(tmp_path / "runs" / "quick" / "mint" / "quick-1", 0, [(dict(table="", dataset="digits", model="SmallCNN"),
+                                                               {"mint_accuracy": 0.6}, {})], paper="mint")
+    report.build(tmp_path / "runs", tmp_path / "fig", papers=["factors"])
     t = pd.read_csv(tmp_path / "fig" / "factors" / "table1.csv", keep_default_na=False)
     assert (t.status == "no run").all()
     assert "no run" in (tmp_path / "fig" / "factors" / "table1.md").read_text()
@@ -192,3 +203,47 @@ def test_fp32_and_bf16_runs_never_share_a_mean(tmp_path):
     got = comp.set_index("precision")["reproduced"].to_dict()
     assert got == pytest.approx({"bf16": 0.80, "fp32": 0.61})
     assert "protocol `paper`, bf16" in (tmp_path / "t1.md").read_text() and out["reproduced"] == 2
+
+
+def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
+    """`make reproduce` reports only the quick runs into figures/: the cells an earlier report made from the
+    MNIST runs (the committed figures) must survive it, with the index naming which runs folder made which."""
+    monkeypatch.chdir(tmp_path)
+    mnist = tmp_path / "mnist-runs" / "mnist" / "amint"
+    cell = dict(T1, dataset="MNIST", model="MobileNet")
+    for seed, v in [(0, 0.70), (1, 0.72)]:
+        _run(mnist / f"table1-seed={seed}", seed, [(cell, {"mint_accuracy": v}, {"audited_accuracy": 0.6})])
+    (mnist.parent / "batch.json").write_text(json.dumps({"profile": "mnist", "commands": ["mnist batch"]}))
+    figures = tmp_path / "figures"
+    assert cli.main(["report", "--runs", "mnist-runs", "--out", "figures", "--paper", "amint"]) == 0
+    (figures / "sources.json").unlink()  # as committed before the kit kept sources: read back from the index
+    for csv in (figures / "amint").glob("*.csv"):
+        pd.read_csv(csv, keep_default_na=False).drop(columns="source").to_csv(csv, index=False)
+    committed = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
+    # a fresh checkout: only the quick profile ran, on digits (no published cell), plus one rerun cell
+    quick = tmp_path / "runs" / "quick" / "amint"
+    _run(quick / "quick-1", 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"mint_accuracy": 0.61}, {})])
+    _run(quick / "rerun", 0, [(dict(cell, model="ResNet50"), {"mint_accuracy": 0.9}, {})])
+    (quick.parent / "batch.json").write_text(json.dumps({"profile": "quick", "commands": ["quick batch"]}))
+    assert cli.main(["report", "--runs", "runs/quick", "--out", "figures", "--paper", "amint"]) == 0
+    t = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
+    key = ["dataset", "model", "setup", "condition", "metric", "protocol"]
+    mob = t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "mint_accuracy")
+            & (t.protocol == "paper")].iloc[0]
+    assert float(mob.reproduced) == pytest.approx(0.71) and int(mob.n_seeds) == 2 and mob.status == "reproduced"
+    assert float(mob.audited_accuracy_reproduced) == pytest.approx(0.6) and mob.source == "earlier report"
+    assert float(mob.difference) == pytest.approx(0.71 - float(mob.published))
+    res = t[(t.model == "ResNet50") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "mint_accuracy")
+            & (t.protocol == "paper")].iloc[0]
+    assert float(res.reproduced) == pytest.approx(0.9) and res.source == "runs/quick"
+    before = committed[committed.n_seeds.astype(int) > 0].set_index(key)["reproduced"]
+    after = t.set_index(key)["reproduced"]
+    assert all(after.loc[k] != "" for k in before.index)  # no committed cell went back to 'no run'
+    index = (figures / "README.md").read_text()
+    assert "`runs/quick`: 1" in index and "`earlier report`: " in index and "mnist batch" in index
+    assert "quick batch" in index
+    assert "digits / SmallCNN" in (figures / "amint" / "reproduced_no_published_counterpart.md").read_text()
+    # a second quick report keeps both, now from sources.json
+    assert cli.main(["report", "--runs", "runs/quick", "--out", "figures", "--paper", "amint"]) == 0
+    again = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
+    assert again.set_index(key)["reproduced"].equals(after) and "mnist batch" in (figures / "README.md").read_text()

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,7 @@ from mintkit.batch.plans import load_preset
 from mintkit.batch.provenance import describe_data, deviations, reason
 from mintkit.core.params import ParameterError, Params, param
 
+REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "notebooks"
 TOY = FIX / "toy.ipynb"
 
@@ -135,6 +142,58 @@ def test_cli_run_coerces_and_writes_run_folder(tmp_path):
     assert (out / "executed.ipynb").exists() and (out / "results.csv").exists()
 
 
+def test_run_into_a_finished_folder_skips_or_refuses_never_wipes(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "one"
+    argv = ["run", str(TOY), "-p", "seed", "0", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    results = (out / "results.csv").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(runner, "execute", lambda *a, **k: pytest.fail("a finished run was run again"))
+        capsys.readouterr()
+        assert cli.main(argv) == 0  # same parameters: skipped
+        assert "already holds this run (same parameters); skipped" in capsys.readouterr().out
+        assert cli.main(argv[:4] + ["1"] + argv[5:]) == 2  # other parameters: refused, naming them and --force
+        err = capsys.readouterr().err
+        assert "holds a finished run with other parameters (seed 0 -> 1" in err and "--force" in err
+        assert str(out / "params.json") in err
+    assert (out / "results.csv").read_text() == results and json.loads((out / "params.json").read_text())["seed"] == 0
+    assert cli.main(argv[:4] + ["1"] + argv[5:] + ["--force"]) == 0
+    assert json.loads((out / "params.json").read_text())["seed"] == 1
+
+
+def _interrupt(argv: list[str], results: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the CLI and press Ctrl-C (SIGINT to its process group, as a terminal does) once a file matching the
+    glob `results` exists under `cwd` (the fixture then sleeps 60 s in its next cell)."""
+    env = os.environ | {"PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    p = subprocess.Popen([sys.executable, "-m", "mintkit", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, env=env, cwd=cwd)
+    t0 = time.monotonic()
+    while not list(cwd.glob(results)) and time.monotonic() - t0 < 240 and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+@pytest.mark.parametrize("command, engine", [("run", "papermill"), ("reproduce", "exec")])
+def test_ctrl_c_prints_one_line_exits_130_and_marks_the_run(tmp_path, command, engine):
+    """No papermill / asyncio / zmq traceback (the kernel's stderr goes to the run folder's kernel.log)."""
+    if command == "run":
+        argv = ["run", str(TOY), "-p", "fail", "sleep", "--out", "one"]
+    else:
+        argv = ["reproduce", "--profile", "quick", "--paper", "toy", "--notebooks", str(FIX), "-p", "fail", "sleep",
+                "--out", "batch"]
+    res = _interrupt(argv + ["--no-progress", "--engine", engine], "**/results.csv", tmp_path)
+    assert res.returncode == 130, res.stdout + res.stderr
+    assert res.stderr.strip() == "interrupted: rerun the same command to resume", res.stderr
+    folder = next(tmp_path.glob("**/results.csv")).parent
+    assert json.loads((folder / "status.json").read_text())["status"] == "interrupted"
+    if command == "reproduce":
+        batch = json.loads((tmp_path / "batch" / "batch.json").read_text())
+        assert [e["status"] for e in batch["runs"].values()] == ["interrupted"]
+
+
 def test_reproduce_records_failure_continues_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs" / "paper"
     argv = ["reproduce", "--profile", "paper", "--paper", "broken,toy", "--notebooks", str(FIX),
@@ -234,3 +293,64 @@ def test_two_batches_into_one_folder_keep_each_others_entries(tmp_path):
     data = json.loads((tmp_path / "batch.json").read_text())
     assert data["runs"]["amint/r1"]["seconds"] == 10.0 and data["runs"]["gmint/r1"]["seconds"] == 20.0
     assert data["commands"] == ["reproduce --paper amint", "reproduce --paper gmint"]
+
+
+@pytest.fixture
+def toyck(tmp_path):
+    """The toy notebook with a `checkpoint` parameter, and a preset whose grid names one file that exists and
+    one that does not."""
+    nb = json.loads(TOY.read_text())
+    nb["cells"][1]["source"] = "".join(nb["cells"][1]["source"]) + '\ncheckpoint = ""  # a model file (not read)\n'
+    nb["cells"][2]["source"] = "".join(nb["cells"][2]["source"]).replace(
+        '"fail": (str, "", ""),', '"fail": (str, "", ""), "checkpoint": (str, "", ""),')
+    d = tmp_path / "nbs"
+    (d / "params" / "toyck").mkdir(parents=True)
+    (d / "toyck.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    (d / "params" / "toyck" / "table1.yaml").write_text(
+        f"checkpoint: [{tmp_path / 'model.pt'}, {tmp_path / 'absent.pt'}]\n")
+    return d
+
+
+def test_a_missing_input_marks_its_run_needs_input_and_the_batch_goes_on(tmp_path, toyck, capsys):
+    out = tmp_path / "batch"
+    argv = ["reproduce", "--profile", "paper", "--paper", "toyck", "--notebooks", str(toyck), "--out", str(out),
+            "--engine", "exec", "--no-progress"]
+    assert cli.main(argv + ["--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"toyck/table1 +2 +0 +1 +1  MNIST  no measured run yet", text), text
+    assert re.search(rf"MISSING \(needs input\) +checkpoint +1  {tmp_path / 'absent.pt'}  \(a file", text)
+    assert re.search(rf"exists +checkpoint +1  {tmp_path / 'model.pt'}", text)
+    assert "{" not in text  # no parameter dicts without --verbose
+    assert cli.main(argv + ["--dry-run", "--verbose"]) == 0 and "'checkpoint':" in capsys.readouterr().out
+
+    assert cli.main(argv) == 1  # one run needs input: not everything was reproduced
+    text = capsys.readouterr().out
+    assert "1 run, 0 skipped (already complete), 0 failed, 1 not started: needs input" in text
+    assert "NEEDS INPUT toyck/" in text and f"checkpoint '{tmp_path / 'absent.pt'}'" in text
+    states = {json.loads((f / "params.json").read_text())["checkpoint"] if (f / "params.json").exists() else
+              "absent": json.loads((f / "status.json").read_text()) for f in (out / "toyck").iterdir()}
+    assert states[str(tmp_path / "model.pt")]["status"] == "complete"
+    assert states["absent"]["status"] == "needs input" and states["absent"]["missing"] == [str(tmp_path / "absent.pt")]
+    batch = json.loads((out / "batch.json").read_text())
+    assert sorted(e["status"] for e in batch["runs"].values()) == ["complete", "needs input"]
+
+    # the dry run now estimates from the measured time when the finished run must run again
+    done = next(f for f in (out / "toyck").iterdir() if (f / "params.json").exists())
+    (done / "status.json").unlink()
+    assert cli.main(argv + ["--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"toyck/table1 +2 +0 +1 +1  MNIST  ~\d+ s \(median \d+ s of 1 measured\)", text), text
+    assert "estimate: ~" in text
+
+    figures = tmp_path / "figures"
+    assert cli.main(["report", "--runs", str(out), "--out", str(figures), "--paper", "amint"]) == 0
+    assert f"needs input — needs input: checkpoint '{tmp_path / 'absent.pt'}'" in (figures / "README.md").read_text()
+
+
+def test_run_with_a_missing_checkpoint_exits_2_naming_it(tmp_path, toyck, capsys):
+    assert cli.main(["run", str(toyck / "toyck.ipynb"), "-p", "checkpoint", str(tmp_path / "gone.pt"),
+                     "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"needs input: checkpoint '{tmp_path / 'gone.pt'}'" in err and "is missing" in err
+    assert not (tmp_path / "r").exists()

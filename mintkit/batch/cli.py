@@ -1,7 +1,9 @@
 """`python -m mintkit run | reproduce | params | report` (also installed as the `mintkit` command).
 
-Exit status: 0 success, 1 some run failed, 2 bad input (unknown notebook, parameter, preset key, wrong type),
-reported before any kernel starts.
+Exit status: 0 success, 1 some run failed or needs input (a missing dataset or checkpoint: the other runs ran),
+2 bad input (unknown notebook, parameter, preset key, wrong type),
+reported before any kernel starts, 130 interrupted (Ctrl-C: one line, the run folder says interrupted; the same
+command again resumes: complete runs are skipped).
 """
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import sys
 from pathlib import Path
 
 from mintkit.audit import cli as audit_cli
-from mintkit.batch import executors, notebooks, report, runner
+from mintkit.batch import dryrun, executors, inputs, notebooks, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
+
+
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -38,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/adhoc/<paper>/<presets>-<hash8>)")
     r.add_argument("--list-params", action="store_true", help="print the notebook's parameters and exit")
+    r.add_argument("--force", action="store_true",
+                   help="rerun into --out even when it holds a finished run (same parameters: skipped without it; "
+                        "other parameters: refused without it)")
     _add_run_options(r)
 
     b = sub.add_parser("reproduce", help="every run of a profile, skipping complete ones")
@@ -51,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run seeds 0..N-1 of every run (quick default 1; paper default: as the presets say)")
     b.add_argument("--jobs", type=int, default=1, help="runs at once (one GPU each when several are visible)")
     b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
-    b.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    b.add_argument("--dry-run", action="store_true",
+                   help="print per paper and preset the runs (done / to run / needing input), data, sizes and a time "
+                        "estimate, then the inputs the profile needs (which exist, which are missing), and exit")
+    b.add_argument("--verbose", action="store_true", help="with --dry-run: also every run's injected parameters")
     _add_run_options(b)
     executors.add_arguments(b)
 
@@ -81,6 +92,16 @@ def cmd_run(args) -> int:
         return 0
     overrides = {name: runner.parse_cli_value(name, value, nb.spec) for name, value in args.parameter}
     spec = runner.plan_run(nb, args.preset, overrides, args.out)
+    need = inputs.missing(spec)
+    if need:
+        raise ParameterError(f"{spec.name}: " + inputs.needs_input_error(need))
+    if not args.force:
+        refused = runner.finished_elsewise(spec)
+        if refused:
+            raise ParameterError(refused)
+        if runner.is_complete(spec):
+            print(f"complete: {spec.folder} already holds this run (same parameters); skipped (--force reruns it)")
+            return 0
     print(f"run {spec.name} -> {spec.folder}")
     res = runner.execute(spec, args.timeout, progress=not args.no_progress, engine=args.engine)
     text, code = runner.summary([res])
@@ -98,16 +119,28 @@ def cmd_reproduce(args, argv: list[str]) -> int:
     for n in notes:
         print(f"note: {n}")
     if args.dry_run:
-        for s in runs:
-            print(f"{'complete' if runner.is_complete(s) else 'todo':>8}  {s.folder}  {s.inject}")
+        print("\n".join(dryrun.summary(runs, out, args.profile, runner.is_complete)))
+        if args.verbose:
+            for s in runs:
+                print(f"{'complete' if runner.is_complete(s) else 'todo':>8}  {s.folder}  {s.inject}")
         return 0
+    if args.executor != "local" and args.engine != "papermill":
+        raise ParameterError(f"--engine {args.engine} runs with --executor local only (cluster jobs use papermill)")
+    # a run whose inputs are missing is marked 'needs input' and the others run: one file never stops the batch
+    blocked = [s for s in runs if not runner.is_complete(s) and inputs.missing(s)]
+    waiting = runner.mark_needs_input(blocked, out, args.profile, _command_line(argv))
+    ready = [s for s in runs if s not in blocked]
+    if waiting:
+        print(f"note: {len(waiting)} run(s) need input and will not start (see the end); "
+              f"`reproduce --dry-run` lists what is missing")
     if args.executor != "local":
-        if args.engine != "papermill":
-            raise ParameterError(f"--engine {args.engine} runs with --executor local only (cluster jobs use papermill)")
-        return executors.cmd_reproduce(args, runs, out, _command_line(argv))
-    results = runner.reproduce(runs, out, args.profile, jobs=args.jobs, timeout=args.timeout,
+        code = executors.cmd_reproduce(args, ready, out, _command_line(argv))
+        if waiting:
+            print(runner.summary(waiting)[0])
+        return code or int(bool(waiting))
+    results = runner.reproduce(ready, out, args.profile, jobs=args.jobs, timeout=args.timeout,
                                command=_command_line(argv), progress=not args.no_progress, engine=args.engine)
-    text, code = runner.summary(results)
+    text, code = runner.summary(results + waiting)
     print(text)
     return code
 
@@ -159,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # papermill, asyncio and zmq would each print their part of the traceback; the run folder already says
+        # interrupted (runner.execute), so one line is all a user needs
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -63,12 +63,31 @@ def is_parameters_cell(cell: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- papermill
+KERNEL_LOG = "kernel.log"  # the papermill kernel's own stderr (its warnings, and its tracebacks on Ctrl-C)
+
+
+def _kernel_manager(log_path: Path) -> type:
+    """A kernel manager class whose kernel writes its stderr to `log_path`, not to the terminal: on Ctrl-C the
+    kernel would print zmq tracebacks of its closed sockets over the runner's one-line message."""
+    from jupyter_client.manager import AsyncKernelManager  # deferred: optional, like papermill
+
+    class RunFolderKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:  # the kernel keeps its own copy of the descriptor
+                kw.setdefault("stderr", log)
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return RunFolderKernelManager
+
+
 def run_papermill(notebook: str, folder: Path, parameters: dict, timeout: float | None, progress: bool,
                   start_timeout: float, cwd: str) -> None:
-    """papermill into folder/executed.ipynb; raises papermill's errors (they carry ename/evalue/exec_count)."""
+    """papermill into folder/executed.ipynb (the kernel's stderr into folder/kernel.log); raises papermill's
+    errors (they carry ename/evalue/exec_count)."""
     import papermill as pm  # deferred: optional (absent on GPU machines without Jupyter; `--engine exec` there)
     pm.execute_notebook(notebook, str(folder / EXECUTED["papermill"]), parameters=parameters, kernel_name="python3",
-                        progress_bar=progress, execution_timeout=timeout, start_timeout=start_timeout, cwd=cwd)
+                        progress_bar=progress, execution_timeout=timeout, start_timeout=start_timeout, cwd=cwd,
+                        kernel_manager_class=_kernel_manager(folder / KERNEL_LOG))
 
 
 # --------------------------------------------------------------------------- exec: the parent side
@@ -204,6 +223,12 @@ def compile_cells(notebook: str) -> list[tuple[int, bool, Any]]:
     return out
 
 
+def cell_source(code) -> str:
+    """The source of a code object compile_cells made (kept in linecache for tracebacks)."""
+    entry = linecache.cache.get(code.co_filename)
+    return "".join(entry[2]) if entry else ""
+
+
 def _cell_traceback(exc: BaseException) -> str:
     """The traceback from the cell's own frame down (this module's exec frame left out)."""
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
@@ -239,17 +264,23 @@ def child_main(notebook: str, events_fd: int) -> int:
     except ValueError as e:
         send(event="error", ename="NotebookError", evalue=str(e))
         return 1
-    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "display": display}
+    # `In`: the cells' sources in the order run, as IPython keeps them (Params.from_notebook reads the names the
+    # parameters cells set from it); the injected parameters appear as papermill's injected cell would
+    injected = "# Parameters\n" + "\n".join(f"{n} = {v!r}" for n, v in parameters.items())
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "display": display, "In": [""]}
     if not any(is_params for _k, is_params, _c in cells):  # papermill injects at the top then
         ns.update(parameters)
+        ns["In"].append(injected)
     for k, is_params, code in cells:
         send(event="start", cell=k, of=len(cells))
         print(f"\n##### code cell {k}/{len(cells)}", flush=True)
         try:
+            ns["In"].append(cell_source(code))
             exec(code, ns)  # noqa: S102 - running the notebook is the point
             if is_params:  # papermill's injected cell comes right after the parameters cell
-                print("##### injected parameters\n" + "\n".join(f"{n} = {v!r}" for n, v in parameters.items()))
+                print("##### injected parameters\n" + injected.split("\n", 1)[1])
                 ns.update(parameters)  # the values themselves, as JSON carried them (inf and nan too)
+                ns["In"].append(injected)
         except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt end the run as failures too
             tb = _cell_traceback(e)
             print(tb, file=sys.stderr, flush=True)

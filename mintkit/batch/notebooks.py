@@ -11,6 +11,7 @@ from typing import Any
 
 from mintkit.batch.engines import is_parameters_cell, read_cells
 from mintkit.core.checkpoints import CheckpointError, load_checkpoint
+from mintkit.core.paths import resolve as resolve_path
 from mintkit.core.params import ParameterError, Params, Spec, check, fields_of
 from mintkit.reference import PAPERS
 
@@ -149,10 +150,11 @@ class Notebook:
 
     def check(self, values: dict, where: str = "") -> dict:
         """Effective parameters: unknown names, types, choices, the paper's cross-field rules and a given
-        ``checkpoint`` file checked - all before any kernel starts."""
+        ``checkpoint`` file checked - all before any kernel starts. A checkpoint that does not exist is an input
+        the run needs (mintkit.batch.inputs: `run` refuses, `reproduce` marks the run 'needs input')."""
         if self.params_cls is not None:
             out = self.params_cls.from_values(self.defaults | values, where).as_dict()
-            if out.get("checkpoint"):
+            if out.get("checkpoint") and resolve_path(out["checkpoint"]).exists():
                 readable_checkpoint(out["checkpoint"], where)
             return out
         try:  # a notebook without a Params class: the plain-mapping check of mintkit.core.params

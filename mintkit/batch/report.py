@@ -8,6 +8,8 @@ go to `reproduced_no_published_counterpart.*`, labelled with their profile. Figu
 copied to `<out>/<paper>/runs/<profile>/<run>/`; `<out>/README.md` indexes it all with the commands.
 
 Only runs whose status.json says complete count; failed and unfinished ones are listed in the index.
+A report into a folder that holds an earlier one merges into it (`mintkit.batch.merge`): a cell these runs do
+not give keeps what the folder showed, and the index says which runs folder made which cells.
 """
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
+from mintkit.batch import merge
+from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
-from mintkit.batch.collect import KEYS, collect, empty_rows
 from mintkit.batch.index import NO_RUN, index_header
 from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
+NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
 FIGURE_EXTS = (".png", ".pdf", ".svg")
@@ -159,13 +163,18 @@ def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
 
 
 def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, out_dir: Path, stem: str,
-                  paper: str) -> dict:
-    """Write <stem>.csv/.md/.png/.pdf for one published table; returns {'files', 'cells', 'reproduced'}."""
-    # one table per (protocol, variant, precision): rows of different protocol variants, or of fp32 and bf16 runs,
-    # are never averaged into one cell (a precision is named only when there are two)
+                  paper: str, source: str = "") -> dict:
+    """Write <stem>.csv/.md/.png/.pdf for one published table, keeping the reproduced cells an earlier
+    <stem>.csv holds where `rep` has none; returns {'files', 'cells', 'reproduced', 'protocols', 'sources'}.
+
+    One view per (protocol, variant, precision): rows of different protocol variants, or of fp32 and bf16 runs,
+    are never averaged into one cell (a precision is named only when there are two). Cells kept from the earlier
+    table fill only the definition's first-precision view."""
+    old = merge.read_table(out_dir / f"{stem}.csv")
     precisions = sorted(rep["precision"].unique()) if len(rep) and "precision" in rep.columns else [""]
-    groups = sorted({(p, v) for p, v in zip(rep["protocol"], rep["variant"]) if p} if len(rep) else set(),
-                    key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1])) or [("", DEFINITION)]
+    groups = {(p, v) for p, v in zip(rep["protocol"], rep["variant"]) if p} if len(rep) else set()
+    groups |= {(p, DEFINITION) for p in merge.earlier_protocols(old)}
+    groups = sorted(groups, key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1])) or [("", DEFINITION)]
     views = [(p, v, q) for p, v in groups for q in precisions]
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
@@ -181,6 +190,10 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         comp.insert(len(KEYS), "protocol", prot)
         comp.insert(len(KEYS) + 1, "variant", var)
         comp.insert(len(KEYS) + 2, "precision", precision)
+        if var == DEFINITION and precision == precisions[0]:
+            comp = merge.keep_earlier(comp, old, source)
+        else:
+            comp[merge.SOURCE] = np.where(comp["n_seeds"] > 0, source, "")
         comps.append(comp)
         name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
                 + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
@@ -198,14 +211,20 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         fig_stem = (stem if prot in ("", "paper") else f"{stem}-{prot}") + (
             f"-{re.sub(r'[^a-z0-9]+', '-', var.lower())}" if var != DEFINITION else "") + (
             f"-{precision}" if len(precisions) > 1 and precision != precisions[0] else "")
+        footer = provenance(sub, comp)
+        kept = merge.kept_count(comp, source)
+        if kept:
+            footer = (footer + "; " if footer != NO_COMPLETE_RUN else "") + f"{kept} cell(s) kept from " + \
+                ", ".join(s for s in merge.source_counts(comp) if s != source)
         files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
-                            provenance(sub, comp))
+                            footer)
     allc = pd.concat(comps, ignore_index=True)
     allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
     files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
     return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
-            "protocols": [p + (f" ({v})" if v != DEFINITION else "") for p, v in groups if p]}
+            "protocols": [p + (f" ({v})" if v != DEFINITION else "") for p, v in groups if p],
+            "sources": merge.source_counts(allc)}
 
 
 def notes(comp: pd.DataFrame) -> list[str]:
@@ -230,7 +249,7 @@ def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
     filled = comp.loc[comp["n_seeds"] > 0, CELL].drop_duplicates()
     rep = rep.merge(filled, on=CELL) if len(rep) else rep
     if not len(rep):
-        return "no complete run: every cell shows the published value only"
+        return NO_COMPLETE_RUN
     envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
     machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
     data = sorted({t.split(";")[0] for t in comp["data"] if t})
@@ -278,22 +297,31 @@ def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: 
     return paths
 
 
-def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str) -> tuple[list[Path], int]:
-    """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns."""
-    if not len(rows):
-        return [], 0
+def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str,
+                      source: str = "") -> tuple[list[Path], int]:
+    """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns; the settings
+    an earlier file holds and `rows` does not give are kept."""
+    csv = out_dir / "reproduced_no_published_counterpart.csv"
     published_cells = set(map(tuple, pub[CELL].to_numpy()))
-    mask = [tuple(r) not in published_cells for r in rows[CELL].to_numpy()]
-    rows = rows[mask]
-    if not len(rows):
+    if len(rows):
+        rows = rows[[tuple(r) not in published_cells for r in rows[CELL].to_numpy()]]
+    if len(rows):
+        keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol", "variant"]
+        s = summarize_seeds(rows[keys + ["metric", "seed", "value"]], keys + ["metric"])
+    elif csv.is_file():
+        s, keys = pd.DataFrame(), []
+    else:
         return [], 0
-    keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol", "variant"]
-    by = keys + ["metric"]
-    s = summarize_seeds(rows[by + ["seed", "value"]], by)
+    s = merge.keep_unmatched(s, csv, source)
+    if not len(s):
+        return [], 0
+    s["variant"] = s["variant"].fillna(DEFINITION) if "variant" in s.columns else DEFINITION  # older files: none
+    keys = (["profile"] + [k for k in CELL if k in s.columns and s[k].astype(str).str.len().gt(0).any()]
+            + ["protocol", "variant"])
     s["text"] = [f"{_num(m, 3)}" + (f" ± {_num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]
     n = s.groupby(keys, sort=False)["n"].max().rename("seeds")
     wide = results_table(s, keys, "metric", value="text", fmt="{}", na_rep="").join(n)
-    s.to_csv(out_dir / "reproduced_no_published_counterpart.csv", index=False, float_format="%.6g")
+    s.to_csv(csv, index=False, float_format="%.6g")
     profiles = ", ".join(sorted(s["profile"].unique()))
     md = [f"# {paper}: reproduced (no published counterpart)\n",
           f"Profile(s): **{profiles}**. These settings (e.g. digits/SmallCNN in the quick profile) are not in the "
@@ -321,45 +349,66 @@ def copy_run_figures(runs: list[dict], paper: str, out_dir: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- the whole report
 def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "") -> list[Path]:
-    """Write the report under `out` (its <paper>/ folders are rewritten) and return the files written."""
+    """Write the report under `out`, merged into what `out` already shows (see mintkit.batch.merge), and return
+    the files written. A missing runs folder, or one without any run folder in it, is a ParameterError."""
     matplotlib.use("Agg")
     papers = list(papers or PAPERS)
     bad = [p for p in papers if p not in PAPERS]
     if bad:
         raise ParameterError(f"unknown paper(s) {bad}; valid: {', '.join(PAPERS)}")
     runs_root, out = Path(runs_root), Path(out)
+    if not runs_root.is_dir():
+        raise ParameterError(f"runs folder {runs_root} does not exist; give the folder `reproduce --out` or "
+                             "`run --out` wrote (default runs/<profile>, e.g. --runs runs/quick)")
     use_style()
-    rows, runs = collect(runs_root) if runs_root.exists() else (empty_rows(), [])
+    rows, runs = collect(runs_root)
+    if not runs:
+        raise ParameterError(f"runs folder {runs_root} holds no run folder (no status.json or results.csv under "
+                             "it); run `python -m mintkit reproduce` first or give another --runs")
     rows = rows.assign(ref=rows["paper"].map(reference_file))
+    source = merge.source_name(runs_root)
     written: list[Path] = []
-    index_md = index_header(runs_root, runs, rows, command)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = merge.read_sources(out)
+    header = index_header(runs_root, runs, rows, command)
+    sources[source] = header[1:]
+    body: list[str] = []
+    counts: dict[str, int] = {}
     for paper in papers:
         pdir = out / paper
-        if pdir.exists():
-            shutil.rmtree(pdir)
-        pdir.mkdir(parents=True)
+        pdir.mkdir(parents=True, exist_ok=True)
         pub = published(paper)
         rep = rows[rows["ref"] == paper]
-        index_md.append(f"\n## {paper}\n")
-        index_md.append("| table | files | published cells | reproduced | protocols |\n|---|---|---|---|---|")
+        body.append(f"\n## {paper}\n")
+        body.append("| table | files | published cells | reproduced | protocols | made by (runs folder: cells) |\n"
+                    "|---|---|---|---|---|---|")
         for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
             stem = slug(label, table, paper)
             trep = rep[(rep["paper"] == label) & (rep["table"] == table)]
-            info = table_outputs(label, table, tpub, trep, pdir, stem, paper)
+            info = table_outputs(label, table, tpub, trep, pdir, stem, paper, source)
             written += info["files"]
+            for s, n in info["sources"].items():
+                counts[s] = counts.get(s, 0) + n
             links = " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in info["files"])
-            index_md.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
-                            f"{', '.join(info['protocols']) or NO_RUN} |")
-        files, n = unmatched_outputs(rep, pub, pdir, paper) if len(rep) else ([], 0)
+            made = "; ".join(f"`{s}`: {n}" for s, n in info["sources"].items()) or "–"
+            body.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
+                        f"{', '.join(info['protocols']) or NO_RUN} | {made} |")
+        files, n = unmatched_outputs(rep, pub, pdir, paper, source)
         written += files
         if files:
-            index_md.append(f"\nReproduced (no published counterpart): {n} setting(s) — "
-                            + " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in files))
+            body.append(f"\nReproduced (no published counterpart): {n} setting(s) — "
+                        + " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in files))
         figs = copy_run_figures(runs, paper, pdir)
         written += figs
         if figs:
-            index_md.append(f"\nFigures made by the runs ({len(figs)}):\n")
-            index_md += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+            body.append(f"\nFigures made by the runs ({len(figs)}):\n")
+            body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+    kept = {s: n for s, n in counts.items() if s != source}
+    opening = header[:1] + [f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a cell its runs do "
+                            "not give keeps what the folder showed; the last column of each table list says which "
+                            "runs folder made its cells.\n"] + header[1:]
+    index_md = opening + merge.earlier_opening(sources, source, kept) + body
     (out / "README.md").write_text("\n".join(index_md) + "\n")
-    written.append(out / "README.md")
+    written += [out / "README.md", merge.write_sources(out, {s: h for s, h in sources.items()
+                                                              if s == source or kept.get(s)})]
     return written

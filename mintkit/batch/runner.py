@@ -82,6 +82,22 @@ def is_complete(spec: RunSpec) -> bool:
     return json.loads(json.dumps(strip(saved), default=str)) == json.loads(json.dumps(strip(spec.params), default=str))
 
 
+def finished_elsewise(spec: RunSpec) -> str | None:
+    """None unless spec.folder holds a complete run with other parameters than the plan; then the message
+    `run` refuses with (the differing parameters, the way to replace the run or keep it)."""
+    folder = Path(spec.folder)
+    if run_status(folder).get("status") != "complete" or is_complete(spec):
+        return None
+    saved = {k: v for k, v in (_read_json(folder / "params.json") or {}).items() if k not in RUNNER_KEYS}
+    planned = {k: v for k, v in spec.params.items() if k not in RUNNER_KEYS}
+    diff = [f"{k} {saved.get(k, '(unset)')!r} -> {planned.get(k, '(unset)')!r}"
+            for k in sorted(set(saved) | set(planned)) if json.dumps(saved.get(k), default=str)
+            != json.dumps(planned.get(k), default=str)]
+    return (f"{folder} holds a finished run with other parameters ({'; '.join(diff[:8]) or 'unreadable params.json'}"
+            f"{f'; {len(diff) - 8} more' if len(diff) > 8 else ''}; its parameters: {folder / 'params.json'}): "
+            "choose another --out, or add --force to replace it")
+
+
 def _clear(folder: Path) -> None:
     """Empty a runner-owned run folder before a fresh attempt (refuses a folder the runner did not make)."""
     if not folder.exists():
@@ -232,7 +248,12 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
         if jobs <= 1:
             for spec in todo:
                 bar.set_postfix_str(spec.name)
-                done(spec, execute(spec, timeout, progress=progress, engine=engine))
+                try:
+                    res = execute(spec, timeout, progress=progress, engine=engine)
+                except KeyboardInterrupt:
+                    manifest.update(spec, status="interrupted")
+                    raise
+                done(spec, res)
         else:
             gpus = _visible_gpus()
             ctx = mp.get_context("spawn")
@@ -259,19 +280,52 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
     return results
 
 
+NEEDS_INPUT = "needs input"
+
+
+def mark_needs_input(specs: list[RunSpec], out: str | Path, profile: str, command: str = "") -> list[dict]:
+    """Record each run whose inputs are missing (mintkit.batch.inputs) as 'needs input' in its folder's
+    status.json and in batch.json, naming the files; returns their result dicts. Nothing runs for them."""
+    from mintkit.batch import inputs  # deferred: inputs imports plans, as this module does
+
+    results = []
+    manifest = Manifest(Path(out), profile, command) if specs else None
+    for spec in specs:
+        need = inputs.missing(spec)
+        error = inputs.needs_input_error(need)
+        folder = Path(spec.folder)
+        if folder.exists() and any(folder.iterdir()) and not any((folder / f).exists() for f in RUN_FILES):
+            raise ParameterError(f"{folder} exists and is not a run folder; choose another --out")
+        _write_json(folder / "status.json", {"status": NEEDS_INPUT, "error": error, "end": _now(),
+                                             "missing": [i.path for i in need]})
+        write_plan(spec)
+        manifest.update(spec, status=NEEDS_INPUT, error=error, seconds=None)
+        results.append({"name": spec.name, "folder": spec.folder, "status": NEEDS_INPUT, "error": error,
+                        "seconds": 0.0, "executed": None})
+    if manifest is not None:
+        manifest.save()
+    return results
+
+
 def summary(results: list[dict]) -> tuple[str, int]:
     """(text, exit code): counts, then every failure with its executed notebook or log (and its cluster job and log,
-    for `--executor slurm`); exit 1 when any failed. 'pending' runs are still queued or running in a scheduler."""
-    count = {s: sum(r["status"] == s for r in results) for s in ("complete", "skipped", "failed", "pending")}
+    for `--executor slurm`), then every run that needs input with the missing file; exit 1 when any failed or
+    needs input. 'pending' runs are still queued or running in a scheduler."""
+    count = {s: sum(r["status"] == s for r in results)
+             for s in ("complete", "skipped", "failed", "pending", NEEDS_INPUT)}
     lines = [f"{count['complete']} run, {count['skipped']} skipped (already complete), {count['failed']} failed"
-             + (f", {count['pending']} still queued or running" if count["pending"] else "")]
+             + (f", {count['pending']} still queued or running" if count["pending"] else "")
+             + (f", {count[NEEDS_INPUT]} not started: needs input" if count[NEEDS_INPUT] else "")]
+    for r in results:
+        if r["status"] == NEEDS_INPUT:
+            lines.append(f"NEEDS INPUT {r['name']}: {r['error'].split(': ', 1)[1]}")
     for r in results:
         if r["status"] == "failed":
             lines.append(f"FAILED {r['name']}: {r['error']}\n       notebook: {r['executed'] or '(none written)'}"
                          f"\n       folder:   {r['folder']}")
             if r.get("job_id"):
                 lines.append(f"       job:      {r['job_id']}\n       log:      {r['log']}")
-    return "\n".join(lines), int(count["failed"] > 0)
+    return "\n".join(lines), int(count["failed"] > 0 or count[NEEDS_INPUT] > 0)
 
 
 __all__ = ["Notebook", "RunSpec", "plan_run", "plan_batch", "expand_grid", "parse_cli_value", "params_hash",

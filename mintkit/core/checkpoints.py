@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mintkit.core.paths import resolve as resolve_path
 from mintkit.core.records import atomic_write_bytes
 from mintkit import __version__
 from mintkit.models.zoo import build_model
@@ -37,9 +38,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict, extra: dic
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint safely. Returns {'state_dict', 'config': dict, 'extra'}.
 
-    A bare state dict (e.g. someone's own model) is accepted with config = {}.
+    A bare state dict (e.g. someone's own model) is accepted with config = {}. A relative path resolves
+    against the mintkit home (mintkit.core.paths), as from the CLI so from Jupyter.
     """
-    path = Path(path)
+    path = resolve_path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
@@ -78,7 +80,7 @@ class ModelCache:
     """Trained-model cache: `<dir>/<key>.pt` + `<key>.json` (written last = the entry is complete)."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
+        self.dir = resolve_path(directory)  # one cache for the CLI and Jupyter (mintkit.core.paths)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.dir / f"{key}.pt", self.dir / f"{key}.json"

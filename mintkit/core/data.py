@@ -24,6 +24,8 @@ from sklearn.datasets import load_digits
 from torchvision.datasets.utils import download_and_extract_archive
 
 from mintkit.core.cifar_jpeg import CIFAR10_CLASSES, TARBALL, read_jpeg_tarball
+from mintkit.core.paths import home as paths_home
+from mintkit.core.paths import resolve as resolve_path
 
 TRAIN, TEST = 0, 1  # values of Pool.origin
 
@@ -231,10 +233,21 @@ def _offline_error(name: str, root: Path, layout: str, url: str, err: Exception)
         f"with a network (mintkit downloads it on first use).")
 
 
+def existing_root(name: str, data_root: str | Path) -> Path:
+    """`data_root` resolved (mintkit.core.paths); DataUnavailable when the folder does not exist: a mistyped
+    data_root must not become an empty folder that a download then fills (or fails in)."""
+    root = resolve_path(data_root)
+    if not root.is_dir():
+        raise DataUnavailable(f"dataset '{name}': data_root {root} does not exist (relative paths resolve against "
+                              f"{paths_home()}; see mintkit.core.paths). Create the folder to let mintkit download "
+                              "the dataset into it, or point data_root at the folder holding your datasets.")
+    return root
+
+
 def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | None = None,
                           download: bool = True) -> Pool:
     """MNIST / Fashion-MNIST / CIFAR-10/100 / GTSRB via torchvision: train and test splits in one pool."""
-    root = Path(data_root)
+    root = existing_root(name, data_root)
     cache = data_cache(name, root, image_size)
 
     def build() -> dict:
@@ -253,7 +266,7 @@ def load_torchvision_pool(name: str, data_root: str | Path, image_size: int | No
 
 def load_tinyimagenet_pool(data_root: str | Path, image_size: int | None = None, download: bool = True) -> Pool:
     """Tiny ImageNet: 100k train + 10k labelled val (used as the test split), 200 classes, 64×64."""
-    root = Path(data_root)
+    root = existing_root("tinyimagenet", data_root)
     base = root / "tiny-imagenet-200"
     if not base.exists():
         try:
@@ -342,7 +355,7 @@ def load_pool(name: str, data_root: str | Path = "data", image_size: int | None 
     elif name == "synthetic":
         pool = synthetic_pool()
     elif name == "mnist-test":
-        pool = load_mnist_test_pool(Path(data_root) / "MNIST" / "raw")
+        pool = load_mnist_test_pool(resolve_path(data_root) / "MNIST" / "raw")
     elif name in _TV:
         return load_torchvision_pool(name, data_root, image_size, download)
     elif name == "cifar10-jpeg":
@@ -350,7 +363,7 @@ def load_pool(name: str, data_root: str | Path = "data", image_size: int | None 
     elif name == "tinyimagenet":
         return load_tinyimagenet_pool(data_root, image_size, download)
     elif name.startswith("imagefolder:"):
-        return load_imagefolder_pool(name.split(":", 1)[1], image_size or 112)
+        return load_imagefolder_pool(str(resolve_path(name.split(":", 1)[1])), image_size or 112)
     else:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if image_size is not None:

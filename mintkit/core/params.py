@@ -17,6 +17,7 @@ edited copy is ``dataclasses.replace(P, lr=1e-4)`` and is checked again.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import types
 import typing
@@ -32,6 +33,76 @@ IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "display"}
 
 class ParameterError(ValueError):
     """Unknown parameter name, wrong type or a value outside its choices."""
+
+
+# ---------------------------------------------------------------------- which names the parameters cells set
+def _literal(node: ast.AST) -> bool:
+    """A value a parameters cell (or papermill's injected cell) can hold: a literal, float('inf'), inf or nan."""
+    if isinstance(node, ast.Name):
+        return node.id in ("inf", "nan", "True", "False", "None")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float" and not node.keywords:
+        return all(_literal(a) for a in node.args)
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def literal_assignments(source: str) -> list[str] | None:
+    """The names a cell assigns when every statement is ``name[: type] = literal`` (a parameters cell, papermill's
+    injected cell); None for any other cell."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    names = []
+    for st in body:
+        if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and st.value is not None \
+                and _literal(st.value):
+            names.append(st.target.id)
+        elif isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets) and _literal(st.value):
+            names += [t.id for t in st.targets]
+        elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) or isinstance(st, ast.Pass):
+            continue
+        else:
+            return None
+    return names
+
+
+def parameters_cell_names(ns: Mapping[str, Any]) -> list[str] | None:
+    """The names set by the parameters cell(s) run just before the current cell, read from the kernel's input
+    history (``In``: IPython's, or the exec engine's copy of it): the run of literal-assignment cells (the
+    ``parameters`` cell, papermill's injected cell) right before the cell calling the check. None without a
+    history (a plain mapping): then every public scalar global is taken for a parameter."""
+    history = ns.get("In")
+    if not isinstance(history, list) or not history or not all(isinstance(h, str) for h in history):
+        return None
+    names: list[str] = []
+    for source in reversed(history[:-1]):  # history[-1] is the cell running the check
+        found = literal_assignments(source)
+        if not found:
+            break
+        names += found
+    return names
+
+
+def unknown_names(ns: Mapping[str, Any], valid: Iterable[str]) -> list[str]:
+    """Names the parameters cells set (see parameters_cell_names) that are not parameters. Without a history,
+    every public scalar global that is not a parameter (a fresh namespace: what papermill or -p injected)."""
+    valid = set(valid)
+    names = parameters_cell_names(ns)
+    if names is None:
+        names = [k for k, v in ns.items() if not k.startswith("_") and k not in IPYTHON_NAMES
+                 and not isinstance(v, types.ModuleType) and isinstance(v, SCALARS)]
+    return sorted({k for k in names if k not in valid and not k.startswith("_")})
+
+
+def unknown_error(unknown: list[str], valid: Iterable[str]) -> ParameterError:
+    return ParameterError(
+        f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(valid))}. Correct the name in the parameters "
+        "cell (or in the -p option / preset that injected it); in Jupyter, run the parameters cell again, then "
+        "this one (Kernel > Restart and run all also clears names other cells left behind)")
 
 
 def param(default: Any, help: str, *, choices: Iterable | Callable[[], Iterable] | None = None) -> Any:
@@ -135,16 +206,15 @@ class Params:
         """The cell after the parameters cell: ``P = paper.Params.from_notebook(globals())``.
 
         papermill injects parameters as plain assignments, so a misspelt injected name would otherwise
-        be ignored: every public global holding a plain literal that is not a parameter is an error.
-        Objects the later cells create (``P``, ``run``, figures, frames) are not literals, so running
-        this cell again in JupyterLab, after edits or after the whole notebook, works.
+        be ignored: a name the parameters cells set that is not a parameter is an error. Only those cells'
+        names are read (`parameters_cell_names`, from the kernel's input history), so globals left by later
+        cells (a loop's ``name``) never count, and running the cells again from the top after a whole pass
+        works. Values are the parameters' current globals (defaults for any not set).
         """
         specs = fields_of(cls)
-        unknown = sorted(k for k, v in ns.items() if not k.startswith("_") and k not in specs
-                         and k not in IPYTHON_NAMES and not isinstance(v, types.ModuleType)
-                         and isinstance(v, SCALARS))
+        unknown = unknown_names(ns, specs)
         if unknown:
-            raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(specs))}")
+            raise unknown_error(unknown, specs)
         return cls.from_values({k: ns[k] for k in specs if k in ns})
 
     def replace(self, **changes: Any) -> "Params":
@@ -186,9 +256,9 @@ def check(values: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dic
 
 
 def check_notebook(ns: Mapping[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
-    """`Params.from_notebook` for a plain mapping spec: literal globals that are not parameters are errors."""
-    unknown = sorted(k for k, v in ns.items() if not k.startswith("_") and k not in spec
-                     and k not in IPYTHON_NAMES and not isinstance(v, types.ModuleType) and isinstance(v, SCALARS))
+    """`Params.from_notebook` for a plain mapping spec: names the parameters cells set that are not parameters
+    are errors."""
+    unknown = unknown_names(ns, spec)
     if unknown:
-        raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(spec))}")
+        raise unknown_error(unknown, spec)
     return check({k: ns[k] for k in spec if k in ns}, spec)

@@ -23,6 +23,7 @@ import torch
 
 from mintkit import __version__
 from mintkit.core.metrics import METRICS
+from mintkit.core.paths import resolve as resolve_path
 
 RESULT_COLUMNS = ("paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "value",
                   "protocol", "variant", "seed", "run_id")
@@ -97,7 +98,7 @@ class Run:
     def __init__(self, out_dir: str | Path, paper: str, params: dict, seed: int = 0,
                  device: torch.device | str | None = None, protocol: str = "heldout",
                  variant: str = DEFINITION, precision: str | None = None) -> None:
-        self.dir = Path(out_dir)
+        self.dir = resolve_path(out_dir)  # a relative out_dir (the notebook's default) as the CLI resolves it
         self.dir.mkdir(parents=True, exist_ok=True)
         self.paper, self.seed, self.protocol, self.variant = paper, seed, protocol, variant
         self.run_id = self.dir.name

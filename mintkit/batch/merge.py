@@ -1,0 +1,159 @@
+"""Merging a report into a figures folder that already holds one: nothing a report has no run for is lost.
+
+`python -m mintkit report --runs R --out figures` reads back what `figures/` already shows before writing:
+
+- a table cell (`<paper>/<table>.csv`, one row per published cell and protocol) that R gives no complete run for
+  keeps the reproduced values the folder held (mean, sd, seeds, audited accuracy, data); a cell R does give is
+  replaced. The published value always comes from `mintkit.reference`, and Δ and the reason are recomputed.
+- the `source` column says which runs folder made each reproduced cell (`earlier report` for a table written
+  before the column existed), and the index lists, per table, how many cells each runs folder made;
+- `reproduced_no_published_counterpart.csv` keeps the settings R does not give;
+- `sources.json` keeps each runs folder's part of the index's opening (its command, profiles, machines, batch
+  notes), so the index still says how the kept cells were made.
+
+A report into a fresh folder merges nothing: it shows exactly the runs of R.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mintkit.batch.collect import KEYS
+from mintkit.batch.index import NO_RUN
+from mintkit.batch.provenance import add_reasons
+
+SOURCE = "source"
+EARLIER = "earlier report"
+SOURCES_FILE = "sources.json"
+PUBLISHED_COLUMNS = ("published", "audited_accuracy_published", "audited_train_accuracy_published")
+
+
+def source_name(runs_root: Path) -> str:
+    """How the index names a runs folder: relative to the working folder (the repository) when inside it."""
+    try:
+        return Path(runs_root).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(runs_root)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The reproduced rows (n_seeds > 0) of a table csv the report wrote earlier; empty when there is none.
+    Key columns come back as strings ("" for empty), the values as numbers."""
+    if not path.is_file():
+        return pd.DataFrame()
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "n_seeds" not in df.columns or not set(KEYS) <= set(df.columns):
+        return pd.DataFrame()
+    df["n_seeds"] = pd.to_numeric(df["n_seeds"], errors="coerce").fillna(0)
+    df = df[df["n_seeds"] > 0].copy()
+    if SOURCE not in df.columns or not len(df):
+        df[SOURCE] = EARLIER
+    df[SOURCE] = df[SOURCE].replace("", EARLIER)
+    for c in df.columns:
+        if c not in KEYS and c not in ("protocol", "status", "data", "reason", SOURCE):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+def earlier_protocols(old: pd.DataFrame) -> list[str]:
+    return sorted(p for p in old["protocol"].unique() if p) if len(old) else []
+
+
+def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataFrame:
+    """`comp` (one protocol of a table, from compare()) with its 'no run' cells filled from `old` where `old`
+    has them for the same cell and protocol; `source` labels the cells `comp` reproduced itself."""
+    comp = comp.copy()
+    comp[SOURCE] = np.where(comp["n_seeds"] > 0, source, "")
+    if not len(old):
+        return comp
+    key = KEYS + ["protocol"]
+    old = old.drop_duplicates(subset=key, keep="last").set_index(key)
+    idx = pd.MultiIndex.from_frame(comp[key].astype(str))
+    take = [(comp["n_seeds"].iat[i] == 0) and (k in old.index) for i, k in enumerate(idx)]
+    if not any(take):
+        return comp
+    carried = [c for c in comp.columns if c not in key and c not in PUBLISHED_COLUMNS
+               and c not in ("difference", "status", "reason") and c in old.columns]
+    rows = old.loc[[k for k, t in zip(idx, take) if t], carried]
+    mask = np.array(take)
+    for c in carried:
+        comp[c] = comp[c].astype(object)
+        comp.loc[mask, c] = rows[c].to_numpy()
+    comp["n_seeds"] = pd.to_numeric(comp["n_seeds"]).astype(int)
+    comp["reproduced"] = pd.to_numeric(comp["reproduced"], errors="coerce")
+    comp["difference"] = comp["reproduced"] - pd.to_numeric(comp["published"], errors="coerce")
+    comp["status"] = np.where(comp["n_seeds"] > 0, "reproduced", NO_RUN)
+    comp["data"] = comp["data"].fillna("").astype(str)
+    return add_reasons(comp)
+
+
+def kept_count(comp: pd.DataFrame, source: str) -> int:
+    """Reproduced cells of `comp` that another runs folder made (kept from the folder's earlier report)."""
+    return int(((comp["n_seeds"] > 0) & (comp[SOURCE] != source)).sum())
+
+
+def source_counts(comp: pd.DataFrame) -> dict[str, int]:
+    filled = comp[comp["n_seeds"] > 0]
+    return {s: int(n) for s, n in filled[SOURCE].value_counts().sort_index().items()}
+
+
+def keep_unmatched(new: pd.DataFrame, path: Path, source: str) -> pd.DataFrame:
+    """The no-published-counterpart summary (one row per setting and metric) with the earlier file's settings
+    that `new` does not give kept; `source` labels the new rows."""
+    new = new.assign(**{SOURCE: source})
+    if not path.is_file():
+        return new
+    old = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "metric" not in old.columns or "mean" not in old.columns:
+        return new
+    if SOURCE not in old.columns:
+        old[SOURCE] = EARLIER
+    for c in ("mean", "sd", "n"):
+        old[c] = pd.to_numeric(old[c], errors="coerce")
+    if not len(new):
+        return old
+    key = [c for c in new.columns if c not in ("mean", "sd", "n", "text", SOURCE)]
+    if not set(key) <= set(old.columns):  # another layout of keys: the old rows are kept with theirs
+        key = [c for c in key if c in old.columns]
+    both = pd.concat([old, new.astype({k: str for k in key})], ignore_index=True)
+    for c in key:
+        both[c] = both[c].fillna("").astype(str)
+    return both.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the index's opening per runs folder
+def read_sources(out: Path) -> dict[str, list[str]]:
+    """{runs folder: its lines of the index's opening} kept beside the index; a folder holding an index from
+    before sources.json existed gives its whole opening under 'earlier report'."""
+    path = out / SOURCES_FILE
+    if path.is_file():
+        try:
+            return {str(k): list(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError):
+            pass
+    index = out / "README.md"
+    if not index.is_file():
+        return {}
+    head = index.read_text().split("\n## ", 1)[0].splitlines()
+    return {EARLIER: [ln for ln in head if not ln.startswith("# ")]}
+
+
+def write_sources(out: Path, sources: dict[str, list[str]]) -> Path:
+    path = out / SOURCES_FILE
+    path.write_text(json.dumps(sources, indent=1) + "\n")
+    return path
+
+
+def earlier_opening(sources: dict[str, list[str]], source: str, counts: dict[str, int]) -> list[str]:
+    """Index lines for every other runs folder whose cells the folder still shows (their own opening lines)."""
+    lines = []
+    for s, head in sources.items():
+        if s == source or not counts.get(s):
+            continue
+        lines += [f"\n### Kept from the report of `{s}` ({counts[s]} reproduced cell(s))\n",
+                  "These cells had no run under this report's runs folder, so they keep what that report wrote:\n"]
+        lines += head
+    return lines
