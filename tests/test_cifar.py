@@ -156,7 +156,7 @@ def test_cifar10_profile_plans_every_cell_on_the_labelled_stand_in(cifar_root, c
     assert {r.params["image_size"] for r in runs if r.paper == "amint"} == {64}  # the preset's recipe, unchanged
     assert {r.params["reduction"] for r in runs if r.paper == "gmint"} == {"mean"}
     assert len(notes) == 2 and all("stand-in: cifar10-jpeg = CIFAR-10 (JPEG q75 stand-in)" in n for n in notes)
-    assert cli.main(["reproduce", "--profile", "cifar10", "--dry-run", "-p", "data_root", str(cifar_root),
+    assert cli.main(["reproduce", "--profile", "cifar10", "--dry-run", "--verbose", "-p", "data_root", str(cifar_root),
                      "--out", str(cifar_root / "runs")]) == 0
     out = capsys.readouterr().out
     assert out.count("todo ") == 72 and out.count("'dataset': 'cifar10-jpeg'") == 72
