@@ -159,7 +159,7 @@ def test_cifar10_profile_plans_every_cell_on_the_labelled_stand_in(cifar_root, c
     assert cli.main(["reproduce", "--profile", "cifar10", "--dry-run", "--verbose", "-p", "data_root", str(cifar_root),
                      "--out", str(cifar_root / "runs")]) == 0
     out = capsys.readouterr().out
-    assert out.count("todo ") == 72 and out.count("'dataset': 'cifar10-jpeg'") == 72
+    assert out.count("    todo ") == 72 and out.count("'dataset': 'cifar10-jpeg'") == 72
     assert "CIFAR-10 (JPEG q75 stand-in)" in out
 
 
