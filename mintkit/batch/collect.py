@@ -12,7 +12,8 @@ KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "
 
 
 def empty_rows() -> pd.DataFrame:
-    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "variant", "seed", "run_id", "run_dir", "profile", "precision"])
+    return pd.DataFrame(columns=[*KEYS, "value", "protocol", "variant", "seed", "run_id", "run_dir", "profile",
+                                 "precision"])
 
 
 def precision_of(folder: Path) -> str:
