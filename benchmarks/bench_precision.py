@@ -4,7 +4,8 @@ gMINT gradient pass, for MobileNet and ResNet50 at 28×28, at 1 and 2 threads, t
 Prints images/s, the ratio fast / fp32, the achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) and its
 share of an estimated CPU peak (cores × clock × FLOP per cycle from the vector flags; an estimate, said so).
 Targets on a CPU with native bf16: train step ≥ 1.3× (MobileNet) and ≥ 2.5× (ResNet50), extraction ≥ 2×
-(ResNet50),no slower anywhere. The gradient pass stays fp32 by design (docs/precision.md): its row shows what bf16 would give.
+(ResNet50), no slower anywhere. The gradient pass stays fp32 by design (docs/precision.md): its row shows what
+bf16 would give.
 Each timed call of the fast path converts the model's layout in and out (a real run converts once per training
 or extraction), so its ratios are lower bounds. The peak is an upper estimate (CPUs that split 512-bit FMAs into
 two 256-bit halves reach half of it).
