@@ -36,7 +36,7 @@ from mintkit.audit.custody import check_owner_split, file_digest, tree_digest
 from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
 from mintkit.audit.params import AuditParams
-from mintkit.audit.stats import DESIGNS, TestResult, Verdict, beats_blind, holm, rank_test, verdict
+from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
 from mintkit.core.metrics import loss_threshold_attack
 from mintkit.core.records import Run
 from mintkit.core.splits import Split, build_split, set_hash
@@ -72,17 +72,10 @@ class Audit:
 
 
 @dataclass
-class MethodResult:
-    """One method on one model: held-out scores [n1 + n0] (higher = member), labels, metrics, test."""
+class MethodResult(BlindResult):
+    """One method on one model: the fields of a blind classifier's result (held-out scores [n1 + n0], higher =
+    member, labels, metrics, test, Holm p) plus its paired comparison with the blind baseline."""
 
-    method: str
-    what: str
-    scores: np.ndarray
-    labels: np.ndarray
-    metrics: dict
-    test: TestResult
-    p_holm: float = float("nan")
-    seconds: float = 0.0
     p_vs_blind: float = float("nan")       # one-sided DeLong p of beating every blind classifier (largest)
     p_vs_blind_holm: float = float("nan")  # ... Holm-adjusted over the methods
     vs_blind: str = ""                     # the blind classifier that largest p belongs to
