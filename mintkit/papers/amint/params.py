@@ -14,6 +14,7 @@ from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
 from mintkit.core.data import TEST, Pool
+from mintkit.core.null import NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import TrainConfig
 from mintkit.models.zoo import AMINT_TAPS
@@ -71,6 +72,12 @@ class Params(base.Params):
     n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
     attacks: str = param(ALL, ATTACKS_HELP)
     n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
+    # the null control (mintkit.core.null): task AND MINT loss train on stand-ins for D, so neither the model nor
+    # its head ever sees D, which is still scored as the members. 'untrained' has no meaning for a model trained
+    # jointly with its head, so it is refused.
+    null_model: str = param("off", "null control: off, other-data (the task and MINT losses train on |D| pool "
+                                   "samples outside every set, never on D: every row must read chance)",
+                            choices=NULL_MODELS[:2])
     cache_dir: str = param(".cache/mintkit/models", "cache of passive audited and reference models (empty: no "
                                                     "cache)")
     out_dir: str = param("runs/amint-scratch", "run folder to write")

@@ -5,7 +5,10 @@ Each is trained ONCE per run and scored under both protocols (docs/amint.md, "Pr
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from mintkit.core import null
 
 from mintkit.core.splits import Split
 from mintkit.core.stages import build_audited, train_audited
@@ -24,11 +27,25 @@ def mplus_training(P: Params, epochs: int) -> dict:
                 lambda_task=P.lambda_task, lambda_ratio=P.lambda_ratio, patience=P.patience, seed=P.seed)
 
 
+def null_sets(ctx: Context, split: Split, P: Params) -> tuple[dict[str, np.ndarray], Split]:
+    """What trains under ``P.null_model`` (mintkit.core.null): (training_sets, the passive model's split). Off:
+    the split's own. other-data: every member in the task set, the MINT members and the validation members
+    replaced by its stand-in, so D trains nothing; E and the validation non-members stay (they are non-members
+    either way)."""
+    sets = training_sets(split)
+    if P.null_model == "off":
+        return sets, split
+    standins = null.stand_ins(ctx.pool, split, P.seed)
+    swap = {k: null.substitute(v, split["members"], standins) for k, v in sets.items()
+            if k in ("task", "mint_members", "val_members")}
+    return sets | swap, null.training_split(split, standins)
+
+
 def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
     """M+ around a fresh zoo model (core.stages.build_audited), task and MINT loss trained jointly: (model, history)."""
     audited = build_audited(ctx.pool, P.arch, P.seed).to(ctx.device)
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
-    hist = train_mplus(model, ctx.pool, training_sets(split), ctx.device, mode="active", max_steps=max_steps,
+    hist = train_mplus(model, ctx.pool, null_sets(ctx, split, P)[0], ctx.device, mode="active", max_steps=max_steps,
                        **mplus_training(P, P.audited_epochs))
     return model, hist
 
@@ -38,12 +55,12 @@ def passive_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = 
     ``P.patience`` on the validation non-members, as the active run's), then the same head family
     on its two frozen maps (the MINT members vs E): the passive MINT of the paper's Table 2. (model, history);
     history['audited'] holds the audited training's loss, seconds and cache hit."""
-    audited, info = train_audited(ctx.pool, split, P.arch, P.audited_config, ctx.device, P.seed,
-                                  cache_dir=P.cache_dir or None, progress=False,
-                                  val_indices=training_sets(split)["val_nonmembers"])
+    sets, trained_on = null_sets(ctx, split, P)
+    audited, info = train_audited(ctx.pool, trained_on, P.arch, P.audited_config, ctx.device, P.seed,
+                                  cache_dir=P.cache_dir or None, progress=False, val_indices=sets["val_nonmembers"])
     seed_everything(P.seed)  # the head's initialisation does not depend on a cache hit
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
-    hist = train_mplus(model, ctx.pool, training_sets(split), ctx.device, mode="passive", max_steps=max_steps,
+    hist = train_mplus(model, ctx.pool, sets, ctx.device, mode="passive", max_steps=max_steps,
                        **mplus_training(P, P.mint_epochs))
     hist["audited"] = {k: v for k, v in info.items()
                        if k in ("loss", "seconds", "cache_hit", "cache_key", "val_acc", "best_epoch", "epochs_run")}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import OPTIMIZERS
@@ -50,6 +51,8 @@ class Params(BaseParams):
     weight_decay: float = param(0.0, "weight decay of the audited model")
     margin_scale: float = param(16.0, "s of the margin heads (AdaFace code: 64; 16 trains faster with few classes)")
     embedding_dim: int = param(64, "embedding width of the margin-head SmallCNN (face archs: 512)")
+    # the null control (mintkit.core.null): every audited model of the sweep trains on stand-ins for D
+    null_model: str = param("off", NULL_HELP, choices=NULL_MODELS)
     cache_dir: str = param(".cache/mintkit/models", "cache of trained audited models (empty: no cache)")
 
     # ------------------------------------------------------------------ the factors

@@ -13,6 +13,7 @@ import torch
 from mintkit.core import stages
 from mintkit.core.data import Pool
 from mintkit.core.metrics import METRICS
+from mintkit.core.null import null_training
 from mintkit.core.records import RESULT_COLUMNS
 from mintkit.core.splits import Split, build_split
 from mintkit.core.train import TrainConfig
@@ -114,9 +115,10 @@ def sweep(ctx: Context, scenario: str, P: Params, *, progress: bool = False) -> 
     records, scores = [], {}
     for value in P.values(scenario):
         t0 = time.perf_counter()
-        model, info = stages.train_audited(ctx.pool, split, P.arch, device=ctx.device, seed=P.seed,
-                                           cache_dir=P.cache_dir or None, progress=progress,
-                                           **variant(split, scenario, value, P))
+        kw = variant(split, scenario, value, P)
+        trained_on, kw["cfg"] = null_training(ctx.pool, split, P.null_model, P.seed, kw["cfg"])  # mintkit.core.null
+        model, info = stages.train_audited(ctx.pool, trained_on, P.arch, device=ctx.device, seed=P.seed,
+                                           cache_dir=P.cache_dir or None, progress=progress, **kw)
         t_train = 0.0 if info.get("cache_hit") else info.get("seconds", 0.0)
         audited = audited_quality(ctx, split, model)
         t1 = time.perf_counter()

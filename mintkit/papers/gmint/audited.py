@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from mintkit.core import null
 from mintkit.core.checkpoints import load_checkpoint
 from mintkit.core.splits import Split
 from mintkit.core.stages import audited_accuracy, train_audited
@@ -23,13 +24,16 @@ def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tup
     training kept it (Adam) or the checkpoint holds it, else None; info['accuracy'] = train accuracy on
     D and test accuracy on every non-member (E and the evaluation non-members). With ``P.patience`` the
     epoch is chosen on split.meta['audited_val'] (splits.audited_validation); info['best_epoch'] says which.
+    ``P.null_model`` (mintkit.core.null): the model trains on stand-ins for D, or not at all; info says which.
     """
     layers = list(P.layers.values())
     keep = [f"{n}.weight" for n in layers] if P.keep_adam_state else None
-    model, info = train_audited(ctx.pool, split, P.arch, P.audited_config, ctx.device, P.seed,
+    val = np.asarray(split.meta.get("audited_val", []), dtype=np.int64)
+    trained_on, cfg = null.null_training(ctx.pool, split, P.null_model, P.seed, P.audited_config, exclude=val)
+    model, info = train_audited(ctx.pool, trained_on, P.arch, cfg, ctx.device, P.seed,
                                 cache_dir=P.cache_dir or None, progress=progress,
-                                checkpoint=P.checkpoint or None, optimizer_state_of=keep,
-                                val_indices=np.asarray(split.meta.get("audited_val", []), dtype=np.int64))
+                                checkpoint=P.checkpoint or None, optimizer_state_of=keep, val_indices=val)
+    info["null_model"] = P.null_model
     extra = info.pop("optimizer_state", None)
     if P.checkpoint:
         extra = load_checkpoint(P.checkpoint)["extra"]

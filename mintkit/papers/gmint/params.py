@@ -13,6 +13,7 @@ from typing import ClassVar
 from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
+from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
 from mintkit.models.zoo import GMINT_LAYERS
@@ -102,6 +103,8 @@ class Params(base.Params):
                                         "E) or shuffled (one seeded permutation of D and E)", choices=ORDERS)
     bn_mode: str = param("eval", "BatchNorm mode of the single step: eval (definition: running statistics) or train "
                                  "(the sample's own statistics)", choices=BN_MODES)
+    # the null control (mintkit.core.null): the same pipeline on an audited model that never saw D
+    null_model: str = param("off", NULL_HELP, choices=NULL_MODELS)
     # gMINT's default keeps torch's thread count: the audited model and the per-sample gradients have always run
     # on it, and on CPU the thread count changes the audited model's float rounding (docs/gmint.md, Parameters)
     threads: int = param(0, "torch CPU threads (0 keeps torch's default, as gMINT always ran; 1 is the other "
@@ -111,6 +114,11 @@ class Params(base.Params):
         if self.rule == "adam-state" and self.audited_optimizer != "adam" and not self.checkpoint:
             raise ParameterError("rule='adam-state' continues the audited model's Adam state: it needs "
                                  "audited_optimizer='adam' (or a checkpoint that holds one)")
+        if self.null_model != "off" and self.checkpoint:
+            raise ParameterError("null_model trains (or builds) the audited model itself: it cannot audit a checkpoint")
+        if self.null_model == "untrained" and self.rule == "adam-state":
+            raise ParameterError("rule='adam-state' needs the audited model's training state; an untrained null "
+                                 "model has none (use rule adam, sgd or grad)")
         if not 0 <= self.data_fraction <= 1:
             raise ParameterError(f"data_fraction={self.data_fraction}: must be in (0, 1], or 0 for all three")
         for name in ("val_fraction", "eval_fraction"):
@@ -160,7 +168,8 @@ class Params(base.Params):
 
     @property
     def variant(self) -> str:
-        """Results label of the protocol variant: 'definition', or e.g. 'optim_state=carried,order=members_first'."""
+        """Results label of the protocol variant: 'definition', or e.g. 'optim_state=carried,order=members_first'
+        (mintkit.papers.common.setup adds the null control's part)."""
         return self.step_protocol.label
 
     @property

@@ -14,6 +14,7 @@ from torch import nn
 from mintkit.core import stages
 from mintkit.core.checkpoints import load_checkpoint, load_model
 from mintkit.core.data import Pool
+from mintkit.core.null import null_training
 from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import seed_everything
 from mintkit.models.iresnet import is_face_model, is_insightface_state, load_insightface_backbone
@@ -39,16 +40,17 @@ def load_audited(path: str | Path, pool: Pool | None = None, head: str = "softma
 def audited_model(ctx: Context, split: Split, P: Params) -> tuple[nn.Module, dict]:
     """(model in eval mode, info): `P.checkpoint` loaded, else trained on the members (cached by key).
 
-    info: 'seconds' (wall time), 'cache_hit', and the training history when trained.
+    info: 'seconds' (wall time), 'cache_hit', and the training history when trained. ``P.null_model``
+    (mintkit.core.null): trained on stand-ins for the members, or not at all.
     """
     if P.checkpoint:
         model = load_audited(P.checkpoint, ctx.pool, P.head).to(ctx.device).eval()
         return model, {"source": P.checkpoint, "cache_hit": False, "seconds": 0.0}
-    cfg = P.audited_config
+    trained_on, cfg = null_training(ctx.pool, split, P.null_model, P.seed, P.audited_config)
     t0 = time.perf_counter()
-    model, info = stages.train_audited(ctx.pool, split, P.arch, cfg, ctx.device, P.seed,
+    model, info = stages.train_audited(ctx.pool, trained_on, P.arch, cfg, ctx.device, P.seed,
                                        cache_dir=P.cache_dir or None, dropout=P.dropout, head=P.head, progress=False)
-    return model.eval(), info | {"seconds": time.perf_counter() - t0}
+    return model.eval(), info | {"seconds": time.perf_counter() - t0, "null_model": P.null_model}
 
 
 def audited_quality(ctx: Context, split: Split, model: nn.Module) -> dict[str, float]:

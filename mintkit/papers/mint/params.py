@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core.data import DATASETS, is_dataset_name
+from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import TrainConfig
@@ -105,6 +106,8 @@ class Params(BaseParams):
                          "set), untrained (random weights), none", choices=CONTROLS)
     control_checkpoint: str = param("", "with control other-data: load this checkpoint instead of training one")
     n_control: int = param(0, "samples that train the control model (0: n_members, capped by what is left)")
+    # the null control (mintkit.core.null): the same pipeline on an audited model that never saw the members
+    null_model: str = param("off", NULL_HELP, choices=NULL_MODELS)
 
     # ------------------------------------------------------------------ row labels
     condition: str = param("{size};{dataset}", "condition label of the rows: {size} is the MINT-training size as "
@@ -130,6 +133,8 @@ class Params(BaseParams):
         if self.head != "softmax" and not self.checkpoint and self.arch not in FACE_ARCHS:
             raise ParameterError(f"head={self.head!r} is a margin head; margin heads need a face arch "
                                  f"({', '.join(FACE_ARCHS)}), arch={self.arch!r} takes head='softmax'")
+        if self.null_model != "off" and self.checkpoint:
+            raise ParameterError("null_model trains (or builds) the audited model itself: it cannot audit a checkpoint")
         if self.control_checkpoint and self.control != "other-data":
             raise ParameterError(f"control_checkpoint is read only with control='other-data' (control="
                                  f"{self.control!r})")
