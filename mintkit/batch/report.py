@@ -26,7 +26,7 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
-from mintkit.batch import merge
+from mintkit.batch import claims, merge
 from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
@@ -403,6 +403,8 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
         if figs:
             body.append(f"\nFigures made by the runs ({len(figs)}):\n")
             body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+    written += claims.write(rows, out, source)
+    body.append(f"\n## Claims\n\nEvery paper's headline claims tested on these runs: [{claims.MD}]({claims.MD})")
     kept = {s: n for s, n in counts.items() if s != source}
     opening = header[:1] + [f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a cell its runs do "
                             "not give keeps what the folder showed; the last column of each table list says which "
