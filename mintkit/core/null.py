@@ -28,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from mintkit.core.data import Pool
+from mintkit.core.records import DEFINITION
 from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import TrainConfig
 
@@ -43,7 +44,7 @@ def null_label(mode: str) -> str:
     return "" if mode == "off" else f"null={mode}"
 
 
-def join_variant(*parts: str, definition: str = "definition") -> str:
+def join_variant(*parts: str, definition: str = DEFINITION) -> str:
     """One variant label from its parts, leaving out the definition and empty ones: 'definition' when none is
     left (e.g. ('definition', 'null=untrained') -> 'null=untrained')."""
     kept = [p for p in parts if p and p != definition]

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from mintkit.core import null
-
 from mintkit.core.splits import Split
 from mintkit.core.stages import build_audited, train_audited
 from mintkit.core.train import seed_everything
