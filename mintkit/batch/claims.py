@@ -1,8 +1,10 @@
 """The claims ledger: each paper's headline claims, tested on the runs the report reads (figures/CLAIMS.md).
 
-A claim is a sentence a paper states (docs/protocol.md, "Claims ledger") and a check: a function of the collected
-run rows (mintkit.batch.collect, every metric of every seed) that returns one `Evidence` per scope it can test
-(dataset, model, protocol, precision, variant). Verdicts:
+A claim is a sentence a paper states (docs/protocol.md, "Claims ledger") and a check: a function of the cells
+`figures/` shows, every runs folder merged (mean, sd and seeds per cell, read back from the tables the report has
+just written: `merged_cells`), that returns one `Evidence` per scope it can test (dataset, model, protocol,
+precision, variant). The null control is tested per cell with its evaluation counts, so it reads the collected run
+rows of the runs folder being reported (mintkit.batch.collect). Verdicts:
 
 =====================  =========================================================================================
 ``holds``              the kit's runs show it, at their scale (the scope says which data and sizes)
@@ -12,8 +14,9 @@ run rows (mintkit.batch.collect, every metric of every seed) that returns one `E
 ``not testable here``  no run can test it on this kit's data and hardware; the reason says what is missing
 =====================  =========================================================================================
 
-The ledger is merged like the tables (mintkit.batch.merge): ``claims.csv`` keeps each runs folder's evidence,
-a new report replaces only its own folder's rows, and ``CLAIMS.md`` is rendered from all of them.
+So the ledger says what the tables say: a claim's evidence is recomputed from all merged cells on every report
+(its ``source`` names the runs folders that made them), and the null control's rows in ``claims.csv`` are kept per
+runs folder, a new report replacing only its own folder's; ``CLAIMS.md`` is rendered from all of them.
 """
 from __future__ import annotations
 
@@ -50,17 +53,46 @@ class Claim:
     key: str
     paper: str
     statement: str  # as the paper states it, with where
-    check: Callable[[pd.DataFrame], list[tuple[dict, str, str, int]]]  # rows -> (scope, verdict, numbers, seeds)
+    check: Callable[..., list[tuple[dict, str, str, int, str]]]  # cells -> (scope, verdict, numbers, seeds, sources)
     untestable: str  # why, when no run gives evidence
 
 
-def accuracy_cells(rows: pd.DataFrame, tables: tuple[str, ...], by: list[str]) -> pd.DataFrame:
-    """Mean, sd and seeds of the membership accuracy per cell: columns SCOPE + `by` + mean, sd, n."""
-    r = rows[rows["metric"].isin(ACCURACY) & rows["table"].isin(tables)]
+CELL_KEYS = ["table", "setup", "condition", "feature", "metric"]
+
+
+def merged_cells(out: Path) -> pd.DataFrame:
+    """Every reproduced cell under `out` (each paper's table csvs and its reproduced-without-counterpart csv, as
+    mintkit.batch.merge left them): columns ref (the paper folder), SCOPE, CELL_KEYS, mean, sd, n, source."""
+    frames = []
+    for ref in ("gmint", "amint", "mint", "factors"):
+        for path in sorted((out / ref).glob("*.csv")):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            df = df.rename(columns={"reproduced": "mean", "n_seeds": "n"})
+            if not {"mean", "n", *CELL_KEYS} <= set(df.columns):
+                continue
+            for c in (*SCOPE, "source"):
+                df[c] = df[c] if c in df.columns else ""
+            frames.append(df.assign(ref=ref)[["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "source"]])
+    cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "source"])
+    for c in ("mean", "sd", "n"):
+        cells[c] = pd.to_numeric(cells[c], errors="coerce")
+    cells = cells[cells["n"] > 0]
+    return cells.drop_duplicates(["ref", *SCOPE, *CELL_KEYS], keep="first").reset_index(drop=True)
+
+
+def accuracy_cells(cells: pd.DataFrame, tables: tuple[str, ...], by: list[str]) -> pd.DataFrame:
+    """Mean, sd and seeds of the membership accuracy per cell of `tables` (a cell two tables share counted
+    once): columns SCOPE + `by` + mean, sd, n, source."""
+    r = cells[cells["metric"].isin(ACCURACY) & cells["table"].isin(tables)]
     if r.empty:
-        return pd.DataFrame(columns=[*SCOPE, *by, "mean", "sd", "n"])
-    g = r.groupby([*SCOPE, *by], dropna=False)["value"]
-    return g.agg(mean="mean", sd="std", n="count").reset_index()
+        return pd.DataFrame(columns=[*SCOPE, *by, "mean", "sd", "n", "source"])
+    g = r.groupby([*SCOPE, *by], dropna=False)
+    return g.agg(mean=("mean", "mean"), sd=("sd", "mean"), n=("n", "max"), source=("source", _sources)).reset_index()
+
+
+def _sources(s: pd.Series) -> str:
+    return ", ".join(sorted({x for v in s for x in str(v).split(", ") if x}))
 
 
 def _fmt(m: float, sd: float, n: int) -> str:
@@ -86,7 +118,7 @@ def near_perfect(rows: pd.DataFrame) -> list:
         lo, hi = sub["mean"].min(), sub["mean"].max()
         verdict = "holds" if lo >= NEAR_PERFECT else "does not hold"
         out.append((scope, verdict, f"{len(sub)} cells, mean accuracy {lo:.3f}-{hi:.3f} (median "
-                                    f"{sub['mean'].median():.3f})", int(sub["n"].max())))
+                                    f"{sub['mean'].median():.3f})", int(sub["n"].max()), _sources(sub["source"])))
     return out
 
 
@@ -105,10 +137,10 @@ def _pairs(rows: pd.DataFrame, tables, by: str, a: Callable, b: Callable, what: 
         seeds = int(sub["n"].max())
         text = f"{what}: {ma:.3f} vs {mb:.3f} ({len(xa)} vs {len(xb)} cells)"
         if max(ma, mb) < ABOVE_CHANCE:
-            out.append((scope, "not informative", text + ", both near chance", seeds))
+            out.append((scope, "not informative", text + ", both near chance", seeds, _sources(sub["source"])))
             continue
         ok = {"same": abs(ma - mb) <= margin, "ge": ma >= mb - margin, "gt": ma - mb >= margin}[direction]
-        out.append((scope, "holds" if ok else "does not hold", text, seeds))
+        out.append((scope, "holds" if ok else "does not hold", text, seeds, _sources(sub["source"])))
     return out
 
 
@@ -140,7 +172,8 @@ def above_80(rows):
         if _is_null(scope["variant"]):
             continue
         text = ", ".join(f"{s} {_fmt(m, sd, n)}" for s, m, sd, n in sub[["setup", "mean", "sd", "n"]].values)
-        out.append((scope, "holds" if sub["mean"].min() > 0.80 else "does not hold", text, int(sub["n"].max())))
+        out.append((scope, "holds" if sub["mean"].min() > 0.80 else "does not hold", text, int(sub["n"].max()),
+                    _sources(sub["source"])))
     return out
 
 
@@ -161,7 +194,7 @@ def output_not_best(rows):
         text = f"max(Entry, Middle) {best:.3f} vs Output {m['Output']:.3f}"
         verdict = ("not informative" if max(best, m["Output"]) < ABOVE_CHANCE
                    else "holds" if best >= m["Output"] else "does not hold")
-        out.append((scope, verdict, text, int(sub["n"].max())))
+        out.append((scope, verdict, text, int(sub["n"].max()), _sources(sub["source"])))
     return out
 
 
@@ -169,7 +202,7 @@ def face_accuracy(rows):
     face = rows[rows["model"].astype(str).str.startswith("FR Model")]
     cells = accuracy_cells(face, ("Table 1",), ["condition", "feature"])
     return [(scope, "holds" if sub["mean"].max() >= 0.85 else "does not hold",
-             f"best cell {sub['mean'].max():.3f} of {len(sub)}", int(sub["n"].max()))
+             f"best cell {sub['mean'].max():.3f} of {len(sub)}", int(sub["n"].max()), _sources(sub["source"]))
             for scope, sub in _scopes(cells) if not _is_null(scope["variant"])]
 
 
@@ -187,8 +220,9 @@ def _factor(table: str, first: str, last: str, what: str, direction: str, margin
     return check
 
 
-def null_reads_chance(rows: pd.DataFrame) -> list:
-    """Every cell of a null-control run: its accuracy against 0.5 with the cell's own evaluation counts."""
+def null_reads_chance(rows: pd.DataFrame, source: str) -> list:
+    """Every cell of a null-control run in `rows` (collected run rows of runs folder `source`): its accuracy
+    against 0.5 with the cell's own evaluation counts."""
     keys = ["run_id", "table", "setup", "condition", "feature"]
     null = rows[rows["variant"].map(_is_null)]
     if null.empty:
@@ -206,7 +240,7 @@ def null_reads_chance(rows: pd.DataFrame) -> list:
         text = (f"{len(sub)} cells, accuracy {sub[acc].min():.3f}-{sub[acc].max():.3f} on {n.min()}-{n.max()} "
                 f"evaluated samples; {far} beyond chance (binomial p < {CHANCE_ALPHA:g})")
         verdict = "holds" if not far else "does not hold"
-        out.append((dict(zip(SCOPE, scope)), verdict, text, int(sub["run_id"].nunique())))
+        out.append((dict(zip(SCOPE, scope)), verdict, text, int(sub["run_id"].nunique()), source))
     return out
 
 
@@ -245,17 +279,29 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def evaluate(rows: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Evidence rows (asdict(Evidence)) of every claim from one runs folder's collected `rows` (with 'ref')."""
+NULL_CLAIM = "null-chance"
+
+
+def evidence(c: Claim, found: list) -> list[dict]:
+    out = []
+    for scope, verdict, numbers, seeds, sources in found:
+        label = ", ".join(str(scope[k]) for k in ("dataset", "model")) + f", protocol {scope['protocol']}, " \
+                f"{scope['precision']}"
+        out.append(asdict(Evidence(c.key, label, str(scope["variant"]), verdict, numbers, seeds, sources)))
+    return out
+
+
+def evaluate(cells: pd.DataFrame, rows: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Evidence rows (asdict(Evidence)) of every claim: the papers' claims from the merged `cells`
+    (merged_cells), the null control from runs folder `source`'s collected `rows`."""
     out = []
     for c in CLAIMS:
-        sub = rows if c.paper == "all" else rows[rows["ref"] == c.paper]
-        for scope, verdict, numbers, seeds in (c.check(sub) if len(sub) else []):
-            label = ", ".join(str(scope[k]) for k in ("dataset", "model")) + f", protocol {scope['protocol']}, " \
-                    f"{scope['precision']}"
-            out.append(asdict(Evidence(c.key, label, str(scope["variant"]), verdict, numbers, seeds, source)))
-    ev = pd.DataFrame(out, columns=[f for f in Evidence.__dataclass_fields__])
-    return mark_variants(ev)
+        if c.key == NULL_CLAIM:
+            out += evidence(c, c.check(rows, source) if len(rows) else [])
+            continue
+        sub = cells[cells["ref"] == c.paper]
+        out += evidence(c, c.check(sub) if len(sub) else [])
+    return pd.DataFrame(out, columns=[f for f in Evidence.__dataclass_fields__])
 
 
 def mark_variants(ev: pd.DataFrame) -> pd.DataFrame:
@@ -271,11 +317,13 @@ def mark_variants(ev: pd.DataFrame) -> pd.DataFrame:
 
 
 def write(rows: pd.DataFrame, out: Path, source: str) -> list[Path]:
-    """Merge this runs folder's evidence into ``out/claims.csv`` and render ``out/CLAIMS.md``."""
+    """Recompute the ledger from the tables under `out` and the null control of runs folder `source` (its
+    collected `rows`), keep other runs folders' null-control rows, write ``out/claims.csv`` and ``out/CLAIMS.md``."""
     path = out / CSV
-    new = evaluate(rows, source)
+    new = evaluate(merged_cells(out), rows, source)
     old = pd.read_csv(path, keep_default_na=False) if path.is_file() else new.iloc[0:0]
-    ev = pd.concat([old[old["source"] != source], new], ignore_index=True)
+    kept = old[(old["claim"] == NULL_CLAIM) & (old["source"] != source)]
+    ev = mark_variants(pd.concat([kept, new], ignore_index=True))
     ev.to_csv(path, index=False)
     (out / MD).write_text(render(ev))
     return [path, out / MD]
@@ -297,7 +345,7 @@ def render(ev: pd.DataFrame) -> str:
             if sub.empty:
                 lines += [f"**not testable here**: {c.untestable}.", ""]
                 continue
-            lines += ["| scope | variant | verdict | numbers | seeds | runs folder |", "|---|---|---|---|---|---|"]
+            lines += ["| scope | variant | verdict | numbers | seeds | runs folder(s) |", "|---|---|---|---|---|---|"]
             lines += [f"| {r.scope} | `{r.variant}` | **{r.verdict}** | {r.numbers} | {r.seeds} | `{r.source}` |"
                       for r in sub.itertuples()]
             lines.append("")

@@ -24,6 +24,7 @@ import pandas as pd
 from mintkit.batch.collect import KEYS
 from mintkit.batch.index import NO_RUN
 from mintkit.batch.provenance import add_reasons
+from mintkit.core.records import DEFINITION
 
 SOURCE = "source"
 EARLIER = "earlier report"
@@ -53,13 +54,28 @@ def read_table(path: Path) -> pd.DataFrame:
         df[SOURCE] = EARLIER
     df[SOURCE] = df[SOURCE].replace("", EARLIER)
     for c in df.columns:
-        if c not in KEYS and c not in ("protocol", "status", "data", "reason", SOURCE):
+        if c not in KEYS and c not in ("protocol", "variant", "precision", "status", "data", "reason", SOURCE):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
 
-def earlier_protocols(old: pd.DataFrame) -> list[str]:
-    return sorted(p for p in old["protocol"].unique() if p) if len(old) else []
+def views(rows: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """The (protocol, variant, precision) views that rows (run rows, or a table csv's reproduced rows) give."""
+    if not len(rows):
+        return set()
+    cols = [rows[c].astype(object).fillna("").astype(str) if c in rows.columns else pd.Series("", index=rows.index)
+            for c in ("protocol", "variant", "precision")]
+    cols[1] = cols[1].replace("", DEFINITION)
+    return {(str(p), str(v), str(q)) for p, v, q in zip(*cols) if p}
+
+
+def view_of(old: pd.DataFrame, variant: str, precision: str) -> pd.DataFrame:
+    """The rows of an earlier table csv that belong to one (variant, precision) view."""
+    if not len(old):
+        return old
+    var = old["variant"].replace("", DEFINITION) if "variant" in old.columns else DEFINITION
+    prec = old["precision"] if "precision" in old.columns else ""
+    return old[(var == variant) & (prec == precision)]
 
 
 def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -168,14 +168,13 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     <stem>.csv holds where `rep` has none; returns {'files', 'cells', 'reproduced', 'protocols', 'sources'}.
 
     One view per (protocol, variant, precision): rows of different protocol variants, or of fp32 and bf16 runs,
-    are never averaged into one cell (a precision is named only when there are two). Cells kept from the earlier
-    table fill only the definition's first-precision view."""
+    are never averaged into one cell (a precision is named only when there are two). Every view of the earlier
+    table is kept: its cells fill the same view's 'no run' cells."""
     old = merge.read_table(out_dir / f"{stem}.csv")
-    precisions = sorted(rep["precision"].unique()) if len(rep) and "precision" in rep.columns else [""]
-    groups = {(p, v) for p, v in zip(rep["protocol"], rep["variant"]) if p} if len(rep) else set()
-    groups |= {(p, DEFINITION) for p in merge.earlier_protocols(old)}
-    groups = sorted(groups, key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1])) or [("", DEFINITION)]
-    views = [(p, v, q) for p, v in groups for q in precisions]
+    views = merge.views(rep) | merge.views(old)
+    views = sorted(views, key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1], g[2])) or [
+        ("", DEFINITION, "")]
+    precisions = sorted({q for _, _, q in views})
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
     d = _decimals(pub["value"])
@@ -185,15 +184,13 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     files = []
     for prot, var, precision in views:
         sub = rep[(rep["protocol"] == prot) & (rep["variant"] == var)
-                  & ((rep["precision"] == precision) if precision else True)] if prot else rep.iloc[:0]
+                  & (rep["precision"].astype(object).fillna("").astype(str) == precision if "precision" in rep.columns
+                     else precision == "")] if prot else rep.iloc[:0]
         comp = compare(pub, sub)
         comp.insert(len(KEYS), "protocol", prot)
         comp.insert(len(KEYS) + 1, "variant", var)
         comp.insert(len(KEYS) + 2, "precision", precision)
-        if var == DEFINITION and precision == precisions[0]:
-            comp = merge.keep_earlier(comp, old, source)
-        else:
-            comp[merge.SOURCE] = np.where(comp["n_seeds"] > 0, source, "")
+        comp = merge.keep_earlier(comp, merge.view_of(old, var, precision), source)
         comps.append(comp)
         name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
                 + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
@@ -223,7 +220,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
     files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
     return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
-            "protocols": [p + (f" ({v})" if v != DEFINITION else "") for p, v in groups if p],
+            "protocols": sorted({p + (f" ({v})" if v != DEFINITION else "") for p, v, _ in views if p}),
             "sources": merge.source_counts(allc)}
 
 
