@@ -134,3 +134,21 @@ def test_mint_null_model_trains_on_stand_ins_or_not_at_all(tmp_path, monkeypatch
             assert cfg.epochs == 0
         else:
             assert not np.isin(s["members"], split["members"]).any() and cfg.epochs == 1
+
+
+def test_chance_table_reads_each_cell_with_its_own_counts():
+    """The per-cell chance test the notebooks and the ledger share: 0.52 over 1,000 samples is chance, 0.58 over
+    1,000 is not, 0.58 over 50 is; a cell without evaluation counts is left out."""
+    from mintkit.core.null import chance_table
+
+    def cell(setup, acc, n):
+        keys = {"table": "Table 1", "setup": setup, "condition": "", "feature": "", "protocol": "heldout"}
+        return [keys | {"metric": m, "value": v} for m, v in
+                (("mint_accuracy", acc), ("auc", acc), ("n_eval_members", n / 2), ("n_eval_nonmembers", n / 2))]
+
+    rows = cell("a", 0.52, 1000) + cell("b", 0.58, 1000) + cell("c", 0.58, 50)
+    rows += [{"table": "Table 1", "setup": "d", "condition": "", "feature": "", "protocol": "heldout",
+              "metric": "mint_accuracy", "value": 0.9}]
+    t = chance_table(rows).set_index("setup")
+    assert list(t.index) == ["a", "b", "c"]
+    assert list(t["beyond_chance"]) == [False, True, False] and list(t["n"]) == [1000, 1000, 50]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
 
 from mintkit.core.data import Pool
 from mintkit.core.records import DEFINITION
@@ -33,6 +35,9 @@ from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import TrainConfig
 
 NULL_MODELS: tuple[str, ...] = ("off", "other-data", "untrained")
+CHANCE_ALPHA = 1e-3  # two-sided binomial test of a null-control cell's accuracy against 0.5
+ACCURACY_KEYS = ("mint_accuracy", "accuracy")  # the published tables' key, and the plain name of the same number
+CELL = ["table", "setup", "condition", "feature", "protocol"]
 NULL_HELP = ("null control: off, other-data (the audited model trains on |D| pool samples outside every set, never "
              "on D: every method must read chance), untrained (its initial weights)")
 
@@ -98,3 +103,23 @@ def null_training(pool: Pool, split: Split, mode: str, seed: int, cfg: TrainConf
     if mode == "untrained":
         return split, dataclasses.replace(cfg, epochs=0, patience=0)
     return split, cfg
+
+
+def chance_table(rows: pd.DataFrame | list[dict], alpha: float = CHANCE_ALPHA) -> pd.DataFrame:
+    """One line per membership cell of results rows (a run's ``run.rows`` or read_results' frame): its accuracy at
+    0.5, AUC, the evaluated counts n = members + non-members, the two-sided binomial p of round(accuracy * n)
+    successes against 0.5, and ``beyond_chance`` (p < alpha). On a null model every line must be False.
+    Columns: [run_id,] CELL, accuracy, auc, n, p, beyond_chance; cells without evaluation counts are left out."""
+    df = pd.DataFrame(rows)
+    cols = ["run_id"] * ("run_id" in df.columns) + CELL
+    if df.empty:
+        return pd.DataFrame(columns=[*cols, "accuracy", "auc", "n", "p", "beyond_chance"])
+    wide = df.pivot_table(index=cols, columns="metric", values="value", aggfunc="first").reset_index()
+    acc = next((m for m in ACCURACY_KEYS if m in wide.columns), None)
+    if acc is None or not {"n_eval_members", "n_eval_nonmembers"} <= set(wide.columns):
+        return pd.DataFrame(columns=[*cols, "accuracy", "auc", "n", "p", "beyond_chance"])
+    wide = wide.dropna(subset=[acc, "n_eval_members", "n_eval_nonmembers"])
+    n = (wide["n_eval_members"] + wide["n_eval_nonmembers"]).astype(int)
+    p = [binomtest(int(round(a * k)), k, 0.5).pvalue for a, k in zip(wide[acc], n)]
+    out = wide[cols].assign(accuracy=wide[acc], auc=wide["auc"] if "auc" in wide.columns else np.nan, n=n, p=p)
+    return out.assign(beyond_chance=out["p"] < alpha).reset_index(drop=True)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from mintkit.core import precision as prec
 from mintkit.core.data import Pool, load_pool
-from mintkit.core.null import join_variant, null_label
+from mintkit.core.null import CHANCE_ALPHA, chance_table, join_variant, null_label
 from mintkit.core.params import Params
 from mintkit.core.records import DEFINITION, Run
 from mintkit.core.train import pick_device, seed_everything
@@ -64,3 +65,20 @@ def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", ima
     run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, variant=variant,
               precision=resolved)
     return Context(run, pool.to(device), device)
+
+
+def null_check(run: Run, null_model: str) -> pd.DataFrame:
+    """The null control's reading of this run's membership cells (mintkit.core.null.chance_table: accuracy, AUC,
+    n evaluated, binomial p against 0.5, beyond_chance), with one line saying what it means. With ``null_model``
+    off the table shows how far the defined run is from chance, and the line says how to run the control."""
+    cells = chance_table(run.rows)
+    far = int(cells["beyond_chance"].sum())
+    if null_model == "off":
+        print(f"null control off: {far} of {len(cells)} cells beyond chance on the audited model (binomial p < "
+              f"{CHANCE_ALPHA:g}). Rerun with null_model='other-data' (or -p null_model other-data): every cell "
+              "must then read chance (docs/variants.md, Null control)")
+    else:
+        verdict = "reads chance, as it must" if not far else "ARTIFACT: these cells measure the pipeline, not membership"
+        print(f"null control {null_model}: {far} of {len(cells)} cells beyond chance (binomial p < {CHANCE_ALPHA:g}): "
+              f"{verdict}")
+    return cells

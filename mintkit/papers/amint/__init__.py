@@ -18,7 +18,7 @@ from mintkit.papers.amint.params import BOTH, PROTOCOLS, Params, setup_label
 from mintkit.papers.amint.report import PROTOCOL_LABELS, paper_tables, plot_curves, plot_scores, save_tables
 from mintkit.papers.amint.splits import check_split, make_split, protocol_views, split_table, training_sets
 from mintkit.papers.amint.training import CONDITIONS, active_mint, describe_mplus, mplus_training, passive_mint
-from mintkit.papers.common import Context
+from mintkit.papers.common import Context, null_check
 
 PAPER = Params.PAPER
 
@@ -29,7 +29,7 @@ def setup(P: Params) -> Context:
     return common.setup(P, protocol=P.protocols[0], image_size=P.image_size)
 
 
-__all__ = ["PAPER", "Params", "Context", "setup", "PROTOCOLS", "BOTH", "CONDITIONS", "PROTOCOL_LABELS", "setup_label",
+__all__ = ["PAPER", "null_check", "Params", "Context", "setup", "PROTOCOLS", "BOTH", "CONDITIONS", "PROTOCOL_LABELS", "setup_label",
            "make_split", "protocol_views", "check_split", "split_table", "training_sets", "MintPlus", "build_mplus",
            "mint_scores", "train_mplus", "mplus_training", "active_mint", "passive_mint", "describe_mplus",
            "evaluate", "evaluate_all", "record", "summary", "verdict", "oracle_accuracy", "plot_curves",

@@ -13,6 +13,7 @@ Four factors, each a full retraining of the audited model with one setting chang
 The notebook calls `Params` / `setup`, then `sweep(ctx, scenario, P)` per factor (tidy rows), then
 `paper_table`, `figure` and `save_tables`.
 """
+from mintkit.papers.common import null_check
 from mintkit.papers.factors.exposure import exposure_repeats, exposure_split, quarter_features, quarters
 from mintkit.papers.factors.models import MarginSmallCNN, build_audited, builder
 from mintkit.papers.factors.params import SCENARIOS, STUDIED, Params
@@ -20,7 +21,7 @@ from mintkit.papers.factors.report import figure, paper_table, plot_factor, save
 from mintkit.papers.factors.sweep import (FEATURE_SETS, MINT_LABEL, audited_quality, condition, make_split, setup,
                                           sweep, variant)
 
-__all__ = ["Params", "setup", "sweep", "make_split", "variant", "condition", "audited_quality", "exposure_split",
+__all__ = ["Params", "null_check", "setup", "sweep", "make_split", "variant", "condition", "audited_quality", "exposure_split",
            "exposure_repeats", "quarters", "quarter_features", "MarginSmallCNN", "build_audited", "builder",
            "paper_table", "plot_factor", "figure", "save_tables", "SCENARIOS", "STUDIED", "FEATURE_SETS",
            "MINT_LABEL"]

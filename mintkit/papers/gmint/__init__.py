@@ -11,7 +11,7 @@ figures and the paper's tables beside the published numbers.
 The method, the choices the paper leaves open and how this code makes them: docs/gmint.md.
 """
 from mintkit.papers import common
-from mintkit.papers.common import Context
+from mintkit.papers.common import Context, null_check
 from mintkit.papers.gmint.attacks import attack_curves, attack_table, membership_attacks
 from mintkit.papers.gmint.audited import audited, modifiers
 from mintkit.papers.gmint.evaluation import MINT_MLP, activation_features, compare_rules, fit_eval, grid, table3
@@ -30,7 +30,7 @@ def setup(P: Params) -> Context:
     return common.setup(P, protocol=P.protocol, image_size=P.image_size, variant=P.variant)
 
 
-__all__ = ["PAPER", "Params", "Context", "setup", "make_split", "mint_sets", "random_subset", "audited", "modifiers",
+__all__ = ["PAPER", "null_check", "Params", "Context", "setup", "make_split", "mint_sets", "random_subset", "audited", "modifiers",
            "fit_eval", "grid", "compare_rules", "table3", "activation_features", "MINT_MLP", "paper_layout",
            "published_layout", "figure_tables", "figure_fractions", "figure_roc", "figure_rules", "save_scores",
            "FEATURE_SETUPS", "FRACTIONS", "SELECTIONS", "condition", "fraction_label", "setup_label",

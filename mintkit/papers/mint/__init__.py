@@ -14,6 +14,7 @@ The stages `notebooks/mint.ipynb` calls, in order (docs/mint.md, "Pipeline"):
 7. `report`: tidy rows, the paper's tables, ROC and score figures.
 """
 from mintkit.papers.mint import report
+from mintkit.papers.common import null_check
 from mintkit.papers.mint.attacks import attack_table, membership_attacks
 from mintkit.papers.mint.audited import audited_model, audited_quality, control_model, load_audited, loss_baseline
 from mintkit.papers.mint.data import (SOURCE_EVAL, SOURCE_EXTERNAL, SOURCE_MAIN, labelled_never_seen, load_data,
@@ -22,7 +23,7 @@ from mintkit.papers.mint.features import extract_features, feature_shapes, neede
 from mintkit.papers.mint.fitting import control_fits, fit_all, fit_control, fit_one, size_sweep
 from mintkit.papers.mint.params import FAMILIES, LABELS, LAYERS, LOSS_FEATURE, MIA_FEATURE, Params, size_label
 
-__all__ = ["Params", "setup", "load_data", "make_split", "split_table", "unused", "labelled_never_seen",
+__all__ = ["Params", "null_check", "setup", "load_data", "make_split", "split_table", "unused", "labelled_never_seen",
            "audited_model", "audited_quality", "load_audited", "control_model", "loss_baseline",
            "extract_features", "feature_shapes", "needed_taps", "fit_one", "fit_all", "size_sweep", "control_fits",
            "fit_control", "report", "FAMILIES", "LABELS", "LAYERS", "LOSS_FEATURE", "MIA_FEATURE", "size_label",
