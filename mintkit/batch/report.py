@@ -5,7 +5,9 @@ For each paper, each published table (mintkit.reference.published) is written in
 audited model's accuracy. A published cell without a complete run says "no run"; nothing is filled in
 from the paper. Reproduced rows whose setting the papers do not report (digits/SmallCNN in the quick profile)
 go to `reproduced_no_published_counterpart.*`, labelled with their profile. Figures made by the runs are
-copied to `<out>/<paper>/runs/<profile>/<run>/`; `<out>/README.md` indexes it all with the commands.
+copied to `<out>/<paper>/runs/<profile>/<run>/`. A paper with reproduced cells gets their published-vs-reproduced
+scatter and a table of those cells only (`mintkit.batch.scatter`), which the index shows first;
+`<out>/README.md` indexes it all with the commands.
 
 Only runs whose status.json says complete count; failed and unfinished ones are listed in the index.
 A report into a folder that holds an earlier one merges into it (`mintkit.batch.merge`): a cell these runs do
@@ -26,7 +28,7 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
-from mintkit.batch import claims, merge
+from mintkit.batch import claims, merge, scatter
 from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
@@ -377,6 +379,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
         pub = published(paper)
         rep = rows[rows["ref"] == paper]
         body.append(f"\n## {paper}\n")
+        heading = len(body)  # the paper's scatter goes here, above its tables, once they are written
         body.append("| table | files | published cells | reproduced | protocols | made by (runs folder: cells) |\n"
                     "|---|---|---|---|---|---|")
         for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
@@ -390,6 +393,10 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
             made = "; ".join(f"`{s}`: {n}" for s, n in info["sources"].items()) or "–"
             body.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
                         f"{', '.join(info['protocols']) or NO_RUN} | {made} |")
+        plotted = scatter.write_paper(pdir)
+        written += plotted
+        if plotted:
+            body[heading:heading] = scatter.index_lines(paper)
         files, n = unmatched_outputs(rep, pub, pdir, paper, source)
         written += files
         if files:

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from mintkit.core.plots import (plot_table, published_vs_reproduced, roc_loglog, save_figure, score_histogram,
                                 use_style)
@@ -51,7 +52,9 @@ def plot_scores(run: Run, results: dict):
     fig, axes = plt.subplots(2, n, figsize=(2.8 * n, 6.4), squeeze=False)
     for j, ((protocol, cond), ev) in enumerate(results.items()):
         score_histogram(axes[0, j], ev["scores"], ev["labels"], bins=30)
-        axes[0, j].legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
+        # move seaborn's hue legend below the axes: a fresh ax.legend() finds no labelled artists in a seaborn
+        # histogram, warns and drops the members / non-members key
+        sns.move_legend(axes[0, j], "upper center", bbox_to_anchor=(0.5, -0.25), ncol=1, title=None)
         axes[0, j].set_title(f"{cond} MINT, {protocol}")
     for j, protocol in enumerate(prots):
         ax = axes[1, j]
