@@ -247,3 +247,23 @@ def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
     assert cli.main(["report", "--runs", "runs/quick", "--out", "figures", "--paper", "amint"]) == 0
     again = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
     assert again.set_index(key)["reproduced"].equals(after) and "mnist batch" in (figures / "README.md").read_text()
+
+
+def test_the_index_names_no_folder_of_the_machine_that_made_it(tmp_path, monkeypatch):
+    """A batch run with absolute --out, data_root and cache_dir: the index and sources.json give the runs folder as
+    the repository names it and `<data_root>` / `<cache_dir>`, never the machine's folders."""
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs" / "mnist"
+    _run(runs / "amint" / "table1-seed=0-00000000", 0,
+         [(dict(T1, dataset="MNIST", model="MobileNet"), {"mint_accuracy": 0.8}, {"audited_accuracy": 0.9})])
+    machine = "/home/someone/big disk"
+    (runs / "batch.json").write_text(json.dumps({"profile": "mnist", "runs": {}, "commands": [
+        f"python -m mintkit reproduce --profile mnist -p data_root '{machine}/data' -p cache_dir {tmp_path}/cache "
+        f"-p n_members 5000 --out {runs}"]}))
+    assert cli.main(["report", "--runs", str(runs), "--out", "figures"]) == 0
+    for name in ("README.md", "sources.json"):
+        text = (tmp_path / "figures" / name).read_text()
+        assert str(tmp_path) not in text and machine not in text, name
+    index = (tmp_path / "figures" / "README.md").read_text()
+    assert ("python -m mintkit reproduce --profile mnist -p data_root <data_root> -p cache_dir <cache_dir> "
+            "-p n_members 5000 --out runs/mnist") in index

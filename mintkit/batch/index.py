@@ -2,13 +2,43 @@
 left out. The per-paper table listing follows it (mintkit.batch.report.build)."""
 from __future__ import annotations
 
-from pathlib import Path
+import shlex
+from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
 from mintkit.batch.provenance import read_json
 
 NO_RUN = "no run"
+
+
+def _is_machine_path(value: str) -> bool:
+    return value.startswith(("/", "~")) or PureWindowsPath(value).drive != ""
+
+
+def portable(command: str, runs: str, flag: str = "--out") -> str:
+    """A recorded command as anyone can read and rerun it: the value of `flag` (a batch's ``--out``, the report's
+    ``--runs``) becomes the runs folder as the report names it (`runs`), an absolute ``-p NAME VALUE`` becomes
+    ``<NAME>`` (``<data_root>``, ``<cache_dir>``...), any other absolute path ``<path>``: the index names no
+    folder of the machine that made it."""
+    try:
+        toks = shlex.split(command)
+    except ValueError:
+        return command
+    out, i = [], 0
+    while i < len(toks):
+        t = toks[i]
+        if t == flag and i + 1 < len(toks):
+            out += [t, runs]
+            i += 2
+        elif t in ("-p", "--parameter") and i + 2 < len(toks):
+            name, value = toks[i + 1], toks[i + 2]
+            out += [t, name, f"<{name}>" if _is_machine_path(value) else value]
+            i += 3
+        else:
+            out.append("<path>" if _is_machine_path(t) else t)
+            i += 1
+    return " ".join(shlex.quote(t) if not (t.startswith("<") and t.endswith(">")) else t for t in out)
 
 
 def machines(runs: list[dict]) -> list[str]:
@@ -32,7 +62,8 @@ def index_header(root: Path, runs: list[dict], rows: pd.DataFrame, command: str)
     runs left out (not complete) with their error."""
     profiles = sorted({r["profile"] for r in runs if r["status"] == "complete"})
     lines = ["# Figures and tables (generated — do not edit)\n",
-             f"Made by `{command or 'python -m mintkit report'}` from the run folders under `{root}`.",
+             f"Made by `{portable(command, str(root), '--runs') if command else 'python -m mintkit report'}` from the "
+             f"run folders under `{root}`.",
              f"Profile(s) of the complete runs: **{', '.join(profiles) or 'none'}**. "
              "Regenerate: `make reproduce` (quick profile, then this report) or "
              "`python -m mintkit reproduce --profile paper` then `python -m mintkit report`.\n"]
@@ -43,7 +74,7 @@ def index_header(root: Path, runs: list[dict], rows: pd.DataFrame, command: str)
     lines += machines(runs)
     for prof, (cmds, note) in sorted(batches.items()):
         lines.append(f"Runs of profile `{prof}` were made by:\n")
-        lines += [f"    {c}" for c in cmds] + [""]
+        lines += [f"    {portable(c, str(root))}" for c in cmds] + [""]
         if note:  # the batch's NOTE.md: what it left out and why
             lines += [f"About the `{prof}` batch (its NOTE.md):\n", note, ""]
     n_ok = sum(r["status"] == "complete" for r in runs)

@@ -88,10 +88,11 @@ def deviations() -> pd.DataFrame:
 
 
 def reason(cell: dict, data: str, documented: pd.DataFrame) -> str:
-    """Why a cell's reproduced mean differs from the published value by more than the threshold."""
+    """Why a cell's reproduced mean differs from the published value by more than the threshold: the first
+    documented row whose keys match (empty = any) and whose ``data`` text, when given, occurs in the cell's."""
     for dev in documented.itertuples(index=False):
         d = dev._asdict()
-        if all(d[k] in ("", str(cell.get(k, ""))) for k in DEVIATION_KEYS):
+        if all(d[k] in ("", str(cell.get(k, ""))) for k in DEVIATION_KEYS) and d.get("data", "") in data:
             return d["reason"]
     if REDUCED in data:
         return f"{REDUCED} of the real data, preset recipe changed by overrides (see the data column)"

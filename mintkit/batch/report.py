@@ -176,7 +176,6 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     views = merge.views(rep) | merge.views(old)
     views = sorted(views, key=lambda g: (g[0] != "paper", g[0], g[1] != DEFINITION, g[1], g[2])) or [
         ("", DEFINITION, "")]
-    precisions = sorted({q for _, _, q in views})
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
     d = _decimals(pub["value"])
@@ -184,6 +183,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
                      "Cells: published → reproduced mean ± sd over seeds (Δ = reproduced − published); "
                      f"'{NO_RUN}' where no complete run gives the cell. Nothing is filled in from the paper.\n"]
     files = []
+    built = []
     for prot, var, precision in views:
         sub = rep[(rep["protocol"] == prot) & (rep["variant"] == var)
                   & (rep["precision"].astype(object).fillna("").astype(str) == precision if "precision" in rep.columns
@@ -192,7 +192,13 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         comp.insert(len(KEYS), "protocol", prot)
         comp.insert(len(KEYS) + 1, "variant", var)
         comp.insert(len(KEYS) + 2, "precision", precision)
-        comp = merge.keep_earlier(comp, merge.view_of(old, var, precision), source)
+        built.append(((prot, var, precision), sub, merge.keep_earlier(comp, merge.view_of(old, var, precision), source)))
+    # a view none of whose rows is a cell of this table (e.g. the quick profile's digits runs) is left out, unless
+    # no view has a cell: then the first one shows the table with 'no run' everywhere
+    filled = [b for b in built if (b[2]["n_seeds"] > 0).any()]
+    built = filled or built[:1]
+    precisions = sorted({q for (_, _, q), _, _ in built})
+    for (prot, var, precision), sub, comp in built:
         comps.append(comp)
         name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
                 + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
@@ -222,7 +228,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
     files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
     return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
-            "protocols": sorted({p + (f" ({v})" if v != DEFINITION else "") for p, v, _ in views if p}),
+            "protocols": sorted({p + (f" ({v})" if v != DEFINITION else "") for (p, v, _), _, _ in built if p}),
             "sources": merge.source_counts(allc)}
 
 
@@ -369,7 +375,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     sources = merge.read_sources(out)
-    header = index_header(runs_root, runs, rows, command)
+    header = index_header(Path(source), runs, rows, command)
     sources[source] = header[1:]
     body: list[str] = []
     counts: dict[str, int] = {}
