@@ -106,6 +106,16 @@ def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataF
     return add_reasons(comp)
 
 
+def unmatched_counts(out: Path) -> dict[str, int]:
+    """{runs folder: rows} of every paper's reproduced_no_published_counterpart.csv under `out`."""
+    counts: dict[str, int] = {}
+    for path in sorted(out.glob("*/reproduced_no_published_counterpart.csv")):
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for s, n in (df[SOURCE].value_counts().items() if SOURCE in df.columns else []):
+            counts[s] = counts.get(s, 0) + int(n)
+    return counts
+
+
 def kept_count(comp: pd.DataFrame, source: str) -> int:
     """Reproduced cells of `comp` that another runs folder made (kept from the folder's earlier report)."""
     return int(((comp["n_seeds"] > 0) & (comp[SOURCE] != source)).sum())

@@ -416,6 +416,9 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     written += claims.write(rows, out, source)
     body.append(f"\n## Claims\n\nEvery paper's headline claims tested on these runs: [{claims.MD}]({claims.MD})")
     kept = {s: n for s, n in counts.items() if s != source}
+    for s, n in merge.unmatched_counts(out).items():  # settings without a published cell keep their provenance too
+        if s != source:
+            kept[s] = kept.get(s, 0) + n
     opening = header[:1] + [f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a cell its runs do "
                             "not give keeps what the folder showed; the last column of each table list says which "
                             "runs folder made its cells.\n"] + header[1:]
