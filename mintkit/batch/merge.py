@@ -59,12 +59,17 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
+def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """Column `name` of rows as strings, "" where missing (runs written before the column existed have none)."""
+    return rows[name].astype(object).fillna("").astype(str) if name in rows.columns else pd.Series(
+        "", index=rows.index)
+
+
 def views(rows: pd.DataFrame) -> set[tuple[str, str, str]]:
     """The (protocol, variant, precision) views that rows (run rows, or a table csv's reproduced rows) give."""
     if not len(rows):
         return set()
-    cols = [rows[c].astype(object).fillna("").astype(str) if c in rows.columns else pd.Series("", index=rows.index)
-            for c in ("protocol", "variant", "precision")]
+    cols = [text_column(rows, c) for c in ("protocol", "variant", "precision")]
     cols[1] = cols[1].replace("", DEFINITION)
     return {(str(p), str(v), str(q)) for p, v, q in zip(*cols) if p}
 

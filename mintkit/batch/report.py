@@ -186,8 +186,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     built = []
     for prot, var, precision in views:
         sub = rep[(rep["protocol"] == prot) & (rep["variant"] == var)
-                  & (rep["precision"].astype(object).fillna("").astype(str) == precision if "precision" in rep.columns
-                     else precision == "")] if prot else rep.iloc[:0]
+                  & (merge.text_column(rep, "precision") == precision)] if prot else rep.iloc[:0]
         comp = compare(pub, sub)
         comp.insert(len(KEYS), "protocol", prot)
         comp.insert(len(KEYS) + 1, "variant", var)

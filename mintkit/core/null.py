@@ -112,12 +112,13 @@ def chance_table(rows: pd.DataFrame | list[dict], alpha: float = CHANCE_ALPHA) -
     Columns: [run_id,] CELL, accuracy, auc, n, p, beyond_chance; cells without evaluation counts are left out."""
     df = pd.DataFrame(rows)
     cols = ["run_id"] * ("run_id" in df.columns) + CELL
+    none = pd.DataFrame(columns=[*cols, "accuracy", "auc", "n", "p", "beyond_chance"])
     if df.empty:
-        return pd.DataFrame(columns=[*cols, "accuracy", "auc", "n", "p", "beyond_chance"])
+        return none
     wide = df.pivot_table(index=cols, columns="metric", values="value", aggfunc="first").reset_index()
     acc = next((m for m in ACCURACY_KEYS if m in wide.columns), None)
     if acc is None or not {"n_eval_members", "n_eval_nonmembers"} <= set(wide.columns):
-        return pd.DataFrame(columns=[*cols, "accuracy", "auc", "n", "p", "beyond_chance"])
+        return none
     wide = wide.dropna(subset=[acc, "n_eval_members", "n_eval_nonmembers"])
     n = (wide["n_eval_members"] + wide["n_eval_nonmembers"]).astype(int)
     p = [binomtest(int(round(a * k)), k, 0.5).pvalue for a, k in zip(wide[acc], n)]
