@@ -354,3 +354,16 @@ def test_run_with_a_missing_checkpoint_exits_2_naming_it(tmp_path, toyck, capsys
     err = capsys.readouterr().err
     assert f"needs input: checkpoint '{tmp_path / 'gone.pt'}'" in err and "is missing" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_seeds_take_a_count_or_a_list(tmp_path):
+    """--seeds 3 runs 0..2; --seeds 1,2 (or 1-2) runs only those: the rest of a batch whose seed 0 ran earlier.
+    A malformed list is refused before any run is planned."""
+    assert runner.seed_list(None, 3) == [0, 1, 2] and runner.seed_list(2, 3) == [0, 1]
+    assert runner.seed_list("3", 1) == [0, 1, 2] and runner.seed_list("1,2", 1) == runner.seed_list("1-2", 1) == [1, 2]
+    runs, _ = runner.plan_batch("mnist", ["amint"], tmp_path / "runs", seeds="1,2",
+                                overrides={"arch": "mobilenet", "data_root": str(tmp_path)})
+    assert sorted({r.params["seed"] for r in runs}) == [1, 2] and len(runs) == 6
+    for bad in ("1,x", "2-1", ",", 0):
+        with pytest.raises(ParameterError, match="--seeds"):
+            runner.seed_list(bad, 1)

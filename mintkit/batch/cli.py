@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "labelled stand-in when data_root lacks the dataset (docs/profiles.md)")
     b.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
     b.add_argument("--preset", default=None, help="paper profile: only presets whose name matches (glob, e.g. table2)")
-    b.add_argument("--seeds", type=int, default=None,
-                   help="run seeds 0..N-1 of every run (quick default 1; paper default: as the presets say)")
+    b.add_argument("--seeds", default=None,
+                   help="N: seeds 0..N-1 of every run; a list or ranges (1,2 or 1-2): those seeds, e.g. the rest "
+                        "of a batch whose seed 0 ran earlier (quick default 1; paper default: as the presets say)")
     b.add_argument("--jobs", type=int, default=1, help="runs at once (one GPU each when several are visible)")
     b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
     b.add_argument("--dry-run", action="store_true",

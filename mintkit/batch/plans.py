@@ -206,8 +206,33 @@ def plan_run(nb: Notebook, presets: Iterable[str | Path] = (), overrides: dict |
     return RunSpec(nb.paper, str(nb.path), name, str(folder), params, {k: params[k] for k in values})
 
 
+def seed_list(seeds: int | str | Iterable[int] | None, default: int) -> list[int]:
+    """The seeds a batch runs: N gives 0..N-1 (`--seeds 3`), a comma list or ranges the seeds named
+    (`--seeds 1,2`, `--seeds 1-2`: the rest of a batch whose seed 0 ran elsewhere), None the default count."""
+    if seeds is None:
+        return list(range(default))
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ParameterError(f"--seeds {seeds}: must be >= 1")
+        return list(range(seeds))
+    if isinstance(seeds, str):
+        text = seeds.strip()
+        if text.isdigit():
+            return seed_list(int(text), default)
+        out = []
+        for part in filter(None, (t.strip() for t in text.split(","))):
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m or (m[2] and int(m[2]) < int(m[1])):
+                raise ParameterError(f"--seeds {seeds!r}: give N (seeds 0..N-1) or seeds and ranges, e.g. 1,2 or 1-2")
+            out += list(range(int(m[1]), int(m[2] or m[1]) + 1))
+        if not out:
+            raise ParameterError(f"--seeds {seeds!r}: names no seed")
+        return sorted(set(out))
+    return sorted({int(s) for s in seeds})
+
+
 def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Path | None = None,
-               overrides: dict | None = None, seeds: int | None = None, presets: str | None = None,
+               overrides: dict | None = None, seeds: int | str | None = None, presets: str | None = None,
                notebooks_dir: Path = NOTEBOOKS, params_dir: Path = PRESETS) -> tuple[list[RunSpec], list[str]]:
     """(runs, notes) of a profile. Everything is validated here, before any kernel starts."""
     if profile not in PROFILES:
@@ -222,8 +247,8 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
         for k, v in (overrides or {}).items():
             extra[k] = parse_cli_value(k, v, nb.spec) if isinstance(v, str) else v
         if profile == "quick":
-            n = seeds or 1
-            sources = [("quick", {"seed": list(range(n))} if n > 1 else {}, {})]
+            chosen = seed_list(seeds, 1)
+            sources = [("quick", {"seed": chosen} if chosen != [0] else {}, {})]
         elif profile in PROFILE_SPECS:
             sources = profile_sources(PROFILE_SPECS[profile], paper, params_dir, seeds, presets, extra, notes)
         else:
@@ -234,7 +259,7 @@ def plan_batch(profile: str, papers: Iterable[str] | None = None, out: str | Pat
                 notes.append(f"{paper}: no presets in {Path(params_dir, paper)}"
                              + (f" matching {presets!r}" if presets else ""))
             loaded = [(f.stem, load_preset(f)) for f in files]
-            sources = [(s, v | ({"seed": list(range(seeds))} if seeds else {}), recipe_changes(v, extra))
+            sources = [(s, v | ({"seed": seed_list(seeds, 1)} if seeds else {}), recipe_changes(v, extra))
                        for s, v in loaded]
         for preset, values, changed in sources:
             values = values | extra
@@ -269,7 +294,7 @@ def recipe_changes(preset: dict, extra: dict) -> dict:
             and not (isinstance(preset[k], list) and v in preset[k])}
 
 
-def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int | None, presets: str | None,
+def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int | str | None, presets: str | None,
                     extra: dict, notes: list[str]) -> list[tuple[str, dict, dict]]:
     """[(preset name, values, recipe changes)] of `paper` under `profile`: restricted, set, stand-in data named,
     seeded; the changes are those of the `extra` overrides against the preset (:func:`recipe_changes`)."""
@@ -301,7 +326,7 @@ def profile_sources(profile: Profile, paper: str, params_dir: Path, seeds: int |
             notes.append(f"{paper}/{stem}: {', '.join(names)} not found in {root}; stand-in: "
                          f"{', '.join(f'{s} = {label_dataset(s)}' for s in subst)} (the rows and the report say so)")
             values["dataset"] = subst if isinstance(name, list) else subst[0]
-        values["seed"] = list(range(seeds or profile.seeds))
+        values["seed"] = seed_list(seeds, profile.seeds)
         out.append((stem, values, changed))
     if not out:
         notes.append(f"{paper}: no preset of profile {profile.name!r}" + (f" matching {presets!r}" if presets else ""))

@@ -39,7 +39,7 @@ from mintkit.batch.engines import ENGINES
 from mintkit.batch.notebooks import NOTEBOOKS, Notebook, resolve_notebook  # noqa: F401 (re-exported)
 from mintkit.batch.plans import (PRESETS, PROFILES, RUNNER_KEYS, RunSpec,  # noqa: F401 (re-exported)
                                  expand_grid, folder_name, load_preset, params_hash, parse_cli_value, plan_batch,
-                                 plan_run, validate)
+                                 plan_run, seed_list, validate)
 from mintkit.reference import PAPERS  # noqa: F401 (re-exported)
 
 RUN_FILES = ("status.json", "params.json", "executed.ipynb", "executed.log", "results.csv")  # what marks a runner-owned folder
