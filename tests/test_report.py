@@ -267,3 +267,44 @@ def test_the_index_names_no_folder_of_the_machine_that_made_it(tmp_path, monkeyp
     index = (tmp_path / "figures" / "README.md").read_text()
     assert ("python -m mintkit reproduce --profile mnist -p data_root <data_root> -p cache_dir <cache_dir> "
             "-p n_members 5000 --out runs/mnist") in index
+
+
+def test_seeds_run_in_separate_sessions_pool_into_one_cell(tmp_path, monkeypatch):
+    """Seed 0 reported from one runs folder, seeds 1-2 of the same settings later from another: the merged cell is
+    the mean ± sd over all three seeds (as if one folder held them), names both folders and lists the seeds. A
+    rerun of a seed the cell already holds, or other settings, replaces it instead."""
+    monkeypatch.chdir(tmp_path)
+    cell = dict(T1, dataset="MNIST", model="MobileNet")
+    values, accs = {0: 0.80, 1: 0.84, 2: 0.79}, {0: 0.90, 1: 0.94, 2: 0.92}
+
+    def report_of(name, seeds, offset=0.0):
+        for s in seeds:
+            _run(tmp_path / name / "mnist" / "amint" / f"t1-seed={s}", s,
+                 [(cell, {"mint_accuracy": values[s] + offset}, {"audited_accuracy": accs[s]})])
+        assert cli.main(["report", "--runs", name, "--out", "figures", "--paper", "amint"]) == 0
+        t = pd.read_csv(tmp_path / "figures" / "amint" / "table1.csv", keep_default_na=False)
+        return t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.protocol == "paper")
+                 & (t.condition == "Active") & (t.metric == "mint_accuracy")].iloc[0]
+
+    first = report_of("runs-a", [0])
+    assert int(first.n_seeds) == 1 and str(first.seeds) == "0"
+    both = report_of("runs-b", [1, 2])
+    v = pd.Series(values)
+    assert int(both.n_seeds) == 3 and both.seeds == "0,1,2" and both.source == "runs-a, runs-b"
+    assert float(both.reproduced) == pytest.approx(v.mean()) and float(both.sd) == pytest.approx(v.std(ddof=1))
+    assert float(both.audited_accuracy_reproduced) == pytest.approx(pd.Series(accs).mean())
+    assert float(both.audited_accuracy_sd) == pytest.approx(pd.Series(accs).std(ddof=1))
+    again = report_of("runs-c", [2], offset=0.1)  # seed 2 rerun: it replaces, never counted twice
+    assert int(again.n_seeds) == 1 and float(again.reproduced) == pytest.approx(0.89) and again.source == "runs-c"
+
+
+def test_pooling_needs_the_same_settings_and_is_exact():
+    from mintkit.batch import merge
+    rng = pd.Series([0.3, 0.5, 0.45, 0.61, 0.52])
+    a, b = rng[:2], rng[2:]
+    m, sd, n = merge.pool((a.mean(), a.std(ddof=1), 2), (b.mean(), b.std(ddof=1), 3))
+    assert (m, sd, n) == (pytest.approx(rng.mean()), pytest.approx(rng.std(ddof=1)), 5)
+    assert merge.pool((0.5, float("nan"), 1), (float("nan"), float("nan"), 0))[:1] == (0.5,)  # nothing to add
+    assert merge.settings_of("MNIST; D 5,000; wall 1,142 s | MNIST; D 5,000; wall 3,528 s") == {"MNIST; D 5,000"}
+    assert merge.settings_of("MNIST; D 5,000; wall 9 s") != merge.settings_of("MNIST; D 2,000; wall 9 s")
+    assert merge.seeds_of("", 3) == {0, 1, 2} and merge.seeds_of("1,2", 2) == {1, 2}

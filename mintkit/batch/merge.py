@@ -4,7 +4,10 @@
 
 - a table cell (`<paper>/<table>.csv`, one row per published cell and protocol) that R gives no complete run for
   keeps the reproduced values the folder held (mean, sd, seeds, audited accuracy, data); a cell R does give is
-  replaced. The published value always comes from `mintkit.reference`, and Δ and the reason are recomputed.
+  replaced, unless R's seeds are others of the same settings (the same data text but for each run's wall time):
+  then the two are pooled into one mean ± sd over all their seeds (:func:`pool`), so a batch whose seeds ran in
+  separate sessions reads as one. The published value always comes from `mintkit.reference`, and Δ and the
+  reason are recomputed.
 - the `source` column says which runs folder made each reproduced cell (`earlier report` for a table written
   before the column existed), and the index lists, per table, how many cells each runs folder made;
 - `reproduced_no_published_counterpart.csv` keeps the settings R does not give;
@@ -16,6 +19,7 @@ A report into a fresh folder merges nothing: it shows exactly the runs of R.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,10 @@ SOURCE = "source"
 EARLIER = "earlier report"
 SOURCES_FILE = "sources.json"
 PUBLISHED_COLUMNS = ("published", "audited_accuracy_published", "audited_train_accuracy_published")
+# (mean, sd) column pairs of a table csv, each over the cell's n_seeds seeds
+POOLED = (("reproduced", "sd"), ("audited_accuracy_reproduced", "audited_accuracy_sd"),
+          ("audited_train_accuracy_reproduced", "audited_train_accuracy_sd"))
+WALL = re.compile(r";\s*wall [\d,]+ s$")
 
 
 def source_name(runs_root: Path) -> str:
@@ -54,7 +62,7 @@ def read_table(path: Path) -> pd.DataFrame:
         df[SOURCE] = EARLIER
     df[SOURCE] = df[SOURCE].replace("", EARLIER)
     for c in df.columns:
-        if c not in KEYS and c not in ("protocol", "variant", "precision", "status", "data", "reason", SOURCE):
+        if c not in KEYS and c not in ("protocol", "variant", "precision", "status", "data", "reason", "seeds", SOURCE):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
@@ -83,18 +91,82 @@ def view_of(old: pd.DataFrame, variant: str, precision: str) -> pd.DataFrame:
     return old[(var == variant) & (prec == precision)]
 
 
+def settings_of(data: str) -> frozenset[str]:
+    """The settings a cell's data text names (one part per distinct run text, joined by ' | '), without each
+    run's wall time: cells with equal settings were made by one recipe on one data, only their seeds differ."""
+    return frozenset(WALL.sub("", p.strip()) for p in str(data).split(" | ") if p.strip())
+
+
+def seeds_of(seeds: str, n_seeds: float) -> set[int]:
+    """A cell's seeds; a table written before the `seeds` column gives 0..n-1, what `--seeds N` runs."""
+    text = str(seeds or "").strip()
+    return {int(s) for s in text.split(",")} if text else set(range(int(n_seeds or 0)))
+
+
+def pool(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float, int]:
+    """(mean, sd, n) of two groups of seeds from their own (mean, sd with ddof=1, n): exactly what
+    summarize_seeds gives over the union (a one-seed group's sd is NaN and adds no within-group spread)."""
+    (ma, sa, na), (mb, sb, nb) = a, b
+    if not (na and np.isfinite(ma)) or not (nb and np.isfinite(mb)):  # a group without the value adds nothing
+        return b if not (na and np.isfinite(ma)) else a
+    n = na + nb
+    mean = (na * ma + nb * mb) / n
+    within = sum((k - 1) * s * s for s, k in ((sa, na), (sb, nb)) if k > 1 and np.isfinite(s))
+    between = na * (ma - mean) ** 2 + nb * (mb - mean) ** 2
+    return mean, float(np.sqrt((within + between) / (n - 1))) if n > 1 else float("nan"), n
+
+
+def source_parts(source: str) -> list[str]:
+    """The runs folders a cell's source names (a pooled cell names each)."""
+    return [s for s in str(source).split(", ") if s]
+
+
+def _pool_rows(comp: pd.DataFrame, old: pd.DataFrame, idx, source: str) -> list[bool]:
+    """Pool in place every cell `comp` reproduced whose earlier row has the same settings and other seeds."""
+    pooled = []
+    for i, k in enumerate(idx):
+        if comp["n_seeds"].iat[i] == 0 or k not in old.index:
+            pooled.append(False)
+            continue
+        o = old.loc[k]
+        new_seeds = seeds_of(comp["seeds"].iat[i], comp["n_seeds"].iat[i])
+        old_seeds = seeds_of(o.get("seeds", ""), o["n_seeds"])
+        same = settings_of(comp["data"].iat[i]) == settings_of(o.get("data", ""))
+        pooled.append(same and not (new_seeds & old_seeds))
+        if not pooled[-1]:
+            continue
+        n_new, n_old = int(comp["n_seeds"].iat[i]), int(o["n_seeds"])
+        for m, sd in POOLED:
+            if m in comp.columns and m in o.index:
+                mean, spread, _ = pool((float(comp[m].iat[i]), float(comp[sd].iat[i]), n_new),
+                                       (float(o[m]), float(o[sd]), n_old))
+                comp.iat[i, comp.columns.get_loc(m)], comp.iat[i, comp.columns.get_loc(sd)] = mean, spread
+        comp.iat[i, comp.columns.get_loc("n_seeds")] = n_new + n_old
+        comp.iat[i, comp.columns.get_loc("seeds")] = ",".join(map(str, sorted(new_seeds | old_seeds)))
+        parts = {p.strip() for t in (comp["data"].iat[i], o.get("data", "")) for p in str(t).split(" | ") if p.strip()}
+        comp.iat[i, comp.columns.get_loc("data")] = " | ".join(sorted(parts))
+        comp.iat[i, comp.columns.get_loc(SOURCE)] = ", ".join(sorted({source, *source_parts(o[SOURCE])}))
+    return pooled
+
+
 def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataFrame:
     """`comp` (one protocol of a table, from compare()) with its 'no run' cells filled from `old` where `old`
-    has them for the same cell and protocol; `source` labels the cells `comp` reproduced itself."""
+    has them for the same cell and protocol, and its cells pooled with `old`'s where both hold other seeds of
+    the same settings; `source` labels the cells `comp` reproduced itself."""
     comp = comp.copy()
     comp[SOURCE] = np.where(comp["n_seeds"] > 0, source, "")
+    if "seeds" not in comp.columns:
+        comp["seeds"] = ""
     if not len(old):
         return comp
     key = KEYS + ["protocol"]
     old = old.drop_duplicates(subset=key, keep="last").set_index(key)
     idx = pd.MultiIndex.from_frame(comp[key].astype(str))
+    for c in ("seeds", "data", SOURCE):
+        comp[c] = comp[c].astype(object)
+    pooled = _pool_rows(comp, old, idx, source)
     take = [(comp["n_seeds"].iat[i] == 0) and (k in old.index) for i, k in enumerate(idx)]
-    if not any(take):
+    if not any(take) and not any(pooled):
         return comp
     carried = [c for c in comp.columns if c not in key and c not in PUBLISHED_COLUMNS
                and c not in ("difference", "status", "reason") and c in old.columns]
@@ -122,13 +194,17 @@ def unmatched_counts(out: Path) -> dict[str, int]:
 
 
 def kept_count(comp: pd.DataFrame, source: str) -> int:
-    """Reproduced cells of `comp` that another runs folder made (kept from the folder's earlier report)."""
-    return int(((comp["n_seeds"] > 0) & (comp[SOURCE] != source)).sum())
+    """Reproduced cells of `comp` that only other runs folders made (kept from the folder's earlier report)."""
+    return int(sum(n > 0 and source not in source_parts(s) for n, s in zip(comp["n_seeds"], comp[SOURCE])))
 
 
 def source_counts(comp: pd.DataFrame) -> dict[str, int]:
-    filled = comp[comp["n_seeds"] > 0]
-    return {s: int(n) for s, n in filled[SOURCE].value_counts().sort_index().items()}
+    """{runs folder: reproduced cells it made or took part in (a pooled cell counts for each)}."""
+    counts: dict[str, int] = {}
+    for s in comp.loc[comp["n_seeds"] > 0, SOURCE]:
+        for p in source_parts(s):
+            counts[p] = counts.get(p, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def keep_unmatched(new: pd.DataFrame, path: Path, source: str) -> pd.DataFrame:

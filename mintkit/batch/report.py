@@ -150,6 +150,8 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
             ra = pd.DataFrame(columns=CELL + [f"{m}_reproduced", f"{m}_sd"])
         out = out.merge(pa, on=CELL, how="left").merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
     out["status"] = np.where(out["n_seeds"] > 0, "reproduced", NO_RUN)
+    out = out.merge(seeds_per_cell(rep[rep["metric"].isin(main["metric"].unique())]), on=KEYS, how="left")
+    out["seeds"] = out["seeds"].fillna("")
     if len(rep) and "data" in rep.columns:
         data = rep.astype({k: str for k in KEYS}).groupby(KEYS)["data"].agg(lambda s: " | ".join(sorted(set(s))))
         out = out.merge(data.reset_index(), on=KEYS, how="left")
@@ -157,6 +159,16 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
         out["data"] = ""
     out["data"] = out["data"].fillna("")
     return add_reasons(out)
+
+
+def seeds_per_cell(rep: pd.DataFrame) -> pd.DataFrame:
+    """KEYS and `seeds` ("0,1,2") of every cell of result rows: which seeds a mean is over, so a later report of
+    other seeds of the same settings can pool with it (mintkit.batch.merge.pool)."""
+    if not len(rep) or "seed" not in rep.columns:
+        return pd.DataFrame(columns=[*KEYS, "seeds"])
+    rows = rep[rep["value"].notna()].astype({k: str for k in KEYS})
+    seeds = rows.groupby(KEYS)["seed"].agg(lambda s: ",".join(str(int(v)) for v in sorted(set(s))))
+    return seeds.rename("seeds").reset_index()
 
 
 def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
