@@ -1,10 +1,11 @@
-"""gMINT Weight Modifiers: batched torch.func path vs the per-sample loop, in one process.
+"""gMINT Weight Modifiers: the batched paths (hooks, vmap) vs the per-sample loop, in one process.
 
 For the same samples and layers, the loops do forward / backward / optimizer.step() / weight
 difference / restore one sample at a time: "literal" is Eq. 6 as written (an optimiser over all
-parameters, the state dict saved and restored), "lean" steps only the chosen layers. The batched path is
-mintkit.papers.gmint.modifiers.weight_modifiers (functional_call + vmap(grad), chunked, reduced per filter
-inside the chunk). Printed per batch size: max |difference|, seconds of each (min over interleaved
+parameters, the state dict saved and restored), "lean" steps only the chosen layers. The batched paths are
+mintkit.papers.gmint.modifiers.weight_modifiers with engine "hooks" (the default: one batched forward, one
+autograd.grad to the layers' outputs, per-sample products) and engine "vmap" (functional_call + vmap(grad)),
+both chunked and reduced per filter inside the chunk; the speed ratios are the default (hooks) engine's. Printed per batch size: max |difference|, seconds of each (min over interleaved
 repeats; loops timed on --loop-samples samples and scaled linearly), the speed ratios,
 and the peak memory of the batched path (CUDA: torch.cuda.max_memory_allocated; CPU: growth of
 the max RSS of a fresh child process, since ru_maxrss only ever grows) beside what full
@@ -42,9 +43,9 @@ def setup(args):
     return pool, model, layers
 
 
-def batched(args, pool, model, layers, n, device):
+def batched(args, pool, model, layers, n, device, engine="hooks"):
     return weight_modifiers(model, pool, np.arange(n), layers, device, rules=(args.rule,), reductions=("mean",),
-                            batch_size=n, chunk_size=args.chunk_size)
+                            batch_size=n, chunk_size=args.chunk_size or None, engine=engine)
 
 
 def _peak_rss_reset() -> bool:
@@ -106,7 +107,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--setups", nargs="+", default=["entry", "middle", "output"])
     ap.add_argument("--rule", default="adam")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 256])
-    ap.add_argument("--chunk-size", type=int, default=32)
+    ap.add_argument("--chunk-size", type=int, default=0, help="0: the kit's choice per engine and device")
     ap.add_argument("--loop-samples", type=int, default=64, help="samples timed in the loop (per-sample rate)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
@@ -141,7 +142,7 @@ def main(argv=None) -> dict:
     rows = []
     for n in args.batch_sizes:
         m = min(n, args.loop_samples)
-        t = {"lean": [], "literal": [], "batched": []}
+        t = {"lean": [], "literal": [], "batched": [], "vmap": []}
         for _ in range(args.repeats):  # interleaved, min over repeats: robust to a busy, shared machine
             dt, loop = timed(lambda: weight_modifiers_loop(model, pool, np.arange(m), layers, device, rule=args.rule))
             t["lean"].append(dt * n / m)  # a loop's cost is linear in n
@@ -150,18 +151,22 @@ def main(argv=None) -> dict:
             t["literal"].append(dt * n / m)
             dt, fast = timed(lambda: batched(args, pool, model, layers, n, device))
             t["batched"].append(dt)
+            dt, vm = timed(lambda: batched(args, pool, model, layers, n, device, engine="vmap"))
+            t["vmap"].append(dt)
         best = {k: min(v) for k, v in t.items()}
-        diff = max(float((loop.features[k] - fast.features[k][:m]).abs().max()) for k in loop.features)
+        diff = max(float((loop.features[k] - f.features[k][:m]).abs().max()) for k in loop.features for f in (fast, vm))
         scale = max(float(fast.features[k].abs().max()) for k in fast.features)
         mem = float("nan") if args.no_memory else peak_memory_mib(args, n, device, pool, model, layers)
         full = n * weights * 4 / 2 ** 20
         rows.append(dict(batch=n, loop_samples_timed=m, literal_loop_s=best["literal"], lean_loop_s=best["lean"],
-                         batched_s=best["batched"], ratio_vs_literal=best["literal"] / best["batched"],
+                         batched_s=best["batched"], vmap_s=best["vmap"], engine=fast.meta["engine"],
+                         ratio_vs_literal=best["literal"] / best["batched"], ratio_vs_vmap=best["vmap"] / best["batched"],
                          ratio_vs_lean=best["lean"] / best["batched"], max_abs_diff=diff, max_abs_value=scale,
                          peak_mib=mem, full_per_sample_grads_mib=full))
         print(f"batch {n:4d}: literal loop {best['literal']:7.3f} s, lean loop {best['lean']:7.3f} s "
-              f"({m} timed), batched {best['batched']:7.3f} s -> {best['literal'] / best['batched']:5.1f}x vs literal, "
-              f"{best['lean'] / best['batched']:5.1f}x vs lean; max|diff| {diff:.1e} (values up to {scale:.1e}); "
+              f"({m} timed), vmap {best['vmap']:7.3f} s, batched ({fast.meta['engine']}) {best['batched']:7.3f} s -> "
+              f"{best['literal'] / best['batched']:5.1f}x vs literal, {best['lean'] / best['batched']:5.1f}x vs lean, "
+              f"{best['vmap'] / best['batched']:4.1f}x vs vmap; max|diff| {diff:.1e} (values up to {scale:.1e}); "
               f"peak {mem:6.1f} MiB (full per-sample grads: {full:,.0f} MiB)")
     print(json.dumps(rows))
     return {"rows": rows}

@@ -22,7 +22,7 @@ from mintkit.core.splits import build_split
 from mintkit.core.stages import train_audited
 from mintkit.core.train import TrainConfig
 from mintkit.models.zoo import GMINT_LAYERS, build_model
-from mintkit.papers.gmint.modifiers import (FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
+from mintkit.papers.gmint.modifiers import (ENGINES, FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
                                             reduce_filters, weight_modifiers, weight_modifiers_loop)
 
 CPU = torch.device("cpu")
@@ -79,8 +79,9 @@ def pool():
     return synthetic_pool(n=64, num_classes=4, channels=1, size=8, seed=3)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("arch", ["tinycnn", "bnlinear"])
-def test_batched_equals_loop_every_rule(pool, arch):
+def test_batched_equals_loop_every_rule(pool, arch, engine):
     torch.manual_seed(0)
     if arch == "tinycnn":
         model, layers = TinyCNN(), ["conv1", "conv2", "fc"]
@@ -94,7 +95,8 @@ def test_batched_equals_loop_every_rule(pool, arch):
     opt = Optimiser(lr=1e-2, weight_decay=0.0)
     state = _state(model, layers)
     batched = weight_modifiers(model, pool, idx, layers, CPU, rules=RULES, reductions=FILTER_REDUCTIONS, opt=opt,
-                               state=state, batch_size=8, chunk_size=3)
+                               state=state, batch_size=8, chunk_size=3, engine=engine)
+    assert batched.meta["engine"] == engine
     for rule in RULES:
         loop = weight_modifiers_loop(model, pool, idx, layers, CPU, rule=rule, reductions=FILTER_REDUCTIONS, opt=opt,
                                      state=state)
@@ -105,6 +107,38 @@ def test_batched_equals_loop_every_rule(pool, arch):
         torch.testing.assert_close(batched.features[k][:4], v, rtol=1e-5, atol=1e-8)
 
 
+class Awkward(nn.Module):
+    """What the hooks engine cannot take (a depthwise conv; a Linear used twice) and what it can (tokens)."""
+
+    def __init__(self, k: int = 4) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(1, 3, 3, padding=1, groups=1)
+        self.depthwise = nn.Conv2d(3, 3, 3, padding=1, groups=3)
+        self.shared = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, k)
+
+    def forward(self, x):
+        t = self.depthwise(torch.relu(self.dw(x)))[:, :, ::2, ::2].flatten(2)  # [N, 3 tokens, 16]
+        t = t.unflatten(2, (4, 4)).mean(3)  # [N, 3, 4]
+        return self.fc(self.shared(torch.relu(self.shared(t))).mean(1))
+
+
+def test_the_hooks_engine_takes_tokens_and_hands_the_rest_to_vmap(pool):
+    """Linear on tokens [N, T, in] (ViT's fc1) goes through the hooks; a depthwise conv or a layer used twice in
+    one forward falls back to vmap; every engine equals the loop."""
+    torch.manual_seed(2)
+    model = Awkward().double().eval()
+    idx = np.arange(7)
+    for layers, engine in ((["dw", "fc"], "hooks"), (["depthwise", "fc"], "vmap"), (["shared", "fc"], "vmap")):
+        b = weight_modifiers(model, pool, idx, layers, CPU, rules=("adam", "grad"), reductions=FILTER_REDUCTIONS)
+        assert b.meta["engine"] == engine, layers
+        for rule in ("adam", "grad"):
+            _assert_equal(b, weight_modifiers_loop(model, pool, idx, layers, CPU, rule=rule,
+                                                   reductions=FILTER_REDUCTIONS), rule)
+    with pytest.raises(ValueError, match="valid: hooks, vmap"):
+        weight_modifiers(model, pool, idx, ["fc"], CPU, engine="jax")
+
+
 def test_weight_decay_and_no_matmul_path(pool):
     torch.manual_seed(1)
     model = TinyCNN().double().eval()
@@ -113,8 +147,8 @@ def test_weight_decay_and_no_matmul_path(pool):
     idx = np.arange(6)
     for rule in ("sgd", "adam"):
         loop = weight_modifiers_loop(model, pool, idx, layers, CPU, rule=rule, opt=opt)
-        for matmul in (True, False):
-            b = weight_modifiers(model, pool, idx, layers, CPU, rules=(rule,), opt=opt, matmul=matmul)
+        for matmul, engine in ((True, "vmap"), (False, "vmap"), (True, "hooks")):
+            b = weight_modifiers(model, pool, idx, layers, CPU, rules=(rule,), opt=opt, matmul=matmul, engine=engine)
             _assert_equal(b, loop, rule)
 
 

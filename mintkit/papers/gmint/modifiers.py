@@ -22,13 +22,25 @@ computed with it. Every modifier is reduced per output filter: a conv weight
 ``(F_out, F_in, K_h, K_w)`` (a Linear weight ``(out, in)``) gives ``F_out`` (``out``) numbers, the
 ``mean`` / ``min`` / ``max`` over the rest (the paper's MEAN / MIN / MAX).
 
-:func:`weight_modifiers` is the fast path: ``torch.func.functional_call`` + ``vmap(grad)`` over a
-chunk of samples, differentiating only the chosen layers' weights (all other parameters and
-buffers are constants). The rules and reductions run inside the vmapped function, so per-sample
-weight-sized tensors exist for one chunk only; what is kept is ``[N, F_out]`` per (layer, rule,
-reduction). :func:`weight_modifiers_loop` is the literal method (forward, backward, ``optimizer.step``,
-weight difference, restore) one sample at a time: the reference the tests and the benchmark
-compare against. Readings of the protocol other than this definition (an optimiser or weights carried from
+:func:`weight_modifiers` is the fast path, with two engines that give the same numbers:
+
+=============  =========================================================================
+``hooks``      (default) one ordinary batched forward in eval mode, each chosen layer's input ``a`` and
+               output kept by a forward hook; one ``autograd.grad`` of the summed loss to those outputs
+               gives every sample's output gradient ``δ`` (eval mode: a sample's loss depends on its own
+               input only), with no weight gradient and no backward below the earliest chosen layer. The
+               per-sample weight gradient is then a product per layer, a few samples at a time:
+               Conv2d ``g_i = δ_i [F_out, L] · unfold(a_i)ᵀ [L, F_in·K_h·K_w]``, Linear ``g_i = δ_iᵀ a_i``
+               (summed over tokens for ``[N, T, in]`` inputs).
+``vmap``       ``torch.func.functional_call`` + ``vmap(grad)`` over a chunk of samples, differentiating
+               only the chosen layers' weights; the fallback for layers the hooks cannot take (grouped
+               or depthwise convs, string padding, a layer called twice in one forward).
+=============  =========================================================================
+
+Either way the rules and reductions run on a chunk of per-sample weight-sized tensors at a time; what is kept
+is ``[N, F_out]`` per (layer, rule, reduction). :func:`weight_modifiers_loop` is the literal method (forward,
+backward, ``optimizer.step``, weight difference, restore) one sample at a time: the reference the tests and the
+benchmark compare against. Readings of the protocol other than this definition (an optimiser or weights carried from
 sample to sample, train-mode BatchNorm) are in :mod:`mintkit.papers.gmint.variants`.
 
 On CUDA with TF32 allowed, cuDNN convolutions and the batched matmuls round differently, and fresh-Adam
@@ -52,6 +64,7 @@ from tqdm.auto import tqdm
 from mintkit.core.data import Pool, iterate_batches
 
 RULES = ("sgd", "adam", "adam-state", "grad")
+ENGINES = ("hooks", "vmap")
 # per-filter reductions of a weight-shaped modifier (not the spatial reductions of activations,
 # mintkit.core.extract.REDUCTIONS)
 FILTER_REDUCTIONS = ("mean", "min", "max")
@@ -115,16 +128,87 @@ def apply_rule(g: torch.Tensor, w: torch.Tensor, rule: str, opt: Optimiser, stat
     return u * c
 
 
-def reduce_filters(G: torch.Tensor, how: str) -> torch.Tensor:
-    """[F_out, ...] -> [F_out]: mean / min / max over (F_in, K_h, K_w) (Linear: over inputs)."""
-    flat = G.flatten(1)
+def reduce_filters(G: torch.Tensor, how: str, dim: int = 0) -> torch.Tensor:
+    """[F_out, ...] -> [F_out]: mean / min / max over (F_in, K_h, K_w) (Linear: over inputs); with `dim`
+    leading batch dims, [s, F_out, ...] -> [s, F_out]."""
+    flat = G.flatten(dim + 1)
     if how == "mean":
-        return flat.mean(1)
+        return flat.mean(dim + 1)
     if how == "min":
-        return flat.amin(1)
+        return flat.amin(dim + 1)
     if how == "max":
-        return flat.amax(1)
+        return flat.amax(dim + 1)
     raise ValueError(f"unknown reduction {how!r}; valid: {', '.join(FILTER_REDUCTIONS)}")
+
+
+def _reduce_rules(g: torch.Tensor, w: torch.Tensor, n: str, rules: tuple[str, ...], reductions: tuple[str, ...],
+                  opt: Optimiser, state: dict | None, dim: int, out: dict[str, torch.Tensor]) -> None:
+    """Every rule × reduction of one layer's gradient ``g`` into ``out``: ``g`` is ``w``-shaped after ``dim``
+    leading dims (0 inside vmap, 1 for a chunk ``[s, *w.shape]``); each block is reduced over the dims after
+    the filter axis, so ``out[key]`` is ``[F_out]`` (``[s, F_out]``)."""
+    for r in sorted(rules, key=lambda r: r != "grad"):  # grad first: sgd reuses its reductions
+        if r == "sgd" and "grad" in rules and not opt.weight_decay:  # sgd = lr · grad: reduce once
+            for how in reductions:
+                out[key(n, r, how)] = opt.lr * out[key(n, "grad", how)]
+            continue
+        u, c = _unscaled(g, w, r, opt, state)
+        flat = u.flatten(dim + 1)
+        red = dict(zip(("min", "max"), torch.aminmax(flat, dim=dim + 1))) if {"min", "max"} <= set(reductions) else {}
+        for how in reductions:
+            out[key(n, r, how)] = (red[how] if how in red else reduce_filters(flat, how, dim)) * c
+
+
+def hooks_can_take(module: nn.Module) -> bool:
+    """Whether the hooks engine computes this layer's per-sample gradient (a Linear, or an ungrouped,
+    zero-padded Conv2d with numeric padding); the vmap engine takes the rest."""
+    if isinstance(module, torch.jit.ScriptModule):  # no forward hooks on TorchScript
+        return False
+    if isinstance(module, nn.Linear):
+        return True
+    return (isinstance(module, nn.Conv2d) and module.groups == 1 and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str))
+
+
+def per_sample_gradient(module: nn.Module, a: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """[s, *weight.shape] weight gradients of s samples from the layer's input ``a`` and output gradient ``delta``
+    (Conv2d: a [s, F_in, H, W], delta [s, F_out, H', W']; Linear: a [s, (T,) in], delta [s, (T,) out])."""
+    if isinstance(module, nn.Conv2d):
+        cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)  # [s, F_in·K·K, L]
+        return torch.bmm(delta.flatten(2), cols.transpose(1, 2)).view(len(a), *module.weight.shape)
+    if a.dim() == 2:
+        return delta[:, :, None] * a[:, None, :]
+    return torch.einsum("sto,sti->soi", delta.flatten(1, -2), a.flatten(1, -2))
+
+
+def _hooked_outputs(model: nn.Module, mods: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
+                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{layer: (input a, output gradient δ)} of a batch: one forward, one autograd.grad to the layers' outputs."""
+    seen: dict[str, list] = {n: [] for n in mods}
+    handles = [m.register_forward_hook(lambda _m, i, o, n=n: seen[n].append((i[0].detach(), o)))
+               for n, m in mods.items()]
+    try:
+        with torch.enable_grad():
+            out = _logits(model, model, x.requires_grad_(True), y)  # x needs grad so every output is in the graph
+            deltas = torch.autograd.grad(F.cross_entropy(out.float(), y, reduction="sum"),
+                                         [seen[n][0][1] for n in mods])
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: (seen[n][0][0], d.detach()) for n, d in zip(mods, deltas)}
+
+
+@torch.no_grad()
+def _each_runs_once(model: nn.Module, mods: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether every chosen layer runs exactly once in a forward of one sample (a shared layer has one weight
+    gradient from several uses, which one hook cannot see: the vmap engine takes such a model)."""
+    calls = {n: 0 for n in mods}
+    handles = [m.register_forward_hook(lambda *_a, n=n: calls.__setitem__(n, calls[n] + 1)) for n, m in mods.items()]
+    try:
+        _logits(model, model, x, y)
+    finally:
+        for h in handles:
+            h.remove()
+    return all(c == 1 for c in calls.values())
 
 
 def _unfold_forward(c: nn.Conv2d):
@@ -201,63 +285,38 @@ class Modifiers:
 def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: list[str], device: torch.device,
                      rules: tuple[str, ...] = ("adam",), reductions: tuple[str, ...] = ("mean",),
                      opt: Optimiser | None = None, state: dict[str, dict] | None = None, batch_size: int = 256,
-                     chunk_size: int | None = 32, progress: bool = False, matmul: bool = True) -> Modifiers:
+                     chunk_size: int | None = None, progress: bool = False, matmul: bool = True,
+                     engine: str = "hooks") -> Modifiers:
     """Batched Weight Modifiers of the layers named `layers` (dotted nn.Conv2d/nn.Linear names) for pool[indices].
 
     rules × reductions are all computed from one gradient pass. `state[layer]` holds the Adam state
     (exp_avg, exp_avg_sq, step) of that layer's weight for rule 'adam-state'. `batch_size` samples are
-    sliced from the pool at a time; `chunk_size` of them are vmapped together (memory ∝ chunk × weights).
-    `matmul` runs the chosen convs as unfold + matmul (see `matmul_convs`; same numbers, faster).
+    sliced from the pool at a time; `chunk_size` of them have their weight-sized tensors at once (memory ∝
+    chunk × weights; None: 1 for the hooks engine on CPU, where one sample's tensors stay in cache and the
+    elementwise rules run at cache speed, 32 for vmap on CPU, 64 on CUDA; benchmarks/bench_modifiers.py). `engine` 'hooks' (default; 'vmap' where a layer needs it, see :func:`hooks_can_take`) or
+    'vmap' (module docstring); `matmul` runs the vmap engine's convs as unfold + matmul (`matmul_convs`).
     """
     opt = opt or Optimiser()
     rules, reductions = tuple(rules), tuple(reductions)
     _check(rules, reductions, layers, state)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     model.eval().to(device)
     mods = {n: check_layer(model.get_submodule(n), n) for n in layers}
-    wname = {n: f"{n}.weight" for n in layers}
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    sel = {n: params[wname[n]] for n in layers}
-    const = {k: v for k, v in params.items() if k not in set(wname.values())}
-    const.update({k: v.detach() for k, v in model.named_buffers()})
+    sel = {n: mods[n].weight.detach() for n in layers}
     st = {n: {"exp_avg": torch.as_tensor(state[n]["exp_avg"]).to(device, sel[n].dtype),
               "exp_avg_sq": torch.as_tensor(state[n]["exp_avg_sq"]).to(device, sel[n].dtype),
               "step": float(state[n]["step"])} for n in layers} if "adam-state" in rules else {}
     dtype = next(iter(sel.values())).dtype
-
-    def loss(w: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        full = const | {wname[n]: w[n] for n in layers}
-        out = _logits(model, lambda *a, **k: functional_call(model, full, a, k), x.unsqueeze(0), y.unsqueeze(0))
-        return F.cross_entropy(out.float(), y.unsqueeze(0))
-
-    g_fn = grad(loss)
-
-    order = sorted(rules, key=lambda r: r != "grad")  # grad first: sgd reuses its reductions
-
-    def per_sample(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        g = g_fn(sel, x, y)
-        out = {}
-        for n in layers:
-            for r in order:
-                if r == "sgd" and "grad" in rules and not opt.weight_decay:  # sgd = lr · grad: reduce once
-                    for how in reductions:
-                        out[key(n, r, how)] = opt.lr * out[key(n, "grad", how)]
-                    continue
-                u, c = _unscaled(g[n], sel[n], r, opt, st.get(n))
-                flat = u.flatten(1)
-                if "min" in reductions and "max" in reductions:
-                    lo, hi = torch.aminmax(flat, dim=1)
-                    red = {"min": lo, "max": hi}
-                else:
-                    red = {}
-                for how in reductions:
-                    out[key(n, r, how)] = (red[how] if how in red else reduce_filters(flat, how)) * c
-        return out
-
-    batched = vmap(per_sample, chunk_size=chunk_size)
+    idx = np.asarray(indices)
+    hooks = engine == "hooks" and all(hooks_can_take(m) for m in mods.values()) and len(idx) > 0 and \
+        _each_runs_once(model, mods, *(t.to(device) for t in pool.batch(torch.as_tensor(idx[:1]), dtype=dtype)))
+    chunk_size = chunk_size or (64 if device.type == "cuda" else 1 if hooks else 32)
+    batched = (_hooks_batch(model, mods, sel, rules, reductions, opt, st, chunk_size) if hooks else
+               _vmap_batch(model, layers, sel, rules, reductions, opt, st, chunk_size))
     t0 = time.perf_counter()
     parts: dict[str, list[torch.Tensor]] = {}
-    idx = np.asarray(indices)
-    with matmul_convs(model, layers if matmul else []):
+    with matmul_convs(model, layers if matmul and not hooks else []):
         for b in tqdm(list(iterate_batches(idx, batch_size)), desc="weight modifiers", disable=not progress,
                       leave=False):
             x, y = pool.batch(b, dtype=dtype)
@@ -266,7 +325,46 @@ def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: 
     feats = {k: torch.cat(v) for k, v in parts.items()}
     return Modifiers(feats, idx, list(layers), rules, reductions, time.perf_counter() - t0,
                      {"filters": {n: int(mods[n].weight.shape[0]) for n in layers}, "chunk_size": chunk_size,
-                      "optimiser": opt.__dict__})
+                      "optimiser": opt.__dict__, "engine": "hooks" if hooks else "vmap"})
+
+
+def _hooks_batch(model, mods, sel, rules, reductions, opt, st, chunk_size):
+    """x [B, ...], y [B] -> {key: [B, F_out]} through the hooks engine."""
+    def run(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        caught = _hooked_outputs(model, mods, x, y)
+        step = chunk_size or len(x)
+        out: dict[str, list[torch.Tensor]] = {}
+        for lo in range(0, len(x), step):
+            for n, (a, d) in caught.items():
+                block: dict[str, torch.Tensor] = {}
+                g = per_sample_gradient(mods[n], a[lo:lo + step], d[lo:lo + step])
+                _reduce_rules(g, sel[n], n, rules, reductions, opt, st.get(n), 1, block)
+                for k, v in block.items():
+                    out.setdefault(k, []).append(v)
+        return {k: torch.cat(v) for k, v in out.items()}
+    return run
+
+
+def _vmap_batch(model, layers, sel, rules, reductions, opt, st, chunk_size):
+    """x [B, ...], y [B] -> {key: [B, F_out]} through vmap(grad) of a functional call."""
+    wname = {n: f"{n}.weight" for n in layers}
+    const = {k: v.detach() for k, v in model.named_parameters() if k not in set(wname.values())}
+    const.update({k: v.detach() for k, v in model.named_buffers()})
+
+    def loss(w: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        full = const | {wname[n]: w[n] for n in layers}
+        out = _logits(model, lambda *a, **k: functional_call(model, full, a, k), x.unsqueeze(0), y.unsqueeze(0))
+        return F.cross_entropy(out.float(), y.unsqueeze(0))
+
+    g_fn = grad(loss)
+
+    def per_sample(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        g, out = g_fn(sel, x, y), {}
+        for n in layers:
+            _reduce_rules(g[n], sel[n], n, rules, reductions, opt, st.get(n), 0, out)
+        return out
+
+    return vmap(per_sample, chunk_size=chunk_size)
 
 
 def weight_modifiers_loop(model: nn.Module, pool: Pool, indices: np.ndarray, layers: list[str],

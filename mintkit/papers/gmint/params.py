@@ -85,7 +85,8 @@ class Params(base.Params):
     n_external: int = param(0, "|E|, non-members including the evaluation ones; 0 takes |D| (equal halves)")
     n_eval: int = param(0, "evaluation members, as many evaluation non-members; 0 takes eval_fraction of |D|")
     eval_fraction: float = param(0.2, "share of D and of E that evaluates the MINT model (paper: 20%)")
-    chunk_size: int = param(32, "samples per vmap chunk of the modifiers (memory grows with chunk x weights)")
+    chunk_size: int = param(0, "samples whose per-sample weight tensors exist at once (memory grows with chunk x "
+                                 "weights; 0 picks 1 on CPU and 64 on CUDA)")
     n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
     attacks: str = param(ALL, ATTACKS_HELP)
     n_reference: int = param(QUICK_K, N_REFERENCE_HELP)

@@ -188,7 +188,7 @@ def sequential_modifiers(model: nn.Module, pool: Pool, order: np.ndarray, layers
 def protocol_modifiers(model: nn.Module, pool: Pool, members: np.ndarray, nonmembers: np.ndarray,
                        layers: list[str], device: torch.device, protocol: Protocol, seed: int = 0,
                        rules: tuple[str, ...] = ("adam",), reductions: tuple[str, ...] = ("mean",),
-                       opt: Optimiser | None = None, state: dict[str, dict] | None = None, chunk_size: int | None = 32,
+                       opt: Optimiser | None = None, state: dict[str, dict] | None = None, chunk_size: int | None = None,
                        progress: bool = False) -> Modifiers:
     """Modifiers of D ∪ E (`members` then `nonmembers`) under `protocol`: the definition goes through the batched
     :func:`weight_modifiers` exactly as before; any other variant through :func:`sequential_modifiers` in the
