@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= quick
-JOBS    ?= 1
+JOBS    ?= auto
 
 .PHONY: setup test test-fast reproduce report gpu-check benchmarks clean
 

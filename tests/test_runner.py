@@ -367,3 +367,23 @@ def test_seeds_take_a_count_or_a_list(tmp_path):
     for bad in ("1,x", "2-1", ",", 0):
         with pytest.raises(ParameterError, match="--seeds"):
             runner.seed_list(bad, 1)
+
+
+def test_jobs_auto_fills_the_cores_at_each_runs_threads(tmp_path, monkeypatch):
+    """--jobs auto (the default): one run per GPU; on CPU as many one-thread runs as cores (fewer when runs ask
+    for more threads, torch's default of every core for threads 0 as the presets have, or there are fewer runs);
+    an explicit count that oversubscribes the cores is warned about."""
+    spec = runner.plan_batch("mnist", ["amint"], tmp_path / "runs", seeds=2,
+                             overrides={"arch": "mobilenet", "data_root": str(tmp_path), "threads": "1"})[0]
+    two = [dataclasses.replace(s, params=s.params | {"threads": 2}) for s in spec]
+    every = [dataclasses.replace(s, params=s.params | {"threads": 0}) for s in spec]
+    monkeypatch.setattr(runner, "_visible_gpus", lambda: [])
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda _pid: set(range(4)))
+    assert runner.auto_jobs(spec)[0] == 4 and runner.auto_jobs(spec[:3])[0] == 3
+    assert runner.auto_jobs(two)[0] == 2 and runner.auto_jobs(every)[0] == 1 and runner.auto_jobs([])[0] == 1
+    assert runner.oversubscribed(spec, 4) == "" and "oversubscribed" in runner.oversubscribed(two, 4)
+    monkeypatch.setattr(runner, "_visible_gpus", lambda: ["0", "1"])
+    assert runner.auto_jobs(spec) == (2, "one run per visible GPU (2)")
+    assert cli.build_parser().parse_args(["reproduce"]).jobs == 0
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["reproduce", "--jobs", "0"])

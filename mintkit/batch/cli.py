@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", default=None,
                    help="N: seeds 0..N-1 of every run; a list or ranges (1,2 or 1-2): those seeds, e.g. the rest "
                         "of a batch whose seed 0 ran earlier (quick default 1; paper default: as the presets say)")
-    b.add_argument("--jobs", type=int, default=1, help="runs at once (one GPU each when several are visible)")
+    b.add_argument("--jobs", type=_jobs, default=0,
+                   help="runs at once: N, or auto (default): one per visible GPU, else as many as the cores hold at "
+                        "each run's threads (benchmarks/bench_threads.py)")
     b.add_argument("--out", type=Path, default=None, help="batch folder (default runs/<profile>)")
     b.add_argument("--dry-run", action="store_true",
                    help="print per paper and preset the runs (done / to run / needing input), data, sizes and a time "
@@ -108,6 +110,15 @@ def cmd_run(args) -> int:
     text, code = runner.summary([res])
     print(text)
     return code
+
+
+def _jobs(text: str) -> int:
+    """--jobs: 'auto' (0) or a count >= 1."""
+    if text == "auto":
+        return 0
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give auto or a count >= 1")
 
 
 def cmd_reproduce(args, argv: list[str]) -> int:

@@ -333,7 +333,7 @@ def cmd_reproduce(args: argparse.Namespace, runs: list[RunSpec], out: Path, comm
     from submitit.core.utils import FailedJobError, FailedSubmissionError  # deferred: heavy, slurm only
 
     options = options_from_args(args)
-    if args.jobs != 1:
+    if args.jobs not in (0, 1):
         print("note: --jobs is for --executor local; Slurm runs as many jobs as it grants (see --array-parallelism)")
     executor = slurm.make_executor(Path(out).resolve() / JOBS_DIR, options, job_name=f"mintkit-{args.profile}")
     try:

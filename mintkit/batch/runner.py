@@ -172,6 +172,41 @@ def _visible_gpus() -> list[str]:
         return []
 
 
+RUN_MEMORY_GB = 2.5  # resident memory of one CPU run, measured: aMINT MobileNet on MNIST 1.7 GB (docs/profiles.md)
+
+
+def auto_jobs(todo: list[RunSpec]) -> tuple[int, str]:
+    """(runs at once, why) for `--jobs auto`: one run per visible GPU; on CPU as many runs as the cores hold
+    at each run's `threads` (0 = torch's default, every core), within the free memory. Several one-thread runs
+    beat one run on several threads for a batch (benchmarks/bench_threads.py; docs/precision.md, "Threads")."""
+    if not todo:
+        return 1, "nothing to run"
+    gpus = _visible_gpus()
+    if gpus:
+        return min(len(todo), len(gpus)), f"one run per visible GPU ({len(gpus)})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(int(s.params.get("threads", 1)) or cores for s in todo)
+    try:
+        free_gb = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        free_gb = float("inf")
+    jobs = max(1, min(len(todo), cores // threads, int(free_gb // RUN_MEMORY_GB)))
+    return jobs, f"{cores} core(s) / {threads} thread(s) per run, {free_gb:.0f} GB free"
+
+
+def oversubscribed(todo: list[RunSpec], jobs: int) -> str:
+    """A warning when `jobs` CPU runs at their `threads` ask for more threads than the cores: torch's threads then
+    wait on each other and a run slows many times over (benchmarks/bench_threads.py)."""
+    if _visible_gpus() or jobs <= 1 or not todo:
+        return ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(int(s.params.get("threads", 1)) or cores for s in todo)
+    if jobs * threads <= cores:
+        return ""
+    return (f"warning: {jobs} runs × {threads} thread(s) on {cores} core(s): oversubscribed, every run slows; "
+            f"use --jobs auto or -p threads {max(1, cores // jobs)}")
+
+
 class Manifest:
     """runs/<profile>/batch.json: the profile, the commands, and one entry per run folder (merged over batches)."""
 
@@ -218,7 +253,8 @@ def write_plan(spec: RunSpec) -> None:
 
 def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
               command: str = "", progress: bool = True, log=print, engine: str = "papermill") -> list[dict]:
-    """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included."""
+    """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included.
+    `jobs` 0 picks the count (:func:`auto_jobs`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out, profile, command)
@@ -231,8 +267,14 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
             write_plan(spec)
         else:
             todo.append(spec)
+    why = ""
+    if jobs == 0:
+        jobs, why = auto_jobs(todo)
+        why = f"; --jobs auto: {why}"
     log(f"{profile}: {len(runs)} run(s), {len(runs) - len(todo)} already complete, {len(todo)} to run "
-        f"({jobs} at a time)")
+        f"({jobs} at a time{why})")
+    if oversubscribed(todo, jobs):
+        log(oversubscribed(todo, jobs))
     manifest.save()
     bar = tqdm(total=len(todo), desc=f"reproduce {profile}", unit="run", disable=not progress or not todo)
 

@@ -166,7 +166,8 @@ class Params:
     device: str = param("auto", "cpu, cuda, cuda:N or auto (CUDA when present)")
     dataset: str = param("digits", "dataset name (mintkit.core.data.DATASETS) or imagefolder:PATH")
     data_root: str = param("data", "folder with downloaded datasets")
-    threads: int = param(1, "torch CPU threads (0 keeps torch's default; 1 is fastest for these small models)")
+    threads: int = param(1, "torch CPU threads of this run (0: torch's default, every core; 1: one core, so a batch "
+                            "with --jobs auto runs one run per core)")
     precision: str = param("auto", "audited models' training and extraction: auto (bf16 on CUDA and on CPUs with "
                                    "native bf16, else fp32), fp32, bf16 (docs/precision.md)", choices=PRECISIONS)
     out_dir: str = param("runs/scratch", "run folder to write")
