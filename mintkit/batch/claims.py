@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from mintkit.batch import merge
 from mintkit.core.null import ACCURACY_KEYS as ACCURACY
 from mintkit.core.null import CHANCE_ALPHA, chance_table
 from mintkit.core.records import DEFINITION
@@ -62,21 +63,24 @@ CELL_KEYS = ["table", "setup", "condition", "feature", "metric"]
 def merged_cells(out: Path) -> pd.DataFrame:
     """Every reproduced cell under `out` (each paper's table csvs and its reproduced-without-counterpart csv, as
     mintkit.batch.merge left them): columns ref (the paper folder), SCOPE, CELL_KEYS, mean, sd, n, source."""
+    cols = ["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "source"]
     frames = []
     for ref in ("gmint", "amint", "mint", "factors"):
-        for path in sorted((out / ref).glob("*.csv")):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-            df = df.rename(columns={"reproduced": "mean", "n_seeds": "n"})
-            if not {"mean", "n", *CELL_KEYS} <= set(df.columns):
+        tables = merge.read_tables(out / ref).rename(columns={"reproduced": "mean", "n_seeds": "n"})
+        unmatched = out / ref / merge.UNMATCHED
+        extra = pd.read_csv(unmatched, dtype=str, keep_default_na=False) if unmatched.is_file() else pd.DataFrame()
+        for df in (tables, extra):
+            if not len(df) or not {"mean", "n", *CELL_KEYS} <= set(df.columns):
                 continue
-            for c in (*SCOPE, "source"):
+            for c in (*SCOPE, "source", "sd"):
                 df[c] = df[c] if c in df.columns else ""
-            frames.append(df.assign(ref=ref)[["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "source"]])
-    cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "source"])
+            frames.append(df.assign(ref=ref)[cols])
+    cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     for c in ("mean", "sd", "n"):
         cells[c] = pd.to_numeric(cells[c], errors="coerce")
     cells = cells[cells["n"] > 0]
+    for c in (*SCOPE, *CELL_KEYS, "source"):
+        cells[c] = cells[c].fillna("").astype(str)
     return cells.drop_duplicates(["ref", *SCOPE, *CELL_KEYS], keep="first").reset_index(drop=True)
 
 

@@ -67,6 +67,24 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
+UNMATCHED = "reproduced_no_published_counterpart.csv"
+NOT_TABLES = {UNMATCHED, "reproduced.csv"}  # csvs in a paper folder that hold no published grid
+
+
+def table_csvs(paper_dir: Path) -> list[Path]:
+    """The table csvs the report wrote into one paper's folder (table1.csv, table2.csv, ... in natural order)."""
+    def natural(p: Path) -> list:
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)]
+    return sorted((f for f in Path(paper_dir).glob("*.csv") if f.name not in NOT_TABLES), key=natural)
+
+
+def read_tables(paper_dir: Path) -> pd.DataFrame:
+    """The reproduced rows of every table csv of a paper folder (:func:`read_table` each), one frame; the reader
+    the claims ledger and the scatter figures share."""
+    parts = [t for t in (read_table(f) for f in table_csvs(paper_dir)) if len(t)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """Column `name` of rows as strings, "" where missing (runs written before the column existed have none)."""
     return rows[name].astype(object).fillna("").astype(str) if name in rows.columns else pd.Series(

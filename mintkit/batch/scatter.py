@@ -18,7 +18,6 @@ heatmaps (`<table>.png`) stay the detail.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -34,7 +33,6 @@ from mintkit.core.plots import save_figure, use_style
 from mintkit.core.records import DEFINITION
 
 ACCURACY = ("mint_accuracy", "accuracy")
-NOT_TABLES = {"reproduced_no_published_counterpart.csv", "reproduced.csv"}  # csvs in a paper folder that hold no grid
 STEM, MD, CSV = "scatter", "reproduced.md", "reproduced.csv"
 MARKERS = "osD^vPX*<>"
 COLUMNS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "protocol", "variant",
@@ -43,18 +41,13 @@ COLUMNS = ["paper", "table", "dataset", "model", "setup", "condition", "feature"
 AUD_P, AUD_R, AUD_SD = "audited_accuracy_published", "audited_accuracy_reproduced", "audited_accuracy_sd"
 
 
-def _natural(p: Path) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)]
-
-
 def cells(pdir: Path) -> pd.DataFrame:
     """The reproduced cells of every table csv in a paper folder, COLUMNS (missing ones empty) plus `view`, the
     label of its (protocol, variant[, precision]); empty when there is none."""
-    parts = [merge.read_table(f) for f in sorted(pdir.glob("*.csv"), key=_natural) if f.name not in NOT_TABLES]
-    parts = [p for p in parts if len(p)]
-    if not parts:
+    df = merge.read_tables(pdir)
+    if not len(df):
         return pd.DataFrame(columns=COLUMNS + ["view"])
-    df = pd.concat(parts, ignore_index=True).reindex(columns=COLUMNS)
+    df = df.reindex(columns=COLUMNS)
     for c in ("protocol", "variant", "precision", "reason", "source"):
         df[c] = df[c].fillna("").astype(str)
     df["variant"] = df["variant"].replace("", DEFINITION)
