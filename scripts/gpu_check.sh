@@ -58,7 +58,7 @@ import os, time, torch
 from mintkit.core.data import load_pool
 from mintkit.models.zoo import build_model, tap_modules
 from mintkit.core.train import TrainConfig, train_classifier, pick_device
-from mintkit.core.extract import extract
+from mintkit.models.extract import extract
 
 dev = pick_device(os.environ["GPU_CHECK_DEVICE"])
 cpu = dev.type == "cpu"

@@ -33,8 +33,9 @@ from mintkit.core.data import load_pool, synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.records import Run
 from mintkit.core.splits import Split, build_split
-from mintkit.core.stages import loss_baseline, train_audited
 from mintkit.core.train import TrainConfig, accuracy, seed_everything
+from mintkit.methods.audited import train_audited
+from mintkit.methods.loss import loss_baseline
 from mintkit.models.zoo import build_model
 
 CPU = torch.device("cpu")

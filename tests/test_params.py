@@ -189,14 +189,15 @@ def test_parameters_cells_run_again_after_the_whole_notebook(tmp_path):
 def test_exec_engine_keeps_the_input_history_for_the_check(tmp_path):
     """The exec engine runs a whole notebook, then its first cells again, in one namespace (as a kernel would)."""
     from mintkit.batch import engines
-    spec = '{"seed": (int, 0, ""), "lr": (float, 0.1, ""), "out_dir": (str, "x", "")}'
-    check = f"import mintkit.core.params as mp\nP = mp.check_notebook(globals(), {spec})"
+    check = ("import dataclasses\nimport mintkit.core.params as mp\n\n@dataclasses.dataclass(frozen=True)\n"
+             "class Notebook(mp.Params):\n    lr: float = mp.param(0.1, 'learning rate')\n\n"
+             "P = Notebook.from_notebook(globals())")
     params = nbformat.v4.new_code_cell("seed = 0\nlr = 0.1")
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 7, P"),
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P.seed == 7, P"),
                                          nbformat.v4.new_code_cell("for name in 'ab':\n    pass\nlimit = 2.5"),
                                          nbformat.v4.new_code_cell("seed = 0\nlr = 0.1"),
-                                         nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 0, P")])
+                                         nbformat.v4.new_code_cell(check + "\nassert P.seed == 0, P")])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)  # raises when a cell fails

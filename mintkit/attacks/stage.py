@@ -27,8 +27,8 @@ from mintkit.attacks.run import ATTACKS, OFFLINE_ATTACKS, ONLINE_ATTACKS, Attack
 from mintkit.core.data import Pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import Split
-from mintkit.core.stages import DEFAULT_CACHE
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import DEFAULT_CACHE
 from mintkit.models.iresnet import is_face_model
 
 ALL = "all"

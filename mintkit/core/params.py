@@ -253,12 +253,3 @@ def check(values: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dic
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(spec))}")
     return {name: coerce(name, values.get(name, default), typ) for name, (typ, default, _h) in spec.items()}
-
-
-def check_notebook(ns: Mapping[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
-    """`Params.from_notebook` for a plain mapping spec: names the parameters cells set that are not parameters
-    are errors."""
-    unknown = unknown_names(ns, spec)
-    if unknown:
-        raise unknown_error(unknown, spec)
-    return check({k: ns[k] for k in spec if k in ns}, spec)

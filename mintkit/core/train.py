@@ -53,6 +53,16 @@ def pick_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def apply_threads(threads: int, device: torch.device) -> None:
+    """The one thread policy: on CPU, ``threads > 0`` sets torch's intra-op threads.
+
+    The default models and every MINT model are so small that a second thread costs more in
+    synchronisation than it saves on a busy 2-core machine; 0 leaves torch's default.
+    """
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU. The MINT heads' fits use it; the audited
     models' training and extraction follow the precision policy instead (mintkit.core.precision)."""

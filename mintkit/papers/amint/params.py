@@ -17,9 +17,9 @@ from mintkit.core.data import TEST, Pool
 from mintkit.core.null import NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import TrainConfig
+from mintkit.methods.mplus import POOLINGS
 from mintkit.models.zoo import AMINT_TAPS
 from mintkit.models.zoo import SETUPS as TAP_SETUPS
-from mintkit.papers.amint.mplus import POOLINGS
 from mintkit.reference import label_dataset, label_model
 
 # 'paper': the evaluated members trained the MINT head (as the paper); 'heldout': they trained only the task.

@@ -16,9 +16,9 @@ from mintkit.core import params as base
 from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
+from mintkit.methods.modifiers import FILTER_REDUCTIONS, RULES
 from mintkit.models.zoo import GMINT_LAYERS
 from mintkit.models.zoo import SETUPS as LAYER_SETUPS
-from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, RULES
 from mintkit.papers.gmint.variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
 from mintkit.reference import label_dataset, label_model
 

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.precision import autocast
 from mintkit.core.train import signal_precision
+from mintkit.models.hooks import forward_hooks
 from mintkit.models.zoo import AMINT_TAPS, get_module
 
 POOLINGS = ("max", "mean")
@@ -131,23 +132,18 @@ class MintPlus(nn.Module):
         store: dict[int, torch.Tensor] = {}
         order: list[int] = []
 
-        def hook(i):
-            def f(_m, _inp, out):
-                store[i] = out[0] if isinstance(out, (tuple, list)) else out
-                order.append(i)
-                if stop and len(store) == len(self._modules_tapped):
-                    raise _StopForward
-            return f
+        def keep(i: int, out: torch.Tensor) -> None:
+            store[i] = out
+            order.append(i)
+            if stop and len(store) == len(self._modules_tapped):
+                raise _StopForward
 
-        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self._modules_tapped)]
         logits = None
-        try:
-            logits = self.audited(x)
-        except _StopForward:
-            pass
-        finally:
-            for h in handles:
-                h.remove()
+        with forward_hooks(dict(enumerate(self._modules_tapped)), keep):
+            try:
+                logits = self.audited(x)
+            except _StopForward:
+                pass
         maps = [store[i] for i in range(len(self._modules_tapped))]
         return (maps, order) if record_order else (logits, maps)
 

@@ -53,7 +53,7 @@ from mintkit.core.data import Pool, iterate_batches
 
 RULES = ("sgd", "adam", "adam-state", "grad")
 # per-filter reductions of a weight-shaped modifier (not the spatial reductions of activations,
-# mintkit.core.extract.REDUCTIONS)
+# mintkit.models.extract.REDUCTIONS)
 FILTER_REDUCTIONS = ("mean", "min", "max")
 STATE_KEYS = ("exp_avg", "exp_avg_sq", "step")
 
