@@ -21,7 +21,7 @@ from mintkit.core.splits import build_split
 from mintkit.core.train import TrainConfig
 from mintkit.methods.audited import train_audited
 from mintkit.methods.modifiers import (FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
-                                            reduce_filters, weight_modifiers, weight_modifiers_loop)
+                                       reduce_filters, weight_modifiers, weight_modifiers_loop)
 from mintkit.models.checkpoints import save_checkpoint
 from mintkit.models.zoo import GMINT_LAYERS, build_model
 

@@ -29,7 +29,7 @@ weight-sized tensors exist for one chunk only; what is kept is ``[N, F_out]`` pe
 reduction). :func:`weight_modifiers_loop` is the literal method (forward, backward, ``optimizer.step``,
 weight difference, restore) one sample at a time: the reference the tests and the benchmark
 compare against. Readings of the protocol other than this definition (an optimiser or weights carried from
-sample to sample, train-mode BatchNorm) are in :mod:`mintkit.papers.gmint.variants`.
+sample to sample, train-mode BatchNorm) are in :mod:`mintkit.methods.modifier_variants`.
 
 On CUDA with TF32 allowed, cuDNN convolutions and the batched matmuls round differently, and fresh-Adam
 modifiers (≈ sign(g)) differ from the loop's where |g| ~ eps; every sample goes through the same batched

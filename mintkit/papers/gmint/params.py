@@ -16,10 +16,10 @@ from mintkit.core import params as base
 from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
+from mintkit.methods.modifier_variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
 from mintkit.methods.modifiers import FILTER_REDUCTIONS, RULES
 from mintkit.models.zoo import GMINT_LAYERS
 from mintkit.models.zoo import SETUPS as LAYER_SETUPS
-from mintkit.papers.gmint.variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
 from mintkit.reference import label_dataset, label_model
 
 # A gMINT feature is the modifier vector of one layer (entry, middle, output: models.zoo.GMINT_LAYERS)
@@ -159,7 +159,7 @@ class Params(base.Params):
 
     @property
     def step_protocol(self) -> Protocol:
-        """How the per-sample steps are taken (mintkit.papers.gmint.variants.Protocol)."""
+        """How the per-sample steps are taken (mintkit.methods.modifier_variants.Protocol)."""
         return Protocol(self.optim_state, self.weights, self.order, self.bn_mode)
 
     @property

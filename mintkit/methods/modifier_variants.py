@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool
 from mintkit.methods.modifiers import (Modifiers, Optimiser, _check, _logits, check_layer, key, reduce_filters,
-                                            weight_modifiers)
+                                       weight_modifiers)
 
 OPTIM_STATES: tuple[str, ...] = ("restored", "carried")
 WEIGHTS: tuple[str, ...] = ("restored", "carried")
