@@ -18,7 +18,7 @@ from torch import nn
 from mintkit.core.data import Pool
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
-from mintkit.core.train import autocast
+from mintkit.core.train import EarlyStopping, autocast, ensure_finite
 from mintkit.models.classifiers import CNNMint, VanillaMLP
 from mintkit.models.extract import extract, features_for
 
@@ -69,7 +69,7 @@ def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     hist: dict = {"loss": [], "val_acc": []}
-    best, best_state = -1.0, None
+    stop = EarlyStopping("max")  # the best validation epoch is kept; every epoch runs
     for epoch in range(epochs):
         model.train()
         total, steps = torch.zeros((), device=device), 0
@@ -84,14 +84,15 @@ def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
             opt.step()
             total += loss.detach()
             steps += 1
-        hist["loss"].append((total / max(steps, 1)).item())
+        hist["loss"].append(ensure_finite((total / max(steps, 1)).item(),
+                                          f"epoch {epoch + 1} of the MINT model; lower lr (now {lr})"))
         if val is not None:
             acc = float(((score(model, val[0], device) > 0.5) == val[1].numpy().astype(bool)).mean())
             hist["val_acc"].append(acc)
-            if acc > best:
-                best, best_state, hist["best_epoch"] = acc, copy.deepcopy(model.state_dict()), epoch + 1
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            stop.update(acc, epoch, lambda: copy.deepcopy(model.state_dict()))
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
+        hist["best_epoch"] = stop.best_epoch
     model.eval()
     return hist
 
