@@ -3,7 +3,7 @@
 For the same samples and layers, the loops do forward / backward / optimizer.step() / weight
 difference / restore one sample at a time: "literal" is Eq. 6 as written (an optimiser over all
 parameters, the state dict saved and restored), "lean" steps only the chosen layers. The batched paths are
-mintkit.papers.gmint.modifiers.weight_modifiers with engine "hooks" (the default: one batched forward, one
+mintkit.methods.modifiers.weight_modifiers with engine "hooks" (the default: one batched forward, one
 autograd.grad to the layers' outputs, per-sample products) and engine "vmap" (functional_call + vmap(grad)),
 both chunked and reduced per filter inside the chunk; the speed ratios are the default (hooks) engine's. Printed per batch size: max |difference|, seconds of each (min over interleaved
 repeats; loops timed on --loop-samples samples and scaled linearly), the speed ratios,
@@ -28,7 +28,7 @@ import torch
 from mintkit.core.data import load_pool, synthetic_pool
 from mintkit.core.train import pick_device
 from mintkit.models.zoo import GMINT_LAYERS, build_model
-from mintkit.papers.gmint.modifiers import weight_modifiers, weight_modifiers_loop
+from mintkit.methods.modifiers import weight_modifiers, weight_modifiers_loop
 
 
 def setup(args):

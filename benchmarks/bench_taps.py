@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_pool, interleaved, machine  # noqa: E402
 
-from mintkit.core.extract import tapped  # noqa: E402
+from mintkit.models.extract import tapped  # noqa: E402
 from mintkit.models.zoo import build_model  # noqa: E402
 from mintkit.core.train import autocast, pick_device  # noqa: E402
 

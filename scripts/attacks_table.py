@@ -21,8 +21,8 @@ from mintkit.attacks import ONLINE_ATTACKS, add_attack_rows, audit_attacks, resu
 from mintkit.core.data import load_pool
 from mintkit.core.records import Run
 from mintkit.core.splits import build_split
-from mintkit.core.stages import audited_accuracy, train_audited
 from mintkit.core.train import TrainConfig, pick_device, seed_everything
+from mintkit.methods.audited import audited_accuracy, train_audited
 from mintkit.models.zoo import ARCHS
 
 

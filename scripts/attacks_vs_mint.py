@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mintkit.attacks import ATTACKS, metric_cells
-from mintkit.core.stages import loss_baseline
+from mintkit.methods.loss import loss_baseline
 from mintkit.papers import amint, gmint
 from mintkit.papers.gmint.evaluation import activation_features, fit_eval
 from mintkit.papers.gmint.splits import mint_sets

@@ -5,7 +5,8 @@
 # scikit-learn, pandas, seaborn, tqdm. Data: the MNIST test split in a carried, git-ignored folder:
 #     mkdir -p .gpu/data && cp -r ../shared/data/MNIST .gpu/data/       # on the dev machine, then carry .gpu
 #     bash scripts/gpu_check.sh                                          # about 5 minutes on one H100
-# Every part is guarded: a failing part prints its error and the script goes on. Output is also saved to
+# The gpu-marked tests (tests/test_gpu.py) run first, where pytest is installed. Every part is guarded: a failing
+# part prints its error and the script goes on. Output is also saved to
 # $OUT/gpu_check.log when $OUT is set. Environment: GPU_CHECK_DATA (default .gpu/data, then ../shared/data),
 # GPU_CHECK_PART_TIMEOUT (seconds per part, default 120), GPU_CHECK_DEVICE=cpu (a tiny dry run of the script
 # itself on a CPU machine: smallcnn only, small cells, no CUDA asserts).
@@ -52,13 +53,22 @@ assert (x @ x).is_cuda
 print("device", dev, torch.cuda.get_device_name(dev), "bf16", torch.cuda.is_bf16_supported())
 EOF'
 
+# ---------------------------------------------------------------- the gpu-marked tests (tests/test_gpu.py)
+# bf16 extraction against fp32, the batched weight modifiers against the literal loop, a training step per trainer;
+# they skip without CUDA, so the CPU dry run only checks that they are collected (tests/conftest.py)
+if "$PY" -c "import pytest" 2>/dev/null; then
+  part "gpu tests" "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu.py
+else
+  echo; echo "=== gpu tests ==="; echo "--- gpu tests skipped: pytest is not installed for $PY"
+fi
+
 # ---------------------------------------------------------------- throughput (package code paths, bf16 autocast)
 part "throughput" "$PY" - <<'EOF'
 import os, time, torch
 from mintkit.core.data import load_pool
 from mintkit.models.zoo import build_model, tap_modules
 from mintkit.core.train import TrainConfig, train_classifier, pick_device
-from mintkit.core.extract import extract
+from mintkit.models.extract import extract
 
 dev = pick_device(os.environ["GPU_CHECK_DEVICE"])
 cpu = dev.type == "cpu"

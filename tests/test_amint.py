@@ -10,10 +10,11 @@ import mintkit.papers.amint as amint
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import Split, SplitError
-from mintkit.core.stages import audited_accuracy, loss_baseline
+from mintkit.methods import mplus
+from mintkit.methods.audited import audited_accuracy
+from mintkit.methods.loss import loss_baseline
+from mintkit.methods.mplus import MintPlus, balanced_bce, build_mplus, train_mplus
 from mintkit.models.zoo import SETUPS, build_model
-from mintkit.papers.amint import mplus
-from mintkit.papers.amint.mplus import MintPlus, balanced_bce, build_mplus, train_mplus
 
 ARCHS = ("smallcnn", "mobilenet", "resnet50", "resnet101", "densenet121", "xception", "vit")
 CPU = torch.device("cpu")

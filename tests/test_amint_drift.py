@@ -1,7 +1,7 @@
 """The aMINT accuracy@0.5 drift of issue "claims" (Active 0.897 -> 0.791, Passive 0.913 -> 0.852, AUC 0.99 both
 times, MobileNet Middle on mnist-test, patience 0, protocol paper), pinned on a small setting.
 
-What moved it: 8b6d431 ("patience=0 keeps the last epoch", mintkit/papers/amint/mplus.py:train_mplus). Before it,
+What moved it: 8b6d431 ("patience=0 keeps the last epoch", mintkit/methods/mplus.py:train_mplus). Before it,
 train_mplus copied the weights of the best validation-objective epoch and restored them even with stopping off;
 now patience 0 keeps the LAST epoch (docs/amint.md, "Early stopping"). The same commit redrew the validation
 slices (another generator), so D, E and the evaluated sets stay but 92 of 105 E samples held out for validation

@@ -33,8 +33,9 @@ from mintkit.core.data import load_pool, synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.records import Run
 from mintkit.core.splits import Split, build_split
-from mintkit.core.stages import loss_baseline, train_audited
 from mintkit.core.train import TrainConfig, accuracy, seed_everything
+from mintkit.methods.audited import train_audited
+from mintkit.methods.loss import loss_baseline
 from mintkit.models.zoo import build_model
 
 CPU = torch.device("cpu")
@@ -133,6 +134,23 @@ def test_lira_by_hand():
     assert pooled_sd(ref2, ins2)[1] == pytest.approx(math.sqrt(26 / 3))
     with pytest.raises(ValueError, match="IN and OUT"):
         lira_online(phi, ref, np.zeros((4, 1), bool))
+
+
+def test_lira_center_median_follows_the_reference_code_and_mean_stays_the_default():
+    phi = np.array([1.0])
+    # OUT φ = 0, 0, 9: mean 3, median 0; σ = √27 about the mean, either centre
+    ref = np.array([[0.0], [0.0], [9.0], [5.0], [6.0], [10.0]])
+    inside = np.array([[False], [False], [False], [True], [True], [True]])
+    sd_out = math.sqrt(27.0)
+    assert lira_offline(phi, ref, inside)[0] == pytest.approx(norm.logcdf((1 - 3) / sd_out))
+    assert lira_offline(phi, ref, inside, center="mean")[0] == lira_offline(phi, ref, inside)[0]
+    assert lira_offline(phi, ref, inside, center="median")[0] == pytest.approx(norm.logcdf((1 - 0) / sd_out))
+    # online: IN φ = 5, 6, 10 -> median 6 (mean 7), σ_in² = 7
+    got = lira_online(phi, ref, inside, global_sd=None, center="median")[0]
+    want = norm.logpdf(1, 6, math.sqrt(7.0)) - norm.logpdf(1, 0, sd_out)
+    assert got == pytest.approx(want)
+    with pytest.raises(ValueError, match="valid: mean, median"):
+        lira_online(phi, ref, inside, center="mode")
 
 
 def test_rmia_by_hand():

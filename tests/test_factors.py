@@ -2,23 +2,22 @@
 contrast on the real MNIST test split."""
 from __future__ import annotations
 
+import importlib
 import math
 import time
-
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-import mintkit.core.stages as core_stages
 import mintkit.papers.factors as fac
 from mintkit.core.data import synthetic_pool
 from mintkit.core.face_metrics import verification_accuracy
 from mintkit.core.params import ParameterError
 from mintkit.core.records import RESULT_COLUMNS
-from mintkit.core.stages import MINT_SETS
 from mintkit.core.train import epoch_indices
+from mintkit.methods.mint import MINT_SETS
 from mintkit.models.iresnet import CosFaceHead
 from mintkit.models.zoo import build_model
 from mintkit.papers import common
@@ -149,8 +148,9 @@ def test_sweep_iresnet_uses_zoo_heads_with_margin_scale(tmp_path, monkeypatch):
         trained.append((model, kw))
         return model, info
 
-    train_audited = core_stages.train_audited
-    monkeypatch.setattr(core_stages, "train_audited", spy)
+    fac_sweep = importlib.import_module("mintkit.papers.factors.sweep")  # the package's `sweep` is the function
+    train_audited = fac_sweep.train_audited
+    monkeypatch.setattr(fac_sweep, "train_audited", spy)
     P = params(arch="iresnet18", losses="cosface", scenarios="loss", margin_scale=32.0, n_members=40, n_external=16,
                n_eval=16, audited_epochs=1, mint_epochs=1, mint_hidden1=8, mint_hidden2=4, device="cpu",
                out_dir=str(tmp_path / "run"))

@@ -15,15 +15,15 @@ from scipy.stats import binomtest
 from torch import nn
 
 import mintkit.papers.gmint as g
-from mintkit.core.checkpoints import save_checkpoint
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import build_split
-from mintkit.core.stages import train_audited
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import train_audited
+from mintkit.methods.modifiers import (ENGINES, FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
+                                       reduce_filters, weight_modifiers, weight_modifiers_loop)
+from mintkit.models.checkpoints import save_checkpoint
 from mintkit.models.zoo import GMINT_LAYERS, build_model
-from mintkit.papers.gmint.modifiers import (ENGINES, FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
-                                            reduce_filters, weight_modifiers, weight_modifiers_loop)
 
 CPU = torch.device("cpu")
 

@@ -17,8 +17,8 @@ from mintkit.batch.collect import collect
 from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.records import DEFINITION, Run, read_results
-from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, Optimiser, apply_rule, key, weight_modifiers
-from mintkit.papers.gmint.variants import Protocol, processing_order, protocol_modifiers, sequential_modifiers
+from mintkit.methods.modifier_variants import Protocol, processing_order, protocol_modifiers, sequential_modifiers
+from mintkit.methods.modifiers import FILTER_REDUCTIONS, Optimiser, apply_rule, key, weight_modifiers
 
 CPU = torch.device("cpu")
 LAYERS = ["conv", "fc1", "fc2"]

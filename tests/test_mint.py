@@ -9,14 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mintkit.core.checkpoints import CheckpointError, save_checkpoint
 from mintkit.core.data import concat_pools, synthetic_pool
 from mintkit.core.face_metrics import identification_accuracy
 from mintkit.core.params import ParameterError
 from mintkit.core.records import KEY_COLUMNS
-from mintkit.core.stages import MINT_SETS
+from mintkit.methods.mint import MINT_SETS
+from mintkit.models.checkpoints import CheckpointError, save_checkpoint
 from mintkit.models.classifiers import CNNCombination
-from mintkit.models.iresnet import is_face_model, is_insightface_state
+from mintkit.models.insightface import is_insightface_state
+from mintkit.models.iresnet import is_face_model
 from mintkit.models.zoo import build_model
 from mintkit.papers import mint
 

@@ -21,7 +21,7 @@ import itertools
 
 from mintkit.batch import cli, notebooks
 from mintkit.batch.plans import PRESETS, load_preset
-from mintkit.core.params import ParameterError, Params, fields_of, param, parameters_source
+from mintkit.core.params import ParameterError, Params, describe, fields_of, param, parameters_source, split_list
 from mintkit.reference import PAPERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +48,30 @@ class Toy(Params):
     def check(self) -> None:
         if self.lr <= 0:
             raise ParameterError(f"lr={self.lr} must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounded(Params):
+    PAPER = "bounded"
+    frac: float = param(0.5, "a fraction", bounds="(0, 1]")
+    epochs: int = param(1, "epochs", bounds="[1, inf)")
+    sizes: str = param("8,64", "batch sizes", items=int, bounds="[1, inf)", nonempty=True)
+    names: str = param("a", "names", items=str, choices=("a", "b"))
+
+
+def test_one_list_parser_and_bounds_declared_on_the_param():
+    assert split_list(" a, b,,c ") == ("a", "b", "c") and split_list("8, 64", int) == (8, 64) and split_list("") == ()
+    assert Bounded(frac=1.0, sizes="1, 256", names="").frac == 1.0
+    for kw, msg in [({"frac": 0.0}, r"frac=0.0: must be in \(0, 1\]"), ({"epochs": 0}, "epochs=0: must be >= 1"),
+                    ({"sizes": "8,0"}, "each value must be >= 1"), ({"sizes": ""}, "give at least one value"),
+                    ({"sizes": "8,x"}, "a comma list of whole numbers"),
+                    ({"names": "a,c"}, r"unknown \['c'\]; valid: a, b")]:
+        with pytest.raises(ParameterError, match=msg):
+            Bounded(**kw)
+    assert "(> 0)" not in describe(Bounded) and "(in (0, 1])" in describe(Bounded)
+    assert "(each >= 1)" in describe(Bounded)
+    with pytest.raises(TypeError, match="write an interval"):
+        param(0, "x", bounds="0..1")
 
 
 def test_params_coerce_check_and_replace():
@@ -189,14 +213,15 @@ def test_parameters_cells_run_again_after_the_whole_notebook(tmp_path):
 def test_exec_engine_keeps_the_input_history_for_the_check(tmp_path):
     """The exec engine runs a whole notebook, then its first cells again, in one namespace (as a kernel would)."""
     from mintkit.batch import engines
-    spec = '{"seed": (int, 0, ""), "lr": (float, 0.1, ""), "out_dir": (str, "x", "")}'
-    check = f"import mintkit.core.params as mp\nP = mp.check_notebook(globals(), {spec})"
+    check = ("import dataclasses\nimport mintkit.core.params as mp\n\n@dataclasses.dataclass(frozen=True)\n"
+             "class Notebook(mp.Params):\n    lr: float = mp.param(0.1, 'learning rate')\n\n"
+             "P = Notebook.from_notebook(globals())")
     params = nbformat.v4.new_code_cell("seed = 0\nlr = 0.1")
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 7, P"),
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(check + "\nassert P.seed == 7, P"),
                                          nbformat.v4.new_code_cell("for name in 'ab':\n    pass\nlimit = 2.5"),
                                          nbformat.v4.new_code_cell("seed = 0\nlr = 0.1"),
-                                         nbformat.v4.new_code_cell(check + "\nassert P['seed'] == 0, P")])
+                                         nbformat.v4.new_code_cell(check + "\nassert P.seed == 0, P")])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     engines.run("exec", str(path), tmp_path, {"seed": 7}, progress=False)  # raises when a cell fails

@@ -10,8 +10,8 @@ from torch import nn
 
 from mintkit.core import precision as prec
 from mintkit.core.data import iterate_batches, synthetic_pool
-from mintkit.core.extract import extract
 from mintkit.core.train import TrainConfig, epoch_indices, predict, seed_everything, train_classifier
+from mintkit.models.extract import extract
 from mintkit.models.zoo import build_model
 from mintkit.papers import gmint
 

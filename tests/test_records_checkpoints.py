@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from mintkit.core.checkpoints import CheckpointError, ModelCache, cache_key, load_checkpoint, load_model, save_checkpoint
 from mintkit.core.records import RESULT_COLUMNS, Run, atomic_write_bytes, read_results
+from mintkit.models.checkpoints import (CheckpointError, ModelCache, cache_key, load_checkpoint, load_model,
+                                        save_checkpoint)
 
 
 def test_run_folder_describes_itself(tmp_path, digits_pool):
@@ -109,7 +110,7 @@ def test_cache_reused_on_rerun_and_invalidated_on_change(tmp_path):
 
 
 def test_interrupted_cache_write_leaves_no_trusted_entry(tmp_path, monkeypatch):
-    import mintkit.core.checkpoints as ck
+    import mintkit.models.checkpoints as ck
     cache, parts = ModelCache(tmp_path), {"seed": 1}
 
     def boom(*a, **k):

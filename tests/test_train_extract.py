@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from mintkit.core.data import synthetic_pool
-from mintkit.core.extract import extract, reduce_activation
+from mintkit.core.params import ParameterError, check
+from mintkit.core.train import (EarlyStopping, TrainConfig, TrainingDiverged, accuracy, ensure_finite, epoch_indices,
+                                pick_device, seed_everything, train_classifier)
+from mintkit.models.extract import extract, reduce_activation
 from mintkit.models.zoo import build_model
-from mintkit.core.params import ParameterError, check, check_notebook
-from mintkit.core.train import (TrainConfig, TrainingDiverged, accuracy, epoch_indices, pick_device, seed_everything,
-                           train_classifier)
 
 CPU = torch.device("cpu")
 
@@ -132,15 +132,29 @@ def test_params_check_types_and_unknown_names():
         check({"seed": "1"}, spec)
     with pytest.raises(ParameterError, match="got bool"):
         check({"seed": True}, spec)
-    ns = {k: d for k, (_, d, _) in spec.items()} | {"reductoin": "max", "np": np, "_x": 1, "In": []}
-    with pytest.raises(ParameterError, match="reductoin"):
-        check_notebook(ns, spec)
+
+
+def test_one_early_stopping_rule_and_one_non_finite_guard():
+    acc = EarlyStopping("max", patience=2)
+    assert [acc.update(a, e, lambda a=a: a) for e, a in enumerate([0.5, 0.6, 0.6, 0.55])] == [False] * 3 + [True]
+    assert (acc.best, acc.best_epoch, acc.best_state) == (0.6, 2, 0.6)
+    never = EarlyStopping("max")  # patience 0: every epoch runs, the best is kept
+    assert not any(never.update(a, e, lambda a=a: a) for e, a in enumerate([0.9, 0.1, 0.1, 0.1]))
+    assert never.best_state == 0.9 and never.best_epoch == 1
+    loss = EarlyStopping("min", patience=1, min_delta=1e-6, keep_best=False)
+    assert not loss.update(1.0, 0, lambda: "kept") and loss.update(1.0 - 1e-7, 1)  # within min_delta: not better
+    assert loss.best_epoch == 1 and loss.best_state is None
+    assert ensure_finite(0.5, "x") == 0.5
+    with pytest.raises(FloatingPointError, match="non-finite \\(nan\\) in epoch 2 of M"):
+        ensure_finite(float("nan"), "epoch 2 of M")
+    with pytest.raises(TrainingDiverged):
+        ensure_finite(float("inf"), "epoch 1")
 
 
 def test_run_mint_does_not_depend_on_the_global_generator():
     """A warm-cache rerun (the audited model loaded, not trained) must give the same MINT numbers."""
     import torch
-    from mintkit.core.stages import MintData, run_mint
+    from mintkit.methods.mint import MintData, run_mint
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 8, generator=g)
     y = (torch.arange(200) % 2).long()

@@ -2,8 +2,12 @@
 
 φ = log(p_y / (1 − p_y)) of the audited model [N, A] (A queries: the sample and its augmentations);
 φ_j of reference model j [k, N, A]; ``inside`` [k, N] marks the models that trained on the sample.
-Per sample and query, μ and σ are the mean and standard deviation (ddof = 1) of φ_j over the IN or the
-OUT models. Larger score = "member".
+Per sample and query, μ is the centre of φ_j over the IN or the OUT models and σ their standard deviation
+(ddof = 1). Larger score = "member".
+
+Centre (``center``): the *mean* by default, where Carlini et al.'s reference code takes the *median* of the
+IN and OUT statistics; ``center="median"`` follows the reference. The default stays the mean so that the
+numbers of earlier runs do not move (docs/attacks.md, "LiRA's centre"); σ is the same either way.
 
 =========  ========================================================================  ======================
 mode       score s(x, y)                                                             models per sample
@@ -22,21 +26,32 @@ default the global value is used when a side has fewer than ``MIN_PER_SAMPLE`` m
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.special import log_ndtr
 
 MIN_PER_SAMPLE = 32
+CENTERS = ("mean", "median")  # μ of the IN / OUT statistics: ours (default) / Carlini et al.'s reference code
 _TINY = 1e-12  # floor of σ: a constant reference φ (e.g. identical models) must not divide by zero
 
 
-def _masked_stats(ref_phi: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean [N, A], unbiased variance [N, A] (NaN with < 2 models) and count [N] of ref_phi over mask."""
+def _masked_stats(ref_phi: np.ndarray, mask: np.ndarray, center: str = "mean"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre [N, A] (mean or median, `CENTERS`), unbiased variance [N, A] about the mean (NaN with < 2 models)
+    and count [N] of ref_phi [k, N, A] over mask [k, N]."""
+    if center not in CENTERS:
+        raise ValueError(f"unknown center {center!r}; valid: {', '.join(CENTERS)}")
     m = np.asarray(mask, dtype=bool)[:, :, None]
     n = m.sum(0)  # [N, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(m, ref_phi, 0.0).sum(0) / n
         var = np.where(m, (ref_phi - mean[None]) ** 2, 0.0).sum(0) / (n - 1)
     var = np.where(n >= 2, var, np.nan)
+    if center == "median":
+        with warnings.catch_warnings():  # a sample with no model on this side: NaN, refused by the callers
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmedian(np.where(m, ref_phi, np.nan), axis=0)
     return mean, var, n[:, 0]
 
 
@@ -85,13 +100,15 @@ def _log_normal(x, mu, sd):
 
 
 def lira_online(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray,
-                global_sd: tuple[float, float] | None = None, min_per_sample: int = MIN_PER_SAMPLE) -> np.ndarray:
+                global_sd: tuple[float, float] | None = None, min_per_sample: int = MIN_PER_SAMPLE,
+                center: str = "mean") -> np.ndarray:
     """Online LiRA scores [N]. phi [N(, A)], ref_phi [k, N(, A)], inside [k, N]; every sample needs IN and
     OUT models. global_sd = (σ_in, σ_out) is used when a sample has fewer than min_per_sample models on a
-    side (min_per_sample <= 0: always); without it per-sample σ are used (needs >= 2 models per side)."""
+    side (min_per_sample <= 0: always); without it per-sample σ are used (needs >= 2 models per side).
+    center: μ_in, μ_out as the mean (default) or the median (Carlini et al.'s code) of the IN / OUT φ_j."""
     phi, ref_phi, inside = reference_shapes(phi, ref_phi, inside)
-    mu_in, var_in, n_in = _masked_stats(ref_phi, inside)
-    mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside)
+    mu_in, var_in, n_in = _masked_stats(ref_phi, inside, center)
+    mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside, center)
     if (n_in == 0).any() or (n_out == 0).any():
         raise ValueError(f"online LiRA needs IN and OUT models for every sample; {int((n_in == 0).sum())} have no "
                          f"IN model and {int((n_out == 0).sum())} no OUT model (use the online reference mode)")
@@ -101,10 +118,11 @@ def lira_online(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray,
 
 
 def lira_offline(phi: np.ndarray, ref_phi: np.ndarray, inside: np.ndarray, global_sd: float | None = None,
-                 min_per_sample: int = MIN_PER_SAMPLE) -> np.ndarray:
-    """Offline LiRA scores [N] from the OUT models only (IN models of a sample are ignored); global_sd = σ_out."""
+                 min_per_sample: int = MIN_PER_SAMPLE, center: str = "mean") -> np.ndarray:
+    """Offline LiRA scores [N] from the OUT models only (IN models of a sample are ignored); global_sd = σ_out;
+    center: μ_out as the mean (default) or the median (Carlini et al.'s code) of the OUT φ_j."""
     phi, ref_phi, inside = reference_shapes(phi, ref_phi, inside)
-    mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside)
+    mu_out, var_out, n_out = _masked_stats(ref_phi, ~inside, center)
     if (n_out == 0).any():
         raise ValueError(f"offline LiRA needs OUT models for every sample; {int((n_out == 0).sum())} have none")
     sd = _sd(var_out, n_out, global_sd, min_per_sample)

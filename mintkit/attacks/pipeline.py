@@ -16,8 +16,8 @@ from mintkit.attacks.references import ReferenceModels, plan_references, train_r
 from mintkit.attacks.run import AttackData, AttackResult, run_attacks
 from mintkit.core.data import Pool
 from mintkit.core.splits import Split
-from mintkit.core.stages import DEFAULT_CACHE
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import DEFAULT_CACHE
 
 QUICK_K = 4
 

@@ -24,7 +24,7 @@ Modes:
   OUT for the other k/2 (LiRA online, RMIA online). The evaluated members then train reference models.
 
 Each model trains on about ``train_size`` samples (default |members|, the audited model's training-set size,
-as many as the candidates allow) with the audited model's recipe (:func:`mintkit.core.stages.train_audited`),
+as many as the candidates allow) with the audited model's recipe (:func:`mintkit.methods.audited.train_audited`),
 and is cached like an audited model: the key holds its training indices, the recipe and its seed.
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ from torch import nn
 
 from mintkit.core.data import Pool
 from mintkit.core.splits import SETS, Split
-from mintkit.core.stages import DEFAULT_CACHE, train_audited
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import DEFAULT_CACHE, train_audited
 
 MODES = ("offline", "online")
 POPULATION_SETS = ("external", "rest")
@@ -200,7 +200,7 @@ def train_references(pool: Pool, split: Split, plan: ReferencePlan, arch: str, c
                      progress: bool = False) -> ReferenceModels:
     """Train (or load from the cache) the plan's k models with the audited recipe, one after another on
     ``device``. ``arch`` / ``cfg`` / ``dropout`` / ``head`` / ``build_fn`` / ``model_kw`` as for
-    :func:`mintkit.core.stages.train_audited` (pass what trained the audited model). A ``cfg`` with early
+    :func:`mintkit.methods.audited.train_audited` (pass what trained the audited model). A ``cfg`` with early
     stopping is run without it (``patience=0``, all its epochs): a reference model has no validation set of
     its own, and one drawn from the population would leave fewer non-members for the attacks."""
     plan.check(split)

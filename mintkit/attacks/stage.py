@@ -25,10 +25,10 @@ from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.references import ReferenceModels, plan_references, train_references
 from mintkit.attacks.run import ATTACKS, OFFLINE_ATTACKS, ONLINE_ATTACKS, AttackResult, run_attacks
 from mintkit.core.data import Pool
-from mintkit.core.params import ParameterError
+from mintkit.core.params import ParameterError, split_list
 from mintkit.core.splits import Split
-from mintkit.core.stages import DEFAULT_CACHE
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import DEFAULT_CACHE
 from mintkit.models.iresnet import is_face_model
 
 ALL = "all"
@@ -42,7 +42,7 @@ SPLIT_SETS = ("members", "external", "mint_train_members", "eval_nonmembers")
 def attack_names(text: str) -> tuple[str, ...]:
     """'all' -> OFFLINE_ATTACKS; 'yeom, lira-online' -> ('yeom', 'lira-online'). Order kept, repeats dropped;
     names are not checked here (`check_attack_params` does)."""
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    names = tuple(dict.fromkeys(split_list(text)))
     return OFFLINE_ATTACKS if names == (ALL,) else names
 
 

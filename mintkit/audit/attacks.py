@@ -27,14 +27,15 @@ from mintkit.attacks.run import LABELS, run_attacks
 from mintkit.audit.data import AuditInputError, AuditPool
 from mintkit.audit.models import AuditedModel, build_architecture, build_from_callable
 from mintkit.core.records import Run, write_json
-from mintkit.core.stages import DEFAULT_CACHE
 from mintkit.core.train import TrainConfig
+from mintkit.methods.audited import DEFAULT_CACHE
 
 
 def build_like(arch: str, num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
                head: str = "softmax") -> nn.Module:
     """A fresh model of the audited architecture: ``arch`` is 'arch:NAME' (torchvision / timm) or
-    'build:module:callable' (the user's builder). The build signature of :func:`mintkit.core.stages.build_audited`."""
+    'build:module:callable' (the user's builder). The build signature of
+    :func:`mintkit.methods.audited.build_audited`."""
     kind, _, spec = arch.partition(":")
     if kind == "arch":
         return build_architecture(spec, num_classes, in_channels)[0]

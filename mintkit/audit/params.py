@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from mintkit.attacks.run import OFFLINE_ATTACKS
 from mintkit.audit.data import WHY_NONMEMBERS
-from mintkit.core.params import ParameterError, Params, param
+from mintkit.core.params import ParameterError, Params, param, split_list
 from mintkit.core.train import OPTIMIZERS
 
 METHODS = ("mint", "gmint", "loss")
@@ -18,11 +18,6 @@ GMINT_RULES = ("grad", "sgd", "adam")  # adam-state needs the optimiser state, w
 # the reference-model attacks the audit runs (offline only: no reference model may train on a candidate member);
 # Yeom et al.'s loss threshold is the `loss` method already
 AUDIT_ATTACKS = tuple(a for a in OFFLINE_ATTACKS if a != "yeom")
-
-
-def split_list(text: str) -> list[str]:
-    """'a, b,,c' -> ['a', 'b', 'c']."""
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @dataclass(frozen=True)
@@ -45,37 +40,39 @@ class AuditParams(Params):
     control: str = param("", "optional second model of the same architecture NOT trained on the members")
     owner_split: str = param("", "owner_split.json of the owner's random split (python -m mintkit.audit.custody): "
                                  "members must be its released half, nonmembers its kept half")
-    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)")
+    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)",
+                         items=str, choices=METHODS)
     taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
     gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
     gmint_rule: str = param("grad", "gMINT weight modifier: grad (raw gradient), sgd, adam (fresh state)",
                             choices=GMINT_RULES)
     normalize: str = param("", "input scaling the model was trained with: imagenet, minus1-1, 0-1 or MEAN,STD")
-    image_size: int = param(0, "resize images to this side (0: native size, all images must share it)")
+    image_size: int = param(0, "resize images to this side (0: native size, all images must share it)",
+                            bounds="[0, inf)")
     channels: int = param(0, "0 native (1 if all images are grayscale, else 3), 1 grayscale, 3 RGB", choices=(0, 1, 3))
-    n_eval: int = param(0, "held-out members and non-members each (0: as many as the folders allow)")
-    external_fraction: float = param(0.5, "share of the non-members that trains the MINT model when external is empty")
-    mint_epochs: int = param(40, "epochs of each MINT model")
+    n_eval: int = param(0, "held-out members and non-members each (0: as many as the folders allow)", bounds="[0, inf)")
+    external_fraction: float = param(0.5, "share of the non-members that trains the MINT model when external is empty",
+                                     bounds="(0, 1)")
+    mint_epochs: int = param(40, "epochs of each MINT model", bounds="[1, inf)")
     mint_lr: float = param(1e-3, "learning rate of each MINT model")
-    alpha: float = param(0.05, "significance level of the verdict (after the Holm correction over methods)")
-    n_boot: int = param(200, "bootstrap resamples for the AUC and TPR intervals")
-    batch_size: int = param(128, "images per forward pass")
+    alpha: float = param(0.05, "significance level of the verdict (after the Holm correction over methods)",
+                         bounds="(0, 1)")
+    n_boot: int = param(200, "bootstrap resamples for the AUC and TPR intervals", bounds="[0, inf)")
+    batch_size: int = param(128, "images per forward pass", bounds="[1, inf)")
     n_reference: int = param(0, "reference models for the attacks (even; 0: no reference attacks)")
     reference: str = param("", "optional tree of more images the model was not trained on: reference models train "
                                 "on it and on E (never on members or held-out images)")
     attacks: str = param("", f"comma list of {', '.join(AUDIT_ATTACKS)} (empty: all, when n_reference > 0)")
-    reference_epochs: int = param(20, "epochs of each reference model (match the audited model's recipe if known)")
-    reference_lr: float = param(1e-3, "learning rate of each reference model")
-    reference_batch_size: int = param(64, "batch size of each reference model")
+    reference_epochs: int = param(20, "epochs of each reference model (match the audited model's recipe if known)",
+                                  bounds="[1, inf)")
+    reference_lr: float = param(1e-3, "learning rate of each reference model", bounds="(0, inf)")
+    reference_batch_size: int = param(64, "batch size of each reference model", bounds="[1, inf)")
     reference_optimizer: str = param("adam", "optimiser of each reference model", choices=OPTIMIZERS)
 
     def check(self) -> None:
         if self.dataset or self.data_root:
             raise ParameterError("dataset and data_root are not read by the audit; name the data with members, "
                                  "nonmembers and external")
-        bad = [m for m in split_list(self.methods) if m not in METHODS]
-        if bad:
-            raise ParameterError(f"methods={self.methods!r}: unknown {bad}; valid: {', '.join(METHODS)}")
         if len(set(split_list(self.methods))) != len(split_list(self.methods)):
             raise ParameterError(f"methods={self.methods!r} names a method twice")
         if self.arch and self.build:
@@ -86,15 +83,6 @@ class AuditParams(Params):
             raise ParameterError("members is required: the folder of images whose use in training is in question")
         if not self.model and (self.members or self.nonmembers or self.external or self.control or self.owner_split):
             raise ParameterError("folders were given without a model: set model (an empty model runs the demo)")
-        if not 0.0 < self.external_fraction < 1.0:
-            raise ParameterError(f"external_fraction={self.external_fraction}: must lie in (0, 1)")
-        if not 0.0 < self.alpha < 1.0:
-            raise ParameterError(f"alpha={self.alpha}: must lie in (0, 1)")
-        for name in ("n_eval", "image_size", "n_boot"):
-            if getattr(self, name) < 0:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
-        if self.mint_epochs < 1 or self.batch_size < 1:
-            raise ParameterError("mint_epochs and batch_size must be >= 1")
         self.check_attacks()
 
     def check_attacks(self) -> None:
@@ -108,18 +96,16 @@ class AuditParams(Params):
         if not self.n_reference and (self.attacks or self.reference):
             raise ParameterError("attacks / reference were given with n_reference = 0: set n_reference (e.g. 4) "
                                  "to train reference models")
-        if min(self.reference_epochs, self.reference_batch_size) < 1 or self.reference_lr <= 0:
-            raise ParameterError("reference_epochs, reference_batch_size and reference_lr must be positive")
 
     def attack_list(self) -> list[str]:
         """The reference attacks to run: none without reference models, else the named ones (default all)."""
         if not self.n_reference:
             return []
-        return split_list(self.attacks) or list(AUDIT_ATTACKS)
+        return list(split_list(self.attacks)) or list(AUDIT_ATTACKS)
 
     def method_list(self, differentiable: bool = True) -> list[str]:
         """The methods to run; empty `methods` means every method the model allows."""
-        return split_list(self.methods) or [m for m in METHODS if differentiable or m != "gmint"]
+        return list(split_list(self.methods)) or [m for m in METHODS if differentiable or m != "gmint"]
 
     @property
     def tap_list(self) -> list[str]:
@@ -128,7 +114,7 @@ class AuditParams(Params):
 
     @property
     def gmint_layer_list(self) -> list[str]:
-        return split_list(self.gmint_layers)
+        return list(split_list(self.gmint_layers))
 
 
 Params = AuditParams

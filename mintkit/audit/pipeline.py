@@ -40,10 +40,9 @@ from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, 
 from mintkit.core.metrics import loss_threshold_attack
 from mintkit.core.records import Run
 from mintkit.core.splits import Split, build_split, set_hash
-from mintkit.core.stages import MintData, run_mint
-from mintkit.core.train import pick_device, seed_everything
-from mintkit.papers.common import apply_threads
-from mintkit.papers.gmint.modifiers import Optimiser, weight_modifiers
+from mintkit.core.train import apply_threads, pick_device, seed_everything
+from mintkit.methods.mint import MintData, run_mint
+from mintkit.methods.modifiers import Optimiser, weight_modifiers
 
 REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "mint_accuracy", "mint_accuracy_calibrated",
             "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_eval_members", "n_eval_nonmembers")

@@ -1,6 +1,7 @@
 """Taps by module name: the output of any named module of the audited model, on any of the three kinds.
 
-* Python modules and unflattened exported programs: a forward hook on ``model.get_submodule(name)``.
+* Python modules and unflattened exported programs: a forward hook on ``model.get_submodule(name)``
+  (``mintkit.models.hooks.forward_hooks``, the one hook primitive).
 * TorchScript: ScriptModules refuse Python hooks, so the tap is found in the model's inlined graph:
   every graph node records the module it was inlined from (``Node.getModuleHierarchy``); the value
   a module hands to the rest of the graph (the last tensor produced inside it and used outside it)
@@ -8,7 +9,7 @@
   called more than once is tapped at its last call; one fused away by TorchScript has no tap.
 
 The name ``""`` is the model's own output (logits). Reduction as the MINT paper's Vanilla model:
-per-channel maximum of [B, C, H, W] maps, [B, T, D] tokens reduced over T (``mintkit.core.extract``).
+per-channel maximum of [B, C, H, W] maps, [B, T, D] tokens reduced over T (``mintkit.models.extract``).
 See ``docs/audit.md``, "Taps".
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ from torch import nn
 from mintkit.audit.data import AuditInputError, AuditPool
 from mintkit.audit.models import AuditedModel
 from mintkit.core.data import iterate_batches
-from mintkit.core.extract import reduce_activation
+from mintkit.models.extract import reduce_activation
+from mintkit.models.hooks import first_tensor, forward_hooks
 
 OUTPUT = ""  # tap name of the model output
 
@@ -107,14 +109,6 @@ class ScriptTapper:
 
 
 # ------------------------------------------------------------------------------------ one forward pass
-def _first_tensor(out):
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)):
-        return next((o for o in out if isinstance(o, torch.Tensor)), None)
-    return None
-
-
 def as_audited(model: AuditedModel | nn.Module) -> AuditedModel:
     """Any nn.Module (or ScriptModule) as an AuditedModel, so that the tap functions take plain models too."""
     if isinstance(model, AuditedModel):
@@ -155,7 +149,7 @@ def run_with_taps(model: AuditedModel | nn.Module, x: torch.Tensor,
             model.tappers[tuple(inner)] = ScriptTapper(model.module, inner)
         logits, got = model.tappers[tuple(inner)](x) if inner else (model.module(x), {})
     else:
-        got, handles = {}, []
+        got: dict[str, torch.Tensor | None] = {}
         known = set(module_names(model))
         for t in inner:
             if t not in known:
@@ -163,17 +157,12 @@ def run_with_taps(model: AuditedModel | nn.Module, x: torch.Tensor,
                 raise AuditInputError(f"tap {t!r} is not a module of the model"
                                       + (f"; similar: {', '.join(sorted(close))}" if close else "")
                                       + " (list them with --list-taps)")
-            handles.append(model.module.get_submodule(t).register_forward_hook(
-                lambda _m, _i, o, t=t: got.setdefault(t, _first_tensor(o))))
-        try:
+        with forward_hooks({t: model.module.get_submodule(t) for t in inner}, got.setdefault):  # first call kept
             logits = model.module(x)
-        finally:
-            for h in handles:
-                h.remove()
         missing = [t for t in inner if got.get(t) is None]
         if missing:
             raise AuditInputError(f"tap(s) {missing} never ran or returned no tensor in the forward pass")
-    logits = _first_tensor(logits)
+    logits = first_tensor(logits)
     got[OUTPUT] = logits
     return logits[:n], {t: got[t][:n] for t in taps}
 
@@ -196,20 +185,14 @@ def list_taps(model: AuditedModel | nn.Module, x: torch.Tensor) -> list[TapInfo]
             infos.append(TapInfo(n, types[n].original_name, tuple(got[n].shape[1:])))
     else:
         order: dict[str, TapInfo] = {}
-        handles = []
-        for n in names:
-            m = model.module.get_submodule(n)
+        modules = {n: model.module.get_submodule(n) for n in names}
 
-            def hook(_m, _i, o, n=n, m=m):
-                t = _first_tensor(o)
-                if t is not None and n not in order:
-                    order[n] = TapInfo(n, model.type_names.get(n, type(m).__name__), tuple(t.shape[1:]))
-            handles.append(m.register_forward_hook(hook))
-        try:
+        def seen(n: str, t: torch.Tensor | None) -> None:
+            if t is not None and n not in order:
+                order[n] = TapInfo(n, model.type_names.get(n, type(modules[n]).__name__), tuple(t.shape[1:]))
+
+        with forward_hooks(modules, seen):
             model.module(_pad(model, x))
-        finally:
-            for h in handles:
-                h.remove()
         infos = list(order.values())
     logits, _ = run_with_taps(model, x, [])
     return infos + [TapInfo(OUTPUT, "output", tuple(logits.shape[1:]))]

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mintkit.batch.engines import is_parameters_cell, read_cells
-from mintkit.core.checkpoints import CheckpointError, load_checkpoint
-from mintkit.core.paths import resolve as resolve_path
 from mintkit.core.params import ParameterError, Params, Spec, check, fields_of
+from mintkit.core.paths import resolve as resolve_path
+from mintkit.models.checkpoints import CheckpointError, load_checkpoint
 from mintkit.reference import PAPERS
 
 # The notebooks and presets ship inside the package (mintkit/notebooks links to the checkout's notebooks/,

@@ -1,2 +1,2 @@
-"""What every paper shares: data pools, membership splits, training, extraction, metrics, plots, run records,
-checkpoints, typed parameters and the shared pipeline stages."""
+"""What every paper shares: data pools, membership splits, training, metrics, plots, run records and typed
+parameters. The bottom layer: it imports nothing else from mintkit (tests/test_imports.py)."""

@@ -10,15 +10,20 @@ One source for everything that reads a parameter:
 | the runner (presets, ``-p``) | `from_values` before any kernel starts: names, types and choices |
 | stage functions | attributes of ``P`` (``P.lr``) and properties for derived values |
 
-A field is declared with `param(default, help, choices=...)`. ``choices`` is a tuple of valid values
-or a zero-argument callable returning them (lazy, so that a paper's parameters can name the model zoo
-without importing it at class creation). Cross-field rules live in a subclass's ``check`` method; an
-edited copy is ``dataclasses.replace(P, lr=1e-4)`` and is checked again.
+A field is declared with `param(default, help, choices=..., bounds=..., items=...)`. ``choices`` is a tuple of
+valid values or a zero-argument callable returning them (lazy, so that a paper's parameters can name the model zoo
+without importing it at class creation). ``bounds`` is the interval a number must lie in, written as read:
+``"[0, 1)"``, ``"(0, 1]"``, ``"[1, inf)"``. ``items`` marks a comma list held in a ``str`` (``"8, 64,256"``): the
+type of each item, which `split_list` parses; ``choices`` and ``bounds`` then apply to each item, and
+``nonempty=True`` refuses an empty list. Both are checked on construction, before the cross-field rules of a
+subclass's ``check`` method; an edited copy is ``dataclasses.replace(P, lr=1e-4)`` and is checked again.
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -105,13 +110,54 @@ def unknown_error(unknown: list[str], valid: Iterable[str]) -> ParameterError:
         "this one (Kernel > Restart and run all also clears names other cells left behind)")
 
 
-def param(default: Any, help: str, *, choices: Iterable | Callable[[], Iterable] | None = None) -> Any:
+def split_list(text: str, typ: type = str) -> tuple:
+    """The one comma-list parser of the parameters: 'a, b,,c' -> ('a', 'b', 'c'); '8, 64' with typ=int -> (8, 64).
+
+    Empty items are dropped (presets keep lists for grids, so a list parameter is a comma string); an item `typ`
+    cannot read raises ValueError.
+    """
+    return tuple(typ(t.strip()) for t in text.split(",") if t.strip())
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(inf|[-+0-9.e]+)\s*([\])])\s*$")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A closed, open or half-open interval ``[lo, hi)`` a number must lie in, parsed from its text."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if not _INTERVAL.match(self.text):
+            raise TypeError(f"bounds {self.text!r}: write an interval, e.g. '[0, 1)', '(0, 1]', '[1, inf)'")
+
+    def holds(self, v: float) -> bool:
+        left, lo, hi, right = _INTERVAL.match(self.text).groups()
+        lo, hi = float(lo), float(hi)
+        return (lo <= v if left == "[" else lo < v) and (v <= hi if right == "]" else v < hi)
+
+    def __str__(self) -> str:
+        """'>= 1' for [1, inf), '> 0' for (0, inf), else the interval: 'in [0, 1)'."""
+        left, lo, hi, _ = _INTERVAL.match(self.text).groups()
+        if math.isinf(float(hi)):
+            return f"{'>=' if left == '[' else '>'} {lo}"
+        return f"in {self.text.strip()}"
+
+
+def param(default: Any, help: str, *, choices: Iterable | Callable[[], Iterable] | None = None,
+          bounds: str | None = None, items: type | None = None, nonempty: bool = False) -> Any:
     """A dataclass field with its help text and (optionally) its valid values in the metadata.
 
-    The help text becomes the comment of the generated parameters-cell line, so it may hold neither
-    ``=`` nor ``#`` (papermill's parser splits on both); `fields_of` asserts it.
+    choices: the valid values (of each item, for a list); bounds: the interval a number lies in (each item's, for
+    a list), e.g. ``"[0, 1)"``; items: the item type of a comma list held in a ``str`` field (`split_list`);
+    nonempty: a list must name at least one item. The help text becomes the comment of the generated
+    parameters-cell line, so it may hold neither ``=`` nor ``#`` (papermill's parser splits on both); `fields_of`
+    asserts it.
     """
-    return field(default=default, metadata={"help": help, "choices": choices})
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "bounds": Bounds(bounds) if bounds else None, "items": items,
+                                            "nonempty": nonempty})
 
 
 @dataclass(frozen=True)
@@ -123,6 +169,32 @@ class Spec:
     default: Any
     help: str
     choices: tuple | None
+    bounds: Bounds | None = None
+    items: type | None = None  # a comma list of this type, held in a str
+    nonempty: bool = False
+
+    def validate(self, value: Any) -> None:
+        """ParameterError unless `value` (already of `type`) meets the declared choices, bounds and items."""
+        if self.items is not None:
+            try:
+                values = split_list(value, self.items)
+            except ValueError:
+                kind = {int: "whole numbers", float: "numbers"}.get(self.items, f"{self.items.__name__} values")
+                raise ParameterError(f"{self.name}={value!r}: a comma list of {kind}") from None
+            if self.nonempty and not values:
+                raise ParameterError(f"{self.name}={value!r}: give at least one value")
+        else:
+            values = (value,)
+        if self.choices is not None:
+            bad = [v for v in values if v not in self.choices]
+            if bad:
+                what = f": unknown {bad}" if self.items is not None else " is not valid"
+                raise ParameterError(f"{self.name}={value!r}{what}; valid: {', '.join(map(str, self.choices))}")
+        if self.bounds is not None:
+            bad = [v for v in values if not self.bounds.holds(v)]
+            if bad:
+                each = "each value " if self.items is not None else ""
+                raise ParameterError(f"{self.name}={value!r}: {each}must be {self.bounds}")
 
 
 def fields_of(cls: type) -> dict[str, Spec]:
@@ -140,7 +212,11 @@ def fields_of(cls: type) -> dict[str, Spec]:
         choices = f.metadata.get("choices")
         if callable(choices):
             choices = choices()
-        out[f.name] = Spec(f.name, typ, f.default, help_text, tuple(choices) if choices is not None else None)
+        items = f.metadata.get("items")
+        if items is not None and typ is not str:
+            raise TypeError(f"{cls.__name__}.{f.name}: a comma list (items=...) is held in a str field")
+        out[f.name] = Spec(f.name, typ, f.default, help_text, tuple(choices) if choices is not None else None,
+                           f.metadata.get("bounds"), items, f.metadata.get("nonempty", False))
     return out
 
 
@@ -177,8 +253,7 @@ class Params:
         for name, spec in specs.items():
             value = coerce(name, getattr(self, name), spec.type)
             object.__setattr__(self, name, value)
-            if spec.choices is not None and value not in spec.choices:
-                raise ParameterError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, spec.choices))}")
+            spec.validate(value)
         if self.READS_DATASET and not is_dataset_name(self.dataset):
             raise ParameterError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
         if self.threads < 0:
@@ -241,6 +316,7 @@ def describe(cls: type | dict[str, Spec]) -> str:
     rows = []
     for s in specs.values():
         extra = f" [{', '.join(map(str, s.choices))}]" if s.choices else ""
+        extra += f" ({'each ' if s.items else ''}{s.bounds})" if s.bounds else ""
         rows.append(f"{s.name:<20} {s.type.__name__:<6} {s.default!r:<18} {s.help}{extra}")
     return "\n".join(rows)
 
@@ -254,12 +330,3 @@ def check(values: dict[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dic
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown}; valid: {', '.join(sorted(spec))}")
     return {name: coerce(name, values.get(name, default), typ) for name, (typ, default, _h) in spec.items()}
-
-
-def check_notebook(ns: Mapping[str, Any], spec: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
-    """`Params.from_notebook` for a plain mapping spec: names the parameters cells set that are not parameters
-    are errors."""
-    unknown = unknown_names(ns, spec)
-    if unknown:
-        raise unknown_error(unknown, spec)
-    return check({k: ns[k] for k in spec if k in ns}, spec)

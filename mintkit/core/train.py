@@ -9,6 +9,7 @@ the weights, and the optimiser state kept for gMINT, of the best validation epoc
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import time
@@ -26,8 +27,48 @@ from mintkit.core.data import Pool, iterate_batches
 OPTIMIZERS = ("adam", "sgd")
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class TrainingDiverged(RuntimeError, FloatingPointError):
+    """The loss became NaN or infinite (a FloatingPointError too, as M+ raised before the guard was shared)."""
+
+
+def ensure_finite(loss: float, what: str) -> float:
+    """The one non-finite-loss guard of the trainers (audited models, M+, the MINT heads): `loss` back, or
+    TrainingDiverged naming `what` (e.g. "epoch 3 of the audited model; lower lr (now 0.001)")."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss became non-finite ({loss}) in {what}")
+    return loss
+
+
+class EarlyStopping:
+    """The one early-stopping rule of the trainers: the best epoch by a validation score, and when to stop.
+
+    mode: ``"max"`` (an accuracy: better = score > best + min_delta) or ``"min"`` (a loss or objective:
+    better = score < best - min_delta). After each epoch, `update` records the score; on a better one it keeps
+    ``snapshot()`` (the model's state, copied) when `keep_best`, and it answers True once `patience` epochs in a
+    row were not better (``patience=0``: never). `best_state` is None when nothing was kept. The audited model
+    (patience on validation accuracy), the MINT heads (best validation accuracy, no stop) and M+ (patience on
+    its validation objective, docs/amint.md "Early stopping") all keep their epoch through it.
+    """
+
+    def __init__(self, mode: str = "max", patience: int = 0, min_delta: float = 0.0, keep_best: bool = True) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"unknown mode {mode!r}; valid: max, min")
+        self.mode, self.patience, self.min_delta, self.keep_best = mode, patience, min_delta, keep_best
+        self.best = -math.inf if mode == "max" else math.inf
+        self.best_epoch, self.bad, self.best_state = 0, 0, None
+
+    def better(self, score: float) -> bool:
+        return score > self.best + self.min_delta if self.mode == "max" else score < self.best - self.min_delta
+
+    def update(self, score: float, epoch: int, snapshot: Callable[[], object] | None = None) -> bool:
+        """Record `score` of 0-based `epoch`; True when training should stop now."""
+        if self.better(score):
+            self.best, self.best_epoch, self.bad = score, epoch + 1, 0
+            if self.keep_best and snapshot is not None:
+                self.best_state = snapshot()
+        else:
+            self.bad += 1
+        return self.patience > 0 and self.bad >= self.patience
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -51,6 +92,16 @@ def pick_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return dev
+
+
+def apply_threads(threads: int, device: torch.device) -> None:
+    """The one thread policy: on CPU, ``threads > 0`` sets torch's intra-op threads.
+
+    The default models and every MINT model are so small that a second thread costs more in
+    synchronisation than it saves on a busy 2-core machine; 0 leaves torch's default.
+    """
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
 
 
 def autocast(device: torch.device, enabled: bool = True):
@@ -150,7 +201,7 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
     hist: dict[str, list] = {"loss": []} | {f"{k}_acc": [] for k in (eval_sets or {})}
     if stopping:
         hist["val_acc"] = []
-    best, best_epoch, best_state = -1.0, 0, None
+    stop = EarlyStopping("max", cfg.patience)
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="audited model", disable=not progress, leave=False)
     for epoch in bar:
@@ -169,10 +220,8 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
             if step % 50 == 0 and not torch.isfinite(loss):  # sync rarely: a host sync per step costs GPU time
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                        f"lower lr (now {cfg.lr}) or check the data")
-        mean = (total / max(steps, 1)).item()
-        if not np.isfinite(mean):
-            raise TrainingDiverged(f"loss became non-finite during epoch {epoch + 1} (mean {mean}); lower lr "
-                                   f"(now {cfg.lr}) or check the data")
+        mean = ensure_finite((total / max(steps, 1)).item(),
+                             f"epoch {epoch + 1} of the audited model; lower lr (now {cfg.lr}) or check the data")
         hist["loss"].append(mean)
         for k, s in (eval_sets or {}).items():
             hist[f"{k}_acc"].append(accuracy(model, pool, s, device))
@@ -182,18 +231,16 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
         if stopping:
             acc = accuracy(model, pool, val_indices, device)
             hist["val_acc"].append(acc)
-            if acc > best:
-                best, best_epoch = acc, epoch + 1
-                best_state = (copy.deepcopy(model.state_dict()), _optimizer_state(model, opt, keep_optimizer_state))
-            elif epoch + 1 - best_epoch >= cfg.patience:
+            if stop.update(acc, epoch, lambda: (copy.deepcopy(model.state_dict()),
+                                                _optimizer_state(model, opt, keep_optimizer_state))):
                 break
     hist["seconds"] = time.perf_counter() - t0
     hist["epochs_run"] = len(hist["loss"])
     extra = _optimizer_state(model, opt, keep_optimizer_state)
-    if best_state is not None:
-        model.load_state_dict(best_state[0])
-        extra = best_state[1]
-        hist["best_epoch"] = best_epoch
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state[0])
+        extra = stop.best_state[1]
+        hist["best_epoch"] = stop.best_epoch
     if keep_optimizer_state:
         hist["extra"] = extra
     model.eval()

@@ -1,1 +1,2 @@
-"""Audited models (the zoo, its convnets and the InsightFace IResNet, each with named taps) and the MINT classifiers."""
+"""Audited models (the zoo, its convnets and the InsightFace IResNet, each with named taps), the MINT classifiers,
+the forward-hook primitive, activation extraction and checkpoints."""

@@ -1,4 +1,4 @@
-"""MINT models (the membership classifiers T) and their training loop.
+"""MINT models (the membership classifiers T); their training and scoring: `mintkit.methods.mint`.
 
 - `VanillaMLP`: MINT paper's "Vanilla" model on per-channel-max features: Dense(128, ReLU, L1) →
   BatchNorm → Dropout(0.5) → Dense(1). Factors uses two dense layers and dropout 0.3; gMINT uses
@@ -11,14 +11,10 @@ Models output a logit; the membership score is its sigmoid.
 """
 from __future__ import annotations
 
-import copy
 import math
 
-import numpy as np
 import torch
 from torch import nn
-
-from mintkit.core.train import autocast
 
 
 class Standardize(nn.Module):
@@ -118,74 +114,3 @@ class CNNCombination(nn.Module):
         parts = torch.split(x.float(), self.sizes, dim=1)
         z = [b(p.reshape(len(p), *s)) for b, p, s in zip(self.branches, parts, self.shapes)]
         return self.head(torch.cat(z, 1)).squeeze(1)
-
-
-def balanced_batches(labels: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """One epoch of index batches [B] with B/2 members and B/2 non-members (the smaller class cycles)."""
-    pos, neg = torch.nonzero(labels == 1).flatten(), torch.nonzero(labels == 0).flatten()
-    half = max(batch_size // 2, 1)
-    n = max(len(pos), len(neg))
-
-    def stream(idx: torch.Tensor) -> torch.Tensor:
-        reps = math.ceil(n / len(idx))
-        return torch.cat([idx[torch.randperm(len(idx), generator=gen)] for _ in range(reps)])[:n]
-
-    p, q = stream(pos), stream(neg)
-    return [torch.cat([p[s:s + half], q[s:s + half]]) for s in range(0, n, half)]
-
-
-@torch.no_grad()
-def score(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> np.ndarray:
-    """Membership scores in [0, 1], [N], eval mode."""
-    model.eval().to(device)
-    out = []
-    for s in range(0, len(x), batch_size):
-        with autocast(device):
-            out.append(torch.sigmoid(model(x[s:s + batch_size].to(device)).float()).cpu())
-    return torch.cat(out).numpy() if out else np.empty(0)
-
-
-def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int = 20,
-             lr: float = 1e-3, batch_size: int = 128, l1: float = 0.0, weight_decay: float = 0.0,
-             val: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0) -> dict:
-    """Train a MINT model with BCE on balanced batches; returns history {loss, val_acc, best_epoch}.
-
-    x: [N, ...] features; y: [N] 1 = member, 0 = non-member. `l1` penalises the first layer's weights
-    (Keras kernel_regularizer=l1(l1): l1 · Σ|W|, as the MINT paper's Vanilla model). With `val`, the epoch
-    with the best validation accuracy is kept — `val` must never be the evaluation data.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    y = torch.as_tensor(y).long()
-    if len(torch.unique(y)) != 2:
-        raise ValueError("MINT training data needs members (1) and non-members (0)")
-    model.prepare(x)
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    hist: dict = {"loss": [], "val_acc": []}
-    best, best_state = -1.0, None
-    for epoch in range(epochs):
-        model.train()
-        total, steps = torch.zeros((), device=device), 0
-        for b in balanced_batches(y, batch_size, gen):
-            xb, yb = x[b].to(device, non_blocking=True), y[b].to(device).float()
-            with autocast(device):
-                loss = loss_fn(model(xb).float(), yb)
-            if l1:
-                loss = loss + l1 * model.first_layer().weight.abs().sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-            steps += 1
-        hist["loss"].append((total / max(steps, 1)).item())
-        if val is not None:
-            acc = float(((score(model, val[0], device) > 0.5) == val[1].numpy().astype(bool)).mean())
-            hist["val_acc"].append(acc)
-            if acc > best:
-                best, best_state, hist["best_epoch"] = acc, copy.deepcopy(model.state_dict()), epoch + 1
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return hist

@@ -22,12 +22,11 @@ conv (ViT: the MLP ``fc1`` of an early / middle / last transformer block).
 """
 from __future__ import annotations
 
-import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from mintkit.models.convnets import MobileNetV1, SmallCNN, TVDenseNet121, TVResNet, Xception
-from mintkit.models.iresnet import HEAD_CLASSES, IRESNET_LAYERS, FaceModel, build_iresnet, load_insightface_backbone  # noqa: F401
+from mintkit.models.iresnet import IRESNET_LAYERS, build_iresnet
 
 ARCHS: tuple[str, ...] = ("smallcnn", "mobilenet", "resnet50", "resnet101", "densenet121", "xception",
                           "vit", "iresnet18", "iresnet50", "iresnet100")
@@ -197,31 +196,8 @@ def resolve_tap(model: nn.Module, tap: str) -> nn.Module:
     return get_module(model, tap_modules(model)[tap])
 
 
-def amint_modules(model: nn.Module, setup: str) -> tuple[nn.Module, nn.Module]:
-    """The two modules of ``AMINT_TAPS[arch][setup]``."""
-    if setup not in SETUPS:
-        raise ValueError(f"unknown setup {setup!r}; valid setups: {', '.join(SETUPS)}")
-    a, b = AMINT_TAPS[_arch_of(model)][setup]
-    return get_module(model, a), get_module(model, b)
-
-
 def gmint_layer(model: nn.Module, setup: str) -> nn.Module:
     """The nn.Conv2d / nn.Linear of ``GMINT_LAYERS[arch][setup]``."""
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; valid setups: {', '.join(SETUPS)}")
     return get_module(model, GMINT_LAYERS[_arch_of(model)][setup])
-
-
-def capture(model: nn.Module, x: torch.Tensor, taps=("stage1", "stage2", "stage3", "stage4")) -> dict:
-    """Run `model` on `x` once and return {tap: output tensor} (convenience for tests/notebooks;
-    the extraction module does the reduced, batched version)."""
-    out, handles = {}, []
-    for t in taps:
-        mod = resolve_tap(model, t)
-        handles.append(mod.register_forward_hook(lambda m, i, o, t=t: out.__setitem__(t, o)))
-    try:
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return out

@@ -20,7 +20,7 @@ from mintkit.core.data import Pool, load_pool
 from mintkit.core.null import CHANCE_ALPHA, chance_table, join_variant, null_label
 from mintkit.core.params import Params
 from mintkit.core.records import DEFINITION, Run
-from mintkit.core.train import pick_device, seed_everything
+from mintkit.core.train import apply_threads, pick_device, seed_everything
 
 
 @dataclass
@@ -30,19 +30,6 @@ class Context:
     run: Run
     pool: Pool
     device: torch.device
-
-    def __iter__(self):  # ``run, pool, device = ctx`` for cells that want the three names
-        return iter((self.run, self.pool, self.device))
-
-
-def apply_threads(threads: int, device: torch.device) -> None:
-    """The one thread policy: on CPU, ``threads > 0`` sets torch's intra-op threads.
-
-    The default models and every MINT model are so small that a second thread costs more in
-    synchronisation than it saves on a busy 2-core machine; 0 leaves torch's default.
-    """
-    if device.type == "cpu" and threads > 0:
-        torch.set_num_threads(threads)
 
 
 def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", image_size: int = 0,

@@ -10,10 +10,10 @@ published numbers.
 
 The method, the protocols, the choices the paper leaves open and how this code makes them: docs/amint.md.
 """
+from mintkit.methods.mplus import MintPlus, build_mplus, mint_scores, train_mplus
 from mintkit.papers import common
 from mintkit.papers.amint.attacks import attack_table, membership_attacks
 from mintkit.papers.amint.evaluation import evaluate, evaluate_all, oracle_accuracy, record, summary, verdict
-from mintkit.papers.amint.mplus import MintPlus, build_mplus, mint_scores, train_mplus
 from mintkit.papers.amint.params import BOTH, PROTOCOLS, Params, setup_label
 from mintkit.papers.amint.report import PROTOCOL_LABELS, paper_tables, plot_curves, plot_scores, save_tables
 from mintkit.papers.amint.splits import check_split, make_split, protocol_views, split_table, training_sets

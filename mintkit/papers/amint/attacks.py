@@ -2,7 +2,7 @@
 
 The paper's Table 3 sets Active MINT beside five published attacks. Here they run (with LiRA and RMIA,
 mintkit.attacks) on the **passive audited model**: the architecture trained plainly on D
-(core.stages.train_audited, the model passive MINT reads), i.e. the model a developer would release
+(methods.audited.train_audited, the model passive MINT reads), i.e. the model a developer would release
 without aMINT. The split is the run's own; each protocol view is scored with the same reference models
 (mintkit.attacks.stage.audit_views). Rows go to Table 3 with the attacks' labels, the published
 ``condition`` labels ("Salem et al." ... "Watson et al."), so `paper_tables` shows them beside Passive and
@@ -14,7 +14,7 @@ import pandas as pd
 
 from mintkit.attacks import AttackAudit, add_attack_rows, audit_views, comparison_table
 from mintkit.core.splits import Split
-from mintkit.papers.amint.mplus import MintPlus
+from mintkit.methods.mplus import MintPlus
 from mintkit.papers.amint.params import Params
 from mintkit.papers.amint.splits import protocol_views
 from mintkit.papers.common import Context

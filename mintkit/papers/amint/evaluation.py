@@ -18,9 +18,10 @@ from torch.nn import functional as F
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.splits import Split
-from mintkit.core.stages import MINT_SETS, loss_attack
 from mintkit.core.train import predict, signal_precision
-from mintkit.papers.amint.mplus import MintPlus, mint_scores
+from mintkit.methods.loss import loss_attack
+from mintkit.methods.mint import MINT_SETS
+from mintkit.methods.mplus import MintPlus, mint_scores
 from mintkit.papers.amint.params import Params, setup_label
 from mintkit.papers.amint.splits import protocol_views, training_sets
 from mintkit.papers.common import Context

@@ -17,9 +17,9 @@ from mintkit.core.data import TEST, Pool
 from mintkit.core.null import NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import TrainConfig
+from mintkit.methods.mplus import POOLINGS
 from mintkit.models.zoo import AMINT_TAPS
 from mintkit.models.zoo import SETUPS as TAP_SETUPS
-from mintkit.papers.amint.mplus import POOLINGS
 from mintkit.reference import label_dataset, label_model
 
 # 'paper': the evaluated members trained the MINT head (as the paper); 'heldout': they trained only the task.
@@ -40,36 +40,40 @@ class Params(base.Params):
 
     dataset: str = param("digits", "dataset name (mintkit.core.data.DATASETS) or imagefolder:PATH (CASIA-WebFace)")
     image_size: int = param(0, "resize images to this side; 0 keeps the native size (the released code used 64 "
-                               "for GTSRB, Tiny ImageNet and CASIA)")
+                               "for GTSRB, Tiny ImageNet and CASIA)", bounds="[0, inf)")
     arch: str = param("smallcnn", "audited architecture (models.zoo.AMINT_TAPS names its taps)",
                       choices=lambda: tuple(AMINT_TAPS))
     setup: str = param("entry", "where the two maps feeding the MINT head are taken (models.zoo.AMINT_TAPS)",
                        choices=TAP_SETUPS)
-    audited_epochs: int = param(25, "max epochs of the joint (active) training and of the passive audited model")
-    mint_epochs: int = param(25, "max epochs of the passive MINT head on the frozen audited model")
-    batch_size: int = param(64, "D batch and E batch of each step (the released code: 64 and 64)")
+    audited_epochs: int = param(25, "max epochs of the joint (active) training and of the passive audited model",
+                                bounds="[1, inf)")
+    mint_epochs: int = param(25, "max epochs of the passive MINT head on the frozen audited model", bounds="[1, inf)")
+    batch_size: int = param(64, "D batch and E batch of each step (the released code: 64 and 64)", bounds="[1, inf)")
     lr: float = param(1e-3, "Adam learning rate (paper E1: 1e-5, E2: 1e-4)")
     weight_decay: float = param(1e-4, "L2 regulariser R(w+) on every weight (paper E1: 1e-4, E2: 1e-5)")
-    lambda_task: float = param(1.0, "λ1, weight of the normalised task loss")
+    lambda_task: float = param(1.0, "λ1, weight of the normalised task loss", bounds="[0, inf)")
     lambda_ratio: float = param(10.0, "λ2/λ1, weight of the normalised MINT loss relative to the task "
-                                      "(E1: 10, E2: 1e4)")
-    mint_width: int = param(64, "channels of the first conv (FC for ViT) of each MINT branch (E1: 256, E2: 1024)")
-    mint_convs: int = param(1, "convs per branch, each doubling the width (E1: 1; E2: 2, 1024 then 2048)")
-    mint_hidden: int = param(0, "width of the first of the two linear layers (0: the fused width)")
-    mint_dropout: float = param(0.4, "dropout between the two linear layers (E1: 0.4, E2: 0.2)")
+                                      "(E1: 10, E2: 1e4)", bounds="[0, inf)")
+    mint_width: int = param(64, "channels of the first conv (FC for ViT) of each MINT branch (E1: 256, E2: 1024)",
+                            bounds="[1, inf)")
+    mint_convs: int = param(1, "convs per branch, each doubling the width (E1: 1; E2: 2, 1024 then 2048)",
+                            bounds="[1, inf)")
+    mint_hidden: int = param(0, "width of the first of the two linear layers (0: the fused width)", bounds="[0, inf)")
+    mint_dropout: float = param(0.4, "dropout between the two linear layers (E1: 0.4, E2: 0.2)", bounds="[0, 1)")
     mint_pool: str = param("max", "global pooling of each branch (max as the released code, or mean)",
                            choices=POOLINGS)
     patience: int = param(8, "early stopping: epochs without a better validation objective (0: off, the last "
-                             "epoch is kept)")
+                             "epoch is kept)", bounds="[0, inf)")
     val_fraction: float = param(0.15, "share of E held out of training (and as many MINT-trained members) for "
-                                      "early stopping and threshold calibration")
-    n_members: int = param(300, "|D|, trains the audited task (0: the paper, 50% of the training split)")
-    n_external: int = param(300, "|E|, non-members of the MINT loss (0: the paper, the other 50%)")
+                                      "early stopping and threshold calibration", bounds="(0, 1)")
+    n_members: int = param(300, "|D|, trains the audited task (0: the paper, 50% of the training split)",
+                           bounds="[0, inf)")
+    n_external: int = param(300, "|E|, non-members of the MINT loss (0: the paper, the other 50%)", bounds="[0, inf)")
     n_eval: int = param(100, "evaluated members per protocol, as many evaluated non-members (0: the whole test "
-                             "split, capped by D)")
+                             "split, capped by D)", bounds="[0, inf)")
     protocol: str = param(BOTH, "protocols scored: paper, heldout or both (docs/amint.md, Protocols)",
                           choices=(*PROTOCOLS, BOTH))
-    n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
+    n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)", bounds="[0, inf)")
     attacks: str = param(ALL, ATTACKS_HELP)
     n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
     # the null control (mintkit.core.null): task AND MINT loss train on stand-ins for D, so neither the model nor
@@ -83,18 +87,6 @@ class Params(base.Params):
     out_dir: str = param("runs/amint-scratch", "run folder to write")
 
     def check(self) -> None:
-        if not 0 < self.val_fraction < 1:
-            raise ParameterError(f"val_fraction={self.val_fraction}: must be in (0, 1)")
-        if not 0 <= self.mint_dropout < 1:
-            raise ParameterError(f"mint_dropout={self.mint_dropout}: must be in [0, 1)")
-        for name in ("n_members", "n_external", "n_eval", "mint_hidden", "patience", "n_boot", "image_size"):
-            if getattr(self, name) < 0:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
-        for name in ("audited_epochs", "mint_epochs", "batch_size", "mint_width", "mint_convs"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.lambda_task < 0 or self.lambda_ratio < 0:
-            raise ParameterError("lambda_task and lambda_ratio must be >= 0")
         if self.n_members and self.n_external and self.n_eval:
             self.check_sizes()
         check_attack_params(self.attacks, self.n_reference)

@@ -10,9 +10,9 @@ import pandas as pd
 
 from mintkit.core import null
 from mintkit.core.splits import Split
-from mintkit.core.stages import build_audited, train_audited
 from mintkit.core.train import seed_everything
-from mintkit.papers.amint.mplus import MintPlus, build_mplus, train_mplus
+from mintkit.methods.audited import build_audited, train_audited
+from mintkit.methods.mplus import MintPlus, build_mplus, train_mplus
 from mintkit.papers.amint.params import Params
 from mintkit.papers.amint.splits import training_sets
 from mintkit.papers.common import Context
@@ -41,7 +41,8 @@ def null_sets(ctx: Context, split: Split, P: Params) -> tuple[dict[str, np.ndarr
 
 
 def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
-    """M+ around a fresh zoo model (core.stages.build_audited), task and MINT loss trained jointly: (model, history)."""
+    """M+ around a fresh zoo model (methods.audited.build_audited), task and MINT loss trained jointly:
+    (model, history)."""
     audited = build_audited(ctx.pool, P.arch, P.seed).to(ctx.device)
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
     hist = train_mplus(model, ctx.pool, null_sets(ctx, split, P)[0], ctx.device, mode="active", max_steps=max_steps,
@@ -50,7 +51,7 @@ def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = N
 
 
 def passive_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
-    """The same architecture trained alone on D (core.stages.train_audited, cached; early stopping with
+    """The same architecture trained alone on D (methods.audited.train_audited, cached; early stopping with
     ``P.patience`` on the validation non-members, as the active run's), then the same head family
     on its two frozen maps (the MINT members vs E): the passive MINT of the paper's Table 2. (model, history);
     history['audited'] holds the audited training's loss, seconds and cache hit."""

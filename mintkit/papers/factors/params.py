@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mintkit.core.null import NULL_HELP, NULL_MODELS
-from mintkit.core.params import ParameterError, param
+from mintkit.core.params import ParameterError, param, split_list
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import OPTIMIZERS
 from mintkit.models.zoo import ARCHS, FACE_ARCHS, HEADS
@@ -18,11 +18,6 @@ SCENARIOS = {"baseline": "Table 1", "exposure": "Table 2", "batch": "Table 3", "
              "loss": "Table 5"}
 STUDIED = tuple(s for s in SCENARIOS if s != "baseline")  # the factors a run may select
 MARGIN_ARCHS = ("smallcnn", *FACE_ARCHS)  # archs that take a margin head (smallcnn through MarginSmallCNN)
-
-
-def split_list(text: str, typ: type = str) -> tuple:
-    """'8, 64,256' -> (8, 64, 256)."""
-    return tuple(typ(v.strip()) for v in text.split(",") if v.strip())
 
 
 @dataclass(frozen=True)
@@ -36,13 +31,14 @@ class Params(BaseParams):
     threads: int = param(0, "torch CPU threads (0 keeps torch's default, as the reference runs; 1 is faster)")
     out_dir: str = param("runs/factors-scratch", "run folder to write")
     scenarios: str = param("exposure,batch,dropout,loss", "comma list of factors to run: exposure, batch, dropout, "
-                           "loss (Table 1, the base model, always runs)")
+                           "loss (Table 1, the base model, always runs)", items=str, choices=STUDIED)
     image_size: int = param(0, "resize images to this side (0: native; 112 for face data as the paper)")
 
     # ------------------------------------------------------------------ the base audited model
     arch: str = param("smallcnn", "audited architecture (paper: iresnet50, IR-50)", choices=ARCHS)
     loss: str = param("softmax", "head and loss of the base model (paper baseline: adaface)", choices=HEADS)
-    dropout: float = param(0.5, "p of the dropout before the output layer in the base model (paper: on)")
+    dropout: float = param(0.5, "p of the dropout before the output layer in the base model (paper: on)",
+                           bounds="[0, 1)")
     audited_epochs: int = param(8, "epochs of every audited model (paper: 20, inferred from its text)")
     batch_size: int = param(64, "base batch size of the audited model (paper: 256)")
     optimizer: str = param("adam", "optimizer of the audited model: adam, or sgd with momentum 0.9 (AdaFace code)",
@@ -56,12 +52,15 @@ class Params(BaseParams):
     cache_dir: str = param(".cache/mintkit/models", "cache of trained audited models (empty: no cache)")
 
     # ------------------------------------------------------------------ the factors
-    exposures: str = param("1,10,20,30", "Table 2: repetitions per epoch of each member quarter (one per quarter)")
+    exposures: str = param("1,10,20,30", "Table 2: repetitions per epoch of each member quarter (one per quarter)",
+                           items=int, bounds="[1, inf)", nonempty=True)
     exposure_epochs: int = param(1, "epochs of the exposure model, each repeating quarter k exposures[k] times "
                                  "(0: audited_epochs)")
     exposure_members: int = param(400, "|D| of the exposure model, in equal quarters")
-    batch_sizes: str = param("8,64,128", "Table 3: batch sizes (paper: 8,32,64,256; 256 barely trains on 500 digits)")
-    losses: str = param("adaface,cosface,arcface,softmax", "Table 5: heads (paper: adaface,cosface,arcface)")
+    batch_sizes: str = param("8,64,128", "Table 3: batch sizes (paper: 8,32,64,256; 256 barely trains on 500 digits)",
+                             items=int, bounds="[1, inf)", nonempty=True)
+    losses: str = param("adaface,cosface,arcface,softmax", "Table 5: heads (paper: adaface,cosface,arcface)",
+                        items=str, choices=HEADS)
 
     # ------------------------------------------------------------------ membership sets and the MINT model
     n_members: int = param(500, "|D| of the base model and of the batch, dropout and loss factors")
@@ -71,24 +70,11 @@ class Params(BaseParams):
     mint_epochs: int = param(20, "epochs of the Vanilla MINT model (paper: 20)")
     mint_hidden1: int = param(128, "width of the first FC layer of the MINT model (not in the paper)")
     mint_hidden2: int = param(64, "width of the second FC layer of the MINT model (not in the paper)")
-    mint_dropout: float = param(0.3, "dropout of the MINT model (paper: 0.3)")
+    mint_dropout: float = param(0.3, "dropout of the MINT model (paper: 0.3)", bounds="[0, 1)")
     n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0: none)")
 
     # ------------------------------------------------------------------ rules between fields
     def check(self) -> None:
-        bad = [s for s in split_list(self.scenarios) if s not in STUDIED]
-        if bad:
-            raise ParameterError(f"scenarios: {bad} are not valid; valid: {', '.join(STUDIED)}")
-        bad = [h for h in split_list(self.losses) if h not in HEADS]
-        if bad:
-            raise ParameterError(f"losses: {bad} are not valid; valid: {', '.join(HEADS)}")
-        for name in ("exposures", "batch_sizes"):
-            try:
-                values = split_list(getattr(self, name), int)
-            except ValueError:
-                raise ParameterError(f"{name}={getattr(self, name)!r}: a comma list of whole numbers") from None
-            if not values or min(values) < 1:
-                raise ParameterError(f"{name}={getattr(self, name)!r}: give at least one value, each >= 1")
         margins = sorted({h for h in self.heads_used if h != "softmax"})
         if margins and self.arch not in MARGIN_ARCHS:
             raise ParameterError(f"margin heads {margins} need arch in {', '.join(MARGIN_ARCHS)}; "
@@ -97,9 +83,6 @@ class Params(BaseParams):
             raise ParameterError(f"exposure: {self.exposure_members // len(self.exposure_list)} members per quarter "
                                  f"cannot hold n_eval={self.n_eval} evaluation members and MINT-training members; "
                                  f"raise exposure_members or lower n_eval")
-        if not 0 <= self.dropout < 1 or not 0 <= self.mint_dropout < 1:
-            raise ParameterError(f"dropout and mint_dropout must lie in [0, 1); got {self.dropout}, "
-                                 f"{self.mint_dropout}")
 
     # ------------------------------------------------------------------ derived values
     @property

@@ -10,13 +10,15 @@ import time
 import pandas as pd
 import torch
 
-from mintkit.core import stages
 from mintkit.core.data import Pool
 from mintkit.core.metrics import METRICS
 from mintkit.core.null import null_training
 from mintkit.core.records import RESULT_COLUMNS
 from mintkit.core.splits import Split, build_split
 from mintkit.core.train import TrainConfig
+from mintkit.methods import audited as shared
+from mintkit.methods.audited import train_audited
+from mintkit.methods.mint import mint_data, run_mint, set_features
 from mintkit.models.iresnet import is_face_model
 from mintkit.papers import common
 from mintkit.papers.common import Context
@@ -61,7 +63,7 @@ def make_split(pool: Pool, scenario: str, P: Params) -> Split:
 
 
 def variant(split: Split, scenario: str, value, P: Params) -> dict:
-    """Keyword arguments of `core.stages.train_audited` for one value of a factor (the others at their base)."""
+    """Keyword arguments of `methods.audited.train_audited` for one value of a factor (the others at their base)."""
     head = value if scenario == "loss" else P.loss
     build_fn, model_kw = builder(head, P)
     epochs = P.exposure_training_epochs if scenario == "exposure" else P.audited_epochs
@@ -73,9 +75,9 @@ def variant(split: Split, scenario: str, value, P: Params) -> dict:
 
 
 def audited_quality(ctx: Context, split: Split, model: torch.nn.Module) -> dict[str, float]:
-    """`core.stages.audited_quality`; a face model is scored by verification accuracy (the paper's FR number),
+    """`methods.audited.audited_quality`; a face model is scored by verification accuracy (the paper's FR number),
     also written as fr_verification_accuracy."""
-    out = stages.audited_quality(model, ctx.pool, split, ctx.device, face_metric="verification")
+    out = shared.audited_quality(model, ctx.pool, split, ctx.device, face_metric="verification")
     if is_face_model(model):
         out["fr_verification_accuracy"] = out["audited_accuracy"]
     return out
@@ -91,7 +93,7 @@ def mint_rows(device: torch.device, feats: dict, keys: dict, P: Params) -> tuple
     """Vanilla MINT on each feature set: (rows [(metric, value, keys)], scores {score_key: array})."""
     rows, scores = [], {}
     for name, taps in FEATURE_SETS.items():
-        res = stages.run_mint(stages.mint_data(feats, taps), "mlp", device, P.mint_epochs, P.seed, lr=MINT_LR,
+        res = run_mint(mint_data(feats, taps), "mlp", device, P.mint_epochs, P.seed, lr=MINT_LR,
                               n_boot=P.n_boot, model_kw={"hidden": P.mint_hidden, "dropout": P.mint_dropout})
         k = keys | {"feature": f"{MINT_LABEL};{name}"}
         rows += [(m, res["metrics"][m], k) for m in METRICS if m in res["metrics"]]
@@ -117,12 +119,12 @@ def sweep(ctx: Context, scenario: str, P: Params, *, progress: bool = False) -> 
         t0 = time.perf_counter()
         kw = variant(split, scenario, value, P)
         trained_on, kw["cfg"] = null_training(ctx.pool, split, P.null_model, P.seed, kw["cfg"])  # mintkit.core.null
-        model, info = stages.train_audited(ctx.pool, trained_on, P.arch, device=ctx.device, seed=P.seed,
+        model, info = train_audited(ctx.pool, trained_on, P.arch, device=ctx.device, seed=P.seed,
                                            cache_dir=P.cache_dir or None, progress=progress, **kw)
         t_train = 0.0 if info.get("cache_hit") else info.get("seconds", 0.0)
         audited = audited_quality(ctx, split, model)
         t1 = time.perf_counter()
-        feats = stages.set_features(model, ctx.pool, split, list(TAPS), ctx.device)
+        feats = set_features(model, ctx.pool, split, list(TAPS), ctx.device)
         t_feat = time.perf_counter() - t1
         parts = ([(condition(scenario, v), quarter_features(feats, split, q)) for q, v in enumerate(value)]
                  if scenario == "exposure" else [(condition(scenario, value), feats)])

@@ -8,13 +8,13 @@ import numpy as np
 from torch import nn
 
 from mintkit.core import null
-from mintkit.core.checkpoints import load_checkpoint
 from mintkit.core.splits import Split
-from mintkit.core.stages import audited_accuracy, train_audited
+from mintkit.methods.audited import audited_accuracy, train_audited
+from mintkit.methods.modifier_variants import protocol_modifiers
+from mintkit.methods.modifiers import FILTER_REDUCTIONS, Modifiers, Optimiser, adam_state_of
+from mintkit.models.checkpoints import load_checkpoint
 from mintkit.papers.common import Context
-from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, Modifiers, Optimiser, adam_state_of
 from mintkit.papers.gmint.params import Params
-from mintkit.papers.gmint.variants import protocol_modifiers
 
 
 def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tuple[nn.Module, dict]:

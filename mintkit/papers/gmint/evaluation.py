@@ -15,10 +15,11 @@ from torch import nn
 
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
-from mintkit.core.stages import loss_baseline, set_features
-from mintkit.models.classifiers import VanillaMLP, fit_mint, score
+from mintkit.methods.loss import loss_baseline
+from mintkit.methods.mint import fit_mint, score, set_features
+from mintkit.methods.modifiers import Modifiers
+from mintkit.models.classifiers import VanillaMLP
 from mintkit.papers.common import Context
-from mintkit.papers.gmint.modifiers import Modifiers
 from mintkit.papers.gmint.params import Params, condition, fraction_label, setup_label
 from mintkit.papers.gmint.splits import mint_sets, random_subset
 

@@ -16,10 +16,10 @@ from mintkit.core import params as base
 from mintkit.core.null import NULL_HELP, NULL_MODELS
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
+from mintkit.methods.modifier_variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
+from mintkit.methods.modifiers import FILTER_REDUCTIONS, RULES
 from mintkit.models.zoo import GMINT_LAYERS
 from mintkit.models.zoo import SETUPS as LAYER_SETUPS
-from mintkit.papers.gmint.modifiers import FILTER_REDUCTIONS, RULES
-from mintkit.papers.gmint.variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
 from mintkit.reference import label_dataset, label_model
 
 # A gMINT feature is the modifier vector of one layer (entry, middle, output: models.zoo.GMINT_LAYERS)
@@ -55,7 +55,8 @@ class Params(base.Params):
 
     dataset: str = param("digits", "dataset name (mintkit.core.data.DATASETS: mnist, cifar10, gtsrb, "
                                    "tinyimagenet ...) or imagefolder:PATH")
-    image_size: int = param(0, "resize images to this side; 0 keeps the native size (GTSRB loads at 32)")
+    image_size: int = param(0, "resize images to this side; 0 keeps the native size (GTSRB loads at 32)",
+                            bounds="[0, inf)")
     arch: str = param("smallcnn", "audited architecture (models.zoo.GMINT_LAYERS names its three layers)",
                       choices=lambda: tuple(GMINT_LAYERS))
     setup: str = param("all", "entry, middle, output, combined, or all (one gradient pass serves all four)",
@@ -65,29 +66,34 @@ class Params(base.Params):
     reduction: str = param("all", "per-filter reduction of a modifier: mean, min, max, or all",
                            choices=(*FILTER_REDUCTIONS, ALL))
     data_fraction: float = param(0.0, "share of the MINT-training part used: 1 (D100), 0.1 (D10), 0.01 (D1); "
-                                      "0 runs all three")
+                                      "0 runs all three", bounds="[0, 1]")
     compare_rules: bool = param(True, "also fit Combined/MEAN/D100 for every rule (same gradient pass)")
-    audited_epochs: int = param(8, "(max) epochs of the audited model (paper: 50 with early stopping)")
+    audited_epochs: int = param(8, "(max) epochs of the audited model (paper: 50 with early stopping)",
+                                bounds="[1, inf)")
     patience: int = param(0, "early stopping of the audited model: epochs without a higher validation accuracy "
-                             "before it stops, the best epoch kept (0: off, every epoch runs)")
+                             "before it stops, the best epoch kept (0: off, every epoch runs)", bounds="[0, inf)")
     n_val: int = param(1000, "validation samples of that early stopping, never members or evaluated: pool samples "
-                             "outside D and E, else carved out of E's MINT-training part (used when patience > 0)")
+                             "outside D and E, else carved out of E's MINT-training part (used when patience > 0)",
+                       bounds="[0, inf)")
     audited_optimizer: str = param("adam", "optimiser of the audited model", choices=OPTIMIZERS)
-    batch_size: int = param(64, "batch size of the audited model")
+    batch_size: int = param(64, "batch size of the audited model", bounds="[1, inf)")
     lr: float = param(1e-3, "learning rate of the audited model; also the step size of the weight modifier")
-    mint_epochs: int = param(20, "epochs of the MINT MLP (paper: 100)")
+    mint_epochs: int = param(20, "epochs of the MINT MLP (paper: 100)", bounds="[1, inf)")
     mint_lr: float = param(1e-3, "Adam learning rate of the MINT MLP")
-    mint_batch_size: int = param(128, "balanced batch size of the MINT MLP")
+    mint_batch_size: int = param(128, "balanced batch size of the MINT MLP", bounds="[1, inf)")
     selection: str = param("val", "MINT epoch kept: val (validation slice), paper (best on the evaluation "
                                   "set: optimistic), last", choices=SELECTIONS)
-    val_fraction: float = param(0.1, "share of the MINT-training part held out when selection is val")
-    n_members: int = param(300, "|D|; 0 takes half the pool, as the paper (the quick default uses 300)")
-    n_external: int = param(0, "|E|, non-members including the evaluation ones; 0 takes |D| (equal halves)")
-    n_eval: int = param(0, "evaluation members, as many evaluation non-members; 0 takes eval_fraction of |D|")
-    eval_fraction: float = param(0.2, "share of D and of E that evaluates the MINT model (paper: 20%)")
+    val_fraction: float = param(0.1, "share of the MINT-training part held out when selection is val", bounds="(0, 1)")
+    n_members: int = param(300, "|D|; 0 takes half the pool, as the paper (the quick default uses 300)",
+                           bounds="[0, inf)")
+    n_external: int = param(0, "|E|, non-members including the evaluation ones; 0 takes |D| (equal halves)",
+                            bounds="[0, inf)")
+    n_eval: int = param(0, "evaluation members, as many evaluation non-members; 0 takes eval_fraction of |D|",
+                        bounds="[0, inf)")
+    eval_fraction: float = param(0.2, "share of D and of E that evaluates the MINT model (paper: 20%)", bounds="(0, 1)")
     chunk_size: int = param(0, "samples whose per-sample weight tensors exist at once (memory grows with chunk x "
-                                 "weights; 0 picks 1 on CPU and 64 on CUDA)")
-    n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)")
+                                 "weights; 0 picks 1 on CPU and 64 on CUDA)", bounds="[0, inf)")
+    n_boot: int = param(200, "bootstrap resamples of the confidence intervals (0 for none)", bounds="[0, inf)")
     attacks: str = param(ALL, ATTACKS_HELP)
     n_reference: int = param(QUICK_K, N_REFERENCE_HELP)
     cache_dir: str = param(".cache/mintkit/models", "cache of audited and reference models (empty: no cache)")
@@ -120,17 +126,6 @@ class Params(base.Params):
         if self.null_model == "untrained" and self.rule == "adam-state":
             raise ParameterError("rule='adam-state' needs the audited model's training state; an untrained null "
                                  "model has none (use rule adam, sgd or grad)")
-        if not 0 <= self.data_fraction <= 1:
-            raise ParameterError(f"data_fraction={self.data_fraction}: must be in (0, 1], or 0 for all three")
-        for name in ("val_fraction", "eval_fraction"):
-            if not 0 < getattr(self, name) < 1:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be in (0, 1)")
-        for name in ("n_members", "n_external", "n_eval", "chunk_size", "n_boot", "image_size", "patience", "n_val"):
-            if getattr(self, name) < 0:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 0")
-        for name in ("audited_epochs", "mint_epochs", "batch_size", "mint_batch_size"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"{name}={getattr(self, name)}: must be >= 1")
         check_attack_params(self.attacks, self.n_reference)
 
     # ------------------------------------------------------------------ derived values
@@ -164,7 +159,7 @@ class Params(base.Params):
 
     @property
     def step_protocol(self) -> Protocol:
-        """How the per-sample steps are taken (mintkit.papers.gmint.variants.Protocol)."""
+        """How the per-sample steps are taken (mintkit.methods.modifier_variants.Protocol)."""
         return Protocol(self.optim_state, self.weights, self.order, self.bn_mode)
 
     @property

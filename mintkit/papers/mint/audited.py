@@ -8,16 +8,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from mintkit.core import stages
-from mintkit.core.checkpoints import load_checkpoint, load_model
 from mintkit.core.data import Pool
 from mintkit.core.null import null_training
 from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import seed_everything
-from mintkit.models.iresnet import is_face_model, is_insightface_state, load_insightface_backbone
+from mintkit.methods import audited as shared
+from mintkit.methods import loss
+from mintkit.methods.audited import train_audited
+from mintkit.models.checkpoints import load_checkpoint, load_model
+from mintkit.models.insightface import is_insightface_state, load_insightface_backbone
+from mintkit.models.iresnet import is_face_model
 from mintkit.models.zoo import build_model
 from mintkit.papers.common import Context
 from mintkit.papers.mint.data import SOURCE_MAIN, labelled_never_seen, sources, unused
@@ -48,16 +50,16 @@ def audited_model(ctx: Context, split: Split, P: Params) -> tuple[nn.Module, dic
         return model, {"source": P.checkpoint, "cache_hit": False, "seconds": 0.0}
     trained_on, cfg = null_training(ctx.pool, split, P.null_model, P.seed, P.audited_config)
     t0 = time.perf_counter()
-    model, info = stages.train_audited(ctx.pool, trained_on, P.arch, cfg, ctx.device, P.seed,
+    model, info = train_audited(ctx.pool, trained_on, P.arch, cfg, ctx.device, P.seed,
                                        cache_dir=P.cache_dir or None, dropout=P.dropout, head=P.head, progress=False)
     return model.eval(), info | {"seconds": time.perf_counter() - t0, "null_model": P.null_model}
 
 
 def audited_quality(ctx: Context, split: Split, model: nn.Module) -> dict[str, float]:
-    """`core.stages.audited_quality` with MINT's never-seen samples: a classifier is scored on the evaluation
+    """`methods.audited.audited_quality` with MINT's never-seen samples: a classifier is scored on the evaluation
     non-members when they come from the main pool, else on the unused rest of it (NaN when none is left);
     a face model by 1-NN identification on the embeddings of evaluation members and non-members."""
-    return stages.audited_quality(model, ctx.pool, split, ctx.device, test_idx=labelled_never_seen(ctx.pool, split))
+    return shared.audited_quality(model, ctx.pool, split, ctx.device, test_idx=labelled_never_seen(ctx.pool, split))
 
 
 def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tuple[nn.Module | None, dict]:
@@ -90,10 +92,10 @@ def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tu
                     "eval_nonmembers": split["eval_nonmembers"]}, ctx.pool.name, len(ctx.pool), P.seed)
     tc = P.audited_config
     t0 = time.perf_counter()
-    m, info = stages.train_audited(ctx.pool, csplit, cfg["arch"], tc, ctx.device, P.seed + 1,
+    m, info = train_audited(ctx.pool, csplit, cfg["arch"], tc, ctx.device, P.seed + 1,
                                    cache_dir=P.cache_dir or None, dropout=cfg["dropout"], head=cfg["head"],
                                    progress=False)
-    quality = stages.audited_quality(m, ctx.pool, csplit, ctx.device, test_idx=test)
+    quality = shared.audited_quality(m, ctx.pool, csplit, ctx.device, test_idx=test)
     return m.eval(), info | {"control": P.control, "n_control": n, "control_members": members,
                              "seconds": time.perf_counter() - t0} | quality
 
@@ -103,4 +105,4 @@ def loss_baseline(ctx: Context, split: Split, model: nn.Module, P: Params) -> di
     face models (a fresh or identity-specific head) and non-members from other datasets (no labels)."""
     if is_face_model(model) or (sources(ctx.pool) != SOURCE_MAIN).any():
         return None
-    return stages.loss_baseline(model, ctx.pool, split, ctx.device, n_boot=P.n_boot)
+    return loss.loss_baseline(model, ctx.pool, split, ctx.device, n_boot=P.n_boot)

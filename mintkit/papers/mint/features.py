@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from mintkit.core import stages
 from mintkit.core.splits import Split
+from mintkit.methods.mint import set_features
 from mintkit.papers.common import Context
 from mintkit.papers.mint.params import LABELS, LAYERS, Params
 
@@ -39,7 +39,7 @@ def extract_features(ctx: Context, split: Split, model: nn.Module, P: Params) ->
     vec_taps, map_taps = needed_taps(P)
     taps = sorted(set(vec_taps) | set(map_taps), key=TAP_ORDER.index)
     reduce = {t: ("none" if t in map_taps else "max") for t in taps}
-    raw = stages.set_features(model, ctx.pool, split, taps, ctx.device, reduce=reduce)
+    raw = set_features(model, ctx.pool, split, taps, ctx.device, reduce=reduce)
     vec = {s: {t: (f[t].float().amax(dim=(2, 3)) if t in map_taps and f[t].ndim == 4 else f[t].float())
                for t in vec_taps} for s, f in raw.items()}
     maps = {s: {t: f[t] for t in map_taps} for s, f in raw.items()}

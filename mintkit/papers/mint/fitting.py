@@ -1,7 +1,7 @@
 """MINT models fitted on the features: every feature set of every family, the size sweep, the control.
 
 docs/mint.md, "MINT models" and "Amount of MINT-training data". Every fit goes through
-`core.stages.run_mint`: balanced batches, the calibrated threshold chosen on MINT-training scores, the
+`core.run_mint`: balanced batches, the calibrated threshold chosen on MINT-training scores, the
 metrics on the held-out evaluation members and non-members.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mintkit.core import stages
 from mintkit.core.splits import Split
+from mintkit.methods.mint import MintData, mint_data, run_mint
 from mintkit.models.classifiers import CNNCombination
 from mintkit.papers.common import Context
 from mintkit.papers.mint.features import extract_features, taps_of
@@ -20,7 +20,7 @@ HEADLINE = (("mlp", "combination"), ("cnn", "stage1"))  # the models of Tables 3
 CONTROL_FITS = (("mlp", "combination"), ("mlp", "outcome"), ("cnn", "stage1"))
 
 
-def subsample(d: stages.MintData, fraction: float, seed: int) -> stages.MintData:
+def subsample(d: MintData, fraction: float, seed: int) -> MintData:
     """Keep `fraction` of each class of the MINT-training data (at least 2 per class); evaluation untouched."""
     if fraction >= 1.0:
         return d
@@ -30,24 +30,24 @@ def subsample(d: stages.MintData, fraction: float, seed: int) -> stages.MintData
         idx = torch.nonzero(d.y_train == c).flatten()
         keep.append(idx[torch.randperm(len(idx), generator=g)[:max(2, round(len(idx) * fraction))]])
     k = torch.cat(keep).sort().values
-    return stages.MintData(d.x_train[k], d.y_train[k], d.x_eval, d.y_eval, dict(d.meta) | {"fraction": fraction})
+    return MintData(d.x_train[k], d.y_train[k], d.x_eval, d.y_eval, dict(d.meta) | {"fraction": fraction})
 
 
-def cnn_data(maps: dict, feature: str, combination: str) -> tuple[stages.MintData, list[tuple[int, int, int]]]:
+def cnn_data(maps: dict, feature: str, combination: str) -> tuple[MintData, list[tuple[int, int, int]]]:
     """(MintData, shapes) for the CNN. One layer: its maps [N, C, H, W] (shapes empty). Combination 'branches':
     the four layers packed flat [N, sum C*H*W] with their (C, H, W) shapes for `CNNCombination`; 'stack': the
     maps resized (nearest) to the largest side and stacked on channels [N, sum C, S, S] (shapes empty)."""
     if feature != "combination":
-        return stages.mint_data(maps, [feature], flat=False), []
+        return mint_data(maps, [feature], flat=False), []
     shapes = [tuple(maps["eval_members"][t].shape[1:]) for t in LAYERS]
     if combination == "branches":
-        return stages.mint_data(maps, list(LAYERS), flat=True), shapes
+        return mint_data(maps, list(LAYERS), flat=True), shapes
     side = max(s[-1] for s in shapes)
 
     def stack(f: dict) -> dict:
         return {"stacked": torch.cat([nn.functional.interpolate(f[t].float(), size=(side, side), mode="nearest")
                                       .half() for t in LAYERS], 1)}
-    return stages.mint_data({s: stack(f) for s, f in maps.items()}, ["stacked"], flat=False), []
+    return mint_data({s: stack(f) for s, f in maps.items()}, ["stacked"], flat=False), []
 
 
 def cnn_layout(P: Params, channels: int) -> dict:
@@ -61,22 +61,22 @@ def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Par
             fraction: float | None = None) -> dict:
     """Train and evaluate one MINT model on `feats` (`extract_features`' dict).
 
-    Returns `core.stages.run_mint`'s dict ('metrics', 'scores' [n_eval], 'labels', 'model', ...) plus
+    Returns `core.run_mint`'s dict ('metrics', 'scores' [n_eval], 'labels', 'model', ...) plus
     'n_train', 'n_train_members', 'params' (MINT-model parameters), 'family', 'feature' and 'label'.
     fraction: of the MINT-training data (default `P.data_fraction`).
     """
     fraction = P.data_fraction if fraction is None else fraction
     fit = dict(lr=P.mint_lr, batch_size=P.mint_batch_size, n_boot=P.n_boot)
     if family == "mlp":
-        data = subsample(stages.mint_data(feats["vec"], list(taps_of(feature))), fraction, P.seed)
-        out = stages.run_mint(data, "mlp", device, P.mint_epochs, P.seed, l1=P.mint_l1,
+        data = subsample(mint_data(feats["vec"], list(taps_of(feature))), fraction, P.seed)
+        out = run_mint(data, "mlp", device, P.mint_epochs, P.seed, l1=P.mint_l1,
                               model_kw={"dropout": P.mint_dropout}, **fit)
     else:
         data, shapes = cnn_data(feats["maps"], feature, P.cnn_combination)
         data = subsample(data, fraction, P.seed)
         kw = cnn_layout(P, sum(s[0] for s in shapes) if shapes else int(data.x_train.shape[1]))
         model = CNNCombination(shapes, **kw) if shapes else None
-        out = stages.run_mint(data, "cnn", device, P.cnn_epochs, P.seed, model_kw=kw, model=model, **fit)
+        out = run_mint(data, "cnn", device, P.cnn_epochs, P.seed, model_kw=kw, model=model, **fit)
     out["n_train"] = int(len(data.y_train))
     out["n_train_members"] = int(data.y_train.sum())
     out["params"] = sum(p.numel() for p in out["model"].parameters())

@@ -12,7 +12,7 @@ from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core.data import DATASETS, is_dataset_name
 from mintkit.core.null import NULL_HELP, NULL_MODELS
-from mintkit.core.params import ParameterError, param
+from mintkit.core.params import ParameterError, param, split_list
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import TrainConfig
 from mintkit.models.zoo import ARCHS, FACE_ARCHS, HEADS
@@ -34,11 +34,6 @@ TABLES = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6", "Tab
 CONDITION_FIELDS = ("size", "dataset", "image_size")
 
 
-def split_list(text: str) -> tuple[str, ...]:
-    """'a, b,,c' -> ('a', 'b', 'c'): the comma lists of the parameters (presets keep lists for grids)."""
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
 def size_label(n: int) -> str:
     """MINT-training size as the paper writes it: 100000 -> '100K', 1000 -> '1K', 900 -> '900'."""
     return f"{n // 1000}K" if n >= 1000 and n % 1000 == 0 else str(n)
@@ -53,11 +48,12 @@ class Params(BaseParams):
     # ------------------------------------------------------------------ audited model and data
     arch: str = param("smallcnn", "audited architecture (ignored with checkpoint)", choices=ARCHS)
     head: str = param("softmax", "head of the audited model; margin heads only on the iresnet archs", choices=HEADS)
-    dropout: float = param(0.0, "dropout in front of the audited model's output layer")
+    dropout: float = param(0.0, "dropout in front of the audited model's output layer", bounds="[0, 1)")
     image_size: int = param(0, "resize images to this side (0: native; imagefolder data: 112 as the paper)")
-    n_members: int = param(320, "|D|: samples that train the audited model (digits has 1797 in all)")
-    n_external: int = param(240, "|E|: non-members that train the MINT model")
-    n_eval: int = param(80, "evaluation members and, as many, evaluation non-members")
+    n_members: int = param(320, "|D|: samples that train the audited model (digits has 1797 in all)",
+                           bounds="[1, inf)")
+    n_external: int = param(240, "|E|: non-members that train the MINT model", bounds="[1, inf)")
+    n_eval: int = param(80, "evaluation members and, as many, evaluation non-members", bounds="[1, inf)")
     n_mint_members: int = param(0, "members that train the MINT model (0: n_external, capped by what is left)")
     identity_disjoint: bool = param(False, "whole identities (imagefolder folders) go to one set (paper: True)")
     external_root: str = param("", "comma list of other datasets for E, each imagefolder:PATH or a dataset name "
@@ -72,18 +68,21 @@ class Params(BaseParams):
     cache_dir: str = param(".cache/mintkit/models", "audited-model cache (empty: no cache)")
 
     # ------------------------------------------------------------------ MINT models
-    mint_models: str = param("mlp,cnn", "comma list of MINT model families: mlp (Vanilla), cnn")
+    mint_models: str = param("mlp,cnn", "comma list of MINT model families: mlp (Vanilla), cnn", items=str,
+                             choices=tuple(FAMILIES))
     mlp_features: str = param("stage1,stage2,stage3,stage4,outcome,combination",
-                              "Vanilla MINT feature sets, Table 1 rows (stage1..stage4, outcome, combination)")
+                              "Vanilla MINT feature sets, Table 1 rows (stage1..stage4, outcome, combination)",
+                              items=str, choices=FEATURES["mlp"])
     cnn_features: str = param("stage1,stage2,stage3,stage4,combination",
-                              "CNN MINT feature sets, Table 4 rows (stage1..stage4, combination)")
+                              "CNN MINT feature sets, Table 4 rows (stage1..stage4, combination)", items=str,
+                              choices=FEATURES["cnn"])
     mint_epochs: int = param(20, "epochs of the Vanilla MINT model (paper: 20)")
     cnn_epochs: int = param(30, "epochs of the CNN MINT model (paper: 30)")
     mint_lr: float = param(1e-3, "Adam learning rate of the MINT models (paper: 1e-3)")
     mint_batch_size: int = param(128, "MINT batch size, half members and half non-members (paper: 128)")
     mint_l1: float = param(0.0, "L1 on the Vanilla Dense(128) kernel, Keras-style l1 times sum of abs(W) "
                            "(paper: 0.1, which silences small MINT-training sets)")
-    mint_dropout: float = param(0.5, "dropout of the MINT models (paper: 0.5)")
+    mint_dropout: float = param(0.5, "dropout of the MINT models (paper: 0.5)", bounds="[0, 1)")
     cnn_filters: int = param(64, "CNN MINT conv filters (paper: 64)")
     cnn_kernel: int = param(5, "CNN MINT conv kernel (paper: 5)")
     cnn_pool: int = param(2, "CNN MINT max-pool size (not in the paper; 2)")
@@ -92,9 +91,10 @@ class Params(BaseParams):
                                  "flattening) or stack (maps resized to one side, stacked on channels)",
                                  choices=CNN_COMBINATIONS)
     cnn_params_scale: float = param(1.0, "CNN MINT parameter multiplier (Table 7: 0.333, 1, 3, 10); filters and "
-                                    "dense width are each scaled by its square root")
-    data_fraction: float = param(1.0, "fraction of the MINT-training data used (both classes)")
-    data_sweep: str = param("0.1,0.3", "comma list of further fractions for Tables 3 and 5 (empty: none)")
+                                    "dense width are each scaled by its square root", bounds="(0, inf)")
+    data_fraction: float = param(1.0, "fraction of the MINT-training data used (both classes)", bounds="(0, 1]")
+    data_sweep: str = param("0.1,0.3", "comma list of further fractions for Tables 3 and 5 (empty: none)",
+                            items=float, bounds="(0, 1]")
     n_boot: int = param(200, "bootstrap resamples for confidence intervals (0: none)")
 
     # ------------------------------------------------------------------ baselines
@@ -112,7 +112,8 @@ class Params(BaseParams):
     # ------------------------------------------------------------------ row labels
     condition: str = param("{size};{dataset}", "condition label of the rows: {size} is the MINT-training size as "
                            "the paper writes it (100K), also {dataset} and {image_size}; paper: {size};Baseline Case")
-    tables: str = param("", "comma list of tables to write rows for (empty: every table the run produces)")
+    tables: str = param("", "comma list of tables to write rows for (empty: every table the run produces)",
+                        items=str, choices=TABLES)
     vanilla_table: str = param("Table 1", "table of the Vanilla per-feature rows (Table 2 for Case A and Case B)",
                                choices=VANILLA_TABLES)
     cnn_table: str = param("Table 4", "table of the CNN per-feature rows (Table 7 complexity, Tables 8 and 9 "
@@ -126,10 +127,6 @@ class Params(BaseParams):
             bad = [s for s in split_list(getattr(self, name)) if not is_dataset_name(s)]
             if bad:
                 raise ParameterError(f"{name}: {bad} are not datasets; valid: {', '.join(DATASETS)}")
-        _check_items("mint_models", self.families, tuple(FAMILIES))
-        for family in FAMILIES:
-            _check_items(f"{family}_features", split_list(getattr(self, f"{family}_features")), FEATURES[family])
-        _check_items("tables", self.table_filter, TABLES)
         if self.head != "softmax" and not self.checkpoint and self.arch not in FACE_ARCHS:
             raise ParameterError(f"head={self.head!r} is a margin head; margin heads need a face arch "
                                  f"({', '.join(FACE_ARCHS)}), arch={self.arch!r} takes head='softmax'")
@@ -143,20 +140,6 @@ class Params(BaseParams):
         except (KeyError, IndexError, ValueError) as e:
             raise ParameterError(f"condition={self.condition!r}: use only "
                                  f"{', '.join('{' + f + '}' for f in CONDITION_FIELDS)} ({e})") from None
-        if self.cnn_params_scale <= 0:
-            raise ParameterError(f"cnn_params_scale must be > 0, got {self.cnn_params_scale}")
-        try:
-            fractions = [self.data_fraction, *self.sweep_fractions]
-        except ValueError as e:
-            raise ParameterError(f"data_sweep={self.data_sweep!r}: a comma list of numbers ({e})") from None
-        if any(not 0 < f <= 1 for f in fractions):
-            raise ParameterError(f"data_fraction and data_sweep must lie in (0, 1]; got {fractions}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.mint_dropout < 1:
-            raise ParameterError(f"dropout and mint_dropout must lie in [0, 1); got {self.dropout}, "
-                                 f"{self.mint_dropout}")
-        small = [n for n in ("n_members", "n_external", "n_eval") if getattr(self, n) < 1]
-        if small:
-            raise ParameterError(f"{small} must be at least 1")
         check_attack_params(self.attacks, self.n_reference)
 
     # ------------------------------------------------------------------ derived values
@@ -185,7 +168,7 @@ class Params(BaseParams):
 
     @property
     def sweep_fractions(self) -> tuple[float, ...]:
-        return tuple(float(f) for f in split_list(self.data_sweep))
+        return split_list(self.data_sweep, float)
 
     @property
     def table_filter(self) -> tuple[str, ...]:
@@ -239,7 +222,3 @@ class Params(BaseParams):
                                      image_size=self.image_size)
 
 
-def _check_items(name: str, items: tuple[str, ...], valid: tuple[str, ...]) -> None:
-    bad = [i for i in items if i not in valid]
-    if bad:
-        raise ParameterError(f"{name}: {bad} are not valid; valid: {', '.join(valid)}")

@@ -27,7 +27,6 @@ requires_grad=False) audited model: the passive MINT baseline of the paper's Tab
 from __future__ import annotations
 
 import copy
-import math
 import time
 
 import numpy as np
@@ -38,7 +37,8 @@ from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.precision import autocast
-from mintkit.core.train import signal_precision
+from mintkit.core.train import EarlyStopping, ensure_finite, signal_precision
+from mintkit.models.hooks import forward_hooks
 from mintkit.models.zoo import AMINT_TAPS, get_module
 
 POOLINGS = ("max", "mean")
@@ -131,23 +131,18 @@ class MintPlus(nn.Module):
         store: dict[int, torch.Tensor] = {}
         order: list[int] = []
 
-        def hook(i):
-            def f(_m, _inp, out):
-                store[i] = out[0] if isinstance(out, (tuple, list)) else out
-                order.append(i)
-                if stop and len(store) == len(self._modules_tapped):
-                    raise _StopForward
-            return f
+        def keep(i: int, out: torch.Tensor) -> None:
+            store[i] = out
+            order.append(i)
+            if stop and len(store) == len(self._modules_tapped):
+                raise _StopForward
 
-        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self._modules_tapped)]
         logits = None
-        try:
-            logits = self.audited(x)
-        except _StopForward:
-            pass
-        finally:
-            for h in handles:
-                h.remove()
+        with forward_hooks(dict(enumerate(self._modules_tapped)), keep):
+            try:
+                logits = self.audited(x)
+            except _StopForward:
+                pass
         maps = [store[i] for i in range(len(self._modules_tapped))]
         return (maps, order) if record_order else (logits, maps)
 
@@ -263,8 +258,9 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
             "val_objective")
     hist: dict = {k: [] for k in keys} | {"mode": mode, "lambda1": lam1, "lambda2": lam2}
     L0: dict[str, float] = {}
-    stopping = patience > 0
-    best, best_state, best_epoch, bad, steps = math.inf, None, 0, 0, 0
+    # only early stopping restores an earlier epoch (docs/amint.md, "Early stopping")
+    stop = EarlyStopping("min", patience, min_delta=1e-6, keep_best=patience > 0)
+    steps = 0
     for epoch in tqdm(range(epochs), desc=f"{mode} M+", disable=not progress, leave=False):
         model.train()
         if mode == "passive":
@@ -295,8 +291,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
             steps += 1
             if max_steps and steps >= max_steps:
                 break
-        if not math.isfinite(sums["loss"]):
-            raise FloatingPointError(f"{mode} M+: loss became non-finite in epoch {epoch + 1}; lower lr (now {lr})")
+        ensure_finite(sums["loss"], f"epoch {epoch + 1} of {mode} M+; lower lr (now {lr})")
         for k, v in sums.items():
             hist[k].append(v / max(n, 1))
         v = validation_losses(model, pool, val, device)
@@ -304,18 +299,12 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
         for k in ("task_loss", "task_acc", "mint_loss", "mint_acc"):
             hist[f"val_{k}"].append(v[k])
         hist["val_objective"].append(obj)
-        if obj < best - 1e-6:
-            best, bad, best_epoch = obj, 0, epoch + 1
-            if stopping:  # only early stopping restores an earlier epoch
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-        if (max_steps and steps >= max_steps) or (stopping and bad >= patience):
+        if stop.update(obj, epoch, lambda: copy.deepcopy(model.state_dict())) or (max_steps and steps >= max_steps):
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    hist["best_val_epoch"] = best_epoch
-    hist["kept_epoch"] = best_epoch if best_state is not None else len(hist["loss"])
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
+    hist["best_val_epoch"] = stop.best_epoch
+    hist["kept_epoch"] = stop.best_epoch if stop.best_state is not None else len(hist["loss"])
     hist.update(epochs_run=len(hist["loss"]), steps=steps, L0=L0, seconds=time.perf_counter() - t0)
     model.eval()
     return hist

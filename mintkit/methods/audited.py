@@ -1,12 +1,11 @@
-"""The stages every paper shares: audited model (cached), per-set features, MINT fit and evaluation.
+"""The audited model every method audits: built from a seed, trained (or loaded) through the model cache, its quality.
 
-Notebooks call these; each returns plain tensors/dicts so a stage's output can be saved and shown.
+`train_audited` is the one way a paper or an attack's reference model gets trained weights; the cache key holds
+everything that shapes the model (docs/mint.md, "Audited model"; docs/attacks.md for the reference models).
 """
 from __future__ import annotations
 
 import hashlib
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +13,15 @@ import torch
 from torch import nn
 
 from mintkit.core import precision as prec
-from mintkit.core.checkpoints import ModelCache, load_model
 from mintkit.core.data import Pool
-from mintkit.core.extract import extract, features_for
 from mintkit.core.face_metrics import identification_accuracy, verification_accuracy
-from mintkit.core.metrics import loss_threshold_attack, membership_metrics
-from mintkit.models.classifiers import CNNMint, VanillaMLP, fit_mint, score
-from mintkit.models.iresnet import is_face_model
 from mintkit.core.splits import Split
-from mintkit.core.train import TrainConfig, accuracy, per_sample_losses, seed_everything, train_classifier
+from mintkit.core.train import TrainConfig, accuracy, seed_everything, train_classifier
+from mintkit.models.checkpoints import ModelCache, load_model
+from mintkit.models.extract import extract
+from mintkit.models.iresnet import is_face_model
 from mintkit.models.zoo import build_model
 
-MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
 DEFAULT_CACHE = Path(".cache") / "mintkit" / "models"
 
 
@@ -143,98 +139,3 @@ def audited_quality(model: nn.Module, pool: Pool, split: Split, device: torch.de
     test = split["eval_nonmembers"] if test_idx is None else np.asarray(test_idx)
     return {"audited_train_accuracy": accuracy(model, pool, split["members"], device),
             "audited_accuracy": accuracy(model, pool, test, device) if len(test) else float("nan")}
-
-
-def set_features(model: nn.Module, pool: Pool, split: Split, taps: list[str], device: torch.device,
-                 reduce: str | dict[str, str] = "max", sets: tuple[str, ...] = MINT_SETS
-                 ) -> dict[str, dict[str, torch.Tensor]]:
-    """{set: {tap: [n_set, C] or [n_set, C, H, W]}} for the four MINT sets."""
-    return {s: extract(model, pool, split[s], taps, device, reduce=reduce) for s in sets}
-
-
-@dataclass
-class MintData:
-    """MINT-training features/labels and evaluation features/labels (1 = member)."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_eval: torch.Tensor
-    y_eval: torch.Tensor
-    meta: dict = field(default_factory=dict)
-
-
-def mint_data(feats: dict[str, dict[str, torch.Tensor]], taps: list[str], flat: bool = True) -> MintData:
-    """Stack features of `taps`: train = mint_train_members (1) + external (0), eval = eval members/non-members.
-
-    flat=True concatenates reduced vectors [N, ΣC]; flat=False keeps one tap's maps [N, C, H, W].
-    """
-    def get(s: str) -> torch.Tensor:
-        if flat:
-            return features_for(feats[s], taps)
-        if len(taps) != 1:
-            raise ValueError("map features (flat=False) take exactly one tap")
-        return feats[s][taps[0]]
-
-    def pair(pos: str, neg: str) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = get(pos), get(neg)
-        return torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).long()
-
-    xt, yt = pair("mint_train_members", "external")
-    xe, ye = pair("eval_members", "eval_nonmembers")
-    return MintData(xt, yt, xe, ye, {"taps": taps})
-
-
-def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
-    """'mlp' (Vanilla) on [N, D] or 'cnn' on [N, C, H, W]; unknown kinds list the valid ones."""
-    if kind == "mlp":
-        return VanillaMLP(sample.shape[1], **kw)
-    if kind == "cnn":
-        return CNNMint(sample.shape[1], sample.shape[-1], **kw)
-    raise ValueError(f"unknown MINT model {kind!r}; valid: mlp, cnn")
-
-
-def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
-             batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
-             val_fraction: float = 0.0, model: nn.Module | None = None) -> dict:
-    """Fit a MINT model on data.x_train and score data.x_eval.
-
-    Returns {'metrics', 'scores', 'labels', 'train_scores', 'history', 'seconds', 'model'}; the calibrated
-    threshold is chosen on MINT-training scores (or a validation slice of them), never on evaluation data.
-    `model` (optional) is a ready MINT model used instead of `build_mint_model(kind, ...)`.
-    """
-    t0 = time.perf_counter()
-    if model is None:
-        # the initial weights come from `seed`, not from whatever the global generator holds after the
-        # audited model (trained: it drew for dropout; loaded from the cache: it did not)
-        torch.manual_seed(seed)
-        model = build_mint_model(kind, data.x_train, **(model_kw or {}))
-    x, y, val = data.x_train, data.y_train, None
-    if val_fraction > 0:
-        g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(y), generator=g)
-        k = max(2, int(len(y) * val_fraction))
-        val = (x[perm[:k]], y[perm[:k]])
-        x, y = x[perm[k:]], y[perm[k:]]
-    hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed)
-    calib_x, calib_y = val if val is not None else (x, y)
-    calib = score(model, calib_x, device)
-    s = score(model, data.x_eval, device)
-    m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
-    return {"metrics": m, "scores": s, "labels": data.y_eval.numpy(), "train_scores": calib, "history": hist,
-            "seconds": time.perf_counter() - t0, "model": model}
-
-
-def loss_baseline(model: nn.Module, pool: Pool, split: Split, device: torch.device, n_boot: int = 200) -> dict:
-    """Yeom et al. loss-threshold attack on the same split: threshold calibrated on MINT-training sets."""
-    L = {s: per_sample_losses(model, pool, split[s], device) for s in MINT_SETS}
-    return loss_attack(L, n_boot=n_boot)
-
-
-def loss_attack(L: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
-    """`loss_baseline` from per-sample losses already computed, {set: [n_set]} for the four MINT_SETS
-    (one forward pass can then serve several splits of the same samples)."""
-    out = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"],
-                                n_boot=n_boot, seed=seed)
-    out["scores"] = -np.concatenate([L["eval_members"], L["eval_nonmembers"]])
-    out["labels"] = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))].astype(int)
-    return out

@@ -24,25 +24,7 @@ computed with it. Every modifier is reduced per output filter: a conv weight
 
 :func:`weight_modifiers` is the fast path, with two engines that give the same numbers:
 
-=============  =========================================================================
-``hooks``      (default) one ordinary batched forward in eval mode, each chosen layer's input ``a`` and
-               output kept by a forward hook; one ``autograd.grad`` of the summed loss to those outputs
-               gives every sample's output gradient ``δ`` (eval mode: a sample's loss depends on its own
-               input only), with no weight gradient and no backward below the earliest chosen layer. The
-               per-sample weight gradient is then a product per layer, a few samples at a time:
-               Conv2d ``g_i = δ_i [F_out, L] · unfold(a_i)ᵀ [L, F_in·K_h·K_w]``, Linear ``g_i = δ_iᵀ a_i``
-               (summed over tokens for ``[N, T, in]`` inputs).
-``vmap``       ``torch.func.functional_call`` + ``vmap(grad)`` over a chunk of samples, differentiating
-               only the chosen layers' weights; the fallback for layers the hooks cannot take (grouped
-               or depthwise convs, string padding, a layer called twice in one forward).
-=============  =========================================================================
-
-Either way the rules and reductions run on a chunk of per-sample weight-sized tensors at a time; what is kept
-is ``[N, F_out]`` per (layer, rule, reduction). :func:`weight_modifiers_loop` is the literal method (forward,
-backward, ``optimizer.step``, weight difference, restore) one sample at a time: the reference the tests and the
-benchmark compare against. Readings of the protocol other than this definition (an optimiser or weights carried from
-sample to sample, train-mode BatchNorm) are in :mod:`mintkit.papers.gmint.variants`.
-
+=============  ==================================================================
 On CUDA with TF32 allowed, cuDNN convolutions and the batched matmuls round differently, and fresh-Adam
 modifiers (≈ sign(g)) differ from the loop's where |g| ~ eps; every sample goes through the same batched
 path, so membership features stay consistent, but the loop comparison needs TF32 off (the benchmark does so).
@@ -62,11 +44,12 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool, iterate_batches
+from mintkit.methods.per_sample import each_runs_once, hooked_gradients, hooks_can_take, per_sample_gradient
 
 RULES = ("sgd", "adam", "adam-state", "grad")
 ENGINES = ("hooks", "vmap")
 # per-filter reductions of a weight-shaped modifier (not the spatial reductions of activations,
-# mintkit.core.extract.REDUCTIONS)
+# mintkit.models.extract.REDUCTIONS)
 FILTER_REDUCTIONS = ("mean", "min", "max")
 STATE_KEYS = ("exp_avg", "exp_avg_sq", "step")
 
@@ -156,59 +139,6 @@ def _reduce_rules(g: torch.Tensor, w: torch.Tensor, n: str, rules: tuple[str, ..
         red = dict(zip(("min", "max"), torch.aminmax(flat, dim=dim + 1))) if {"min", "max"} <= set(reductions) else {}
         for how in reductions:
             out[key(n, r, how)] = (red[how] if how in red else reduce_filters(flat, how, dim)) * c
-
-
-def hooks_can_take(module: nn.Module) -> bool:
-    """Whether the hooks engine computes this layer's per-sample gradient (a Linear, or an ungrouped,
-    zero-padded Conv2d with numeric padding); the vmap engine takes the rest."""
-    if isinstance(module, torch.jit.ScriptModule):  # no forward hooks on TorchScript
-        return False
-    if isinstance(module, nn.Linear):
-        return True
-    return (isinstance(module, nn.Conv2d) and module.groups == 1 and module.padding_mode == "zeros"
-            and not isinstance(module.padding, str))
-
-
-def per_sample_gradient(module: nn.Module, a: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """[s, *weight.shape] weight gradients of s samples from the layer's input ``a`` and output gradient ``delta``
-    (Conv2d: a [s, F_in, H, W], delta [s, F_out, H', W']; Linear: a [s, (T,) in], delta [s, (T,) out])."""
-    if isinstance(module, nn.Conv2d):
-        cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)  # [s, F_in·K·K, L]
-        return torch.bmm(delta.flatten(2), cols.transpose(1, 2)).view(len(a), *module.weight.shape)
-    if a.dim() == 2:
-        return delta[:, :, None] * a[:, None, :]
-    return torch.einsum("sto,sti->soi", delta.flatten(1, -2), a.flatten(1, -2))
-
-
-def _hooked_outputs(model: nn.Module, mods: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
-                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{layer: (input a, output gradient δ)} of a batch: one forward, one autograd.grad to the layers' outputs."""
-    seen: dict[str, list] = {n: [] for n in mods}
-    handles = [m.register_forward_hook(lambda _m, i, o, n=n: seen[n].append((i[0].detach(), o)))
-               for n, m in mods.items()]
-    try:
-        with torch.enable_grad():
-            out = _logits(model, model, x.requires_grad_(True), y)  # x needs grad so every output is in the graph
-            deltas = torch.autograd.grad(F.cross_entropy(out.float(), y, reduction="sum"),
-                                         [seen[n][0][1] for n in mods])
-    finally:
-        for h in handles:
-            h.remove()
-    return {n: (seen[n][0][0], d.detach()) for n, d in zip(mods, deltas)}
-
-
-@torch.no_grad()
-def _each_runs_once(model: nn.Module, mods: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor) -> bool:
-    """Whether every chosen layer runs exactly once in a forward of one sample (a shared layer has one weight
-    gradient from several uses, which one hook cannot see: the vmap engine takes such a model)."""
-    calls = {n: 0 for n in mods}
-    handles = [m.register_forward_hook(lambda *_a, n=n: calls.__setitem__(n, calls[n] + 1)) for n, m in mods.items()]
-    try:
-        _logits(model, model, x, y)
-    finally:
-        for h in handles:
-            h.remove()
-    return all(c == 1 for c in calls.values())
 
 
 def _unfold_forward(c: nn.Conv2d):
@@ -310,7 +240,7 @@ def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: 
     dtype = next(iter(sel.values())).dtype
     idx = np.asarray(indices)
     hooks = engine == "hooks" and all(hooks_can_take(m) for m in mods.values()) and len(idx) > 0 and \
-        _each_runs_once(model, mods, *(t.to(device) for t in pool.batch(torch.as_tensor(idx[:1]), dtype=dtype)))
+        each_runs_once(model, mods, *(t.to(device) for t in pool.batch(torch.as_tensor(idx[:1]), dtype=dtype)))
     chunk_size = chunk_size or (64 if device.type == "cuda" else 1 if hooks else 32)
     batched = (_hooks_batch(model, mods, sel, rules, reductions, opt, st, chunk_size) if hooks else
                _vmap_batch(model, layers, sel, rules, reductions, opt, st, chunk_size))
@@ -331,7 +261,7 @@ def weight_modifiers(model: nn.Module, pool: Pool, indices: np.ndarray, layers: 
 def _hooks_batch(model, mods, sel, rules, reductions, opt, st, chunk_size):
     """x [B, ...], y [B] -> {key: [B, F_out]} through the hooks engine."""
     def run(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        caught = _hooked_outputs(model, mods, x, y)
+        caught = hooked_gradients(model, mods, x, y)
         step = chunk_size or len(x)
         out: dict[str, list[torch.Tensor]] = {}
         for lo in range(0, len(x), step):

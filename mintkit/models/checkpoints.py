@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mintkit import __version__
 from mintkit.core.paths import resolve as resolve_path
 from mintkit.core.records import atomic_write_bytes
-from mintkit import __version__
 from mintkit.models.zoo import build_model
 
 

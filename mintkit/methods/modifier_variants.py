@@ -22,7 +22,7 @@ between samples, in which order the samples go, or in which mode BatchNorm runs.
                    the weights). Dropout stays off.
 =================  ==========================================================================================
 
-The definition runs the batched path of :mod:`mintkit.papers.gmint.modifiers` unchanged
+The definition runs the batched path of :mod:`mintkit.methods.modifiers` unchanged
 (:func:`protocol_modifiers` dispatches to it). Every other variant runs :func:`sequential_modifiers`, a
 literal loop (forward, backward, ``optimizer.step()``, G = W_before - W_after) that cannot be batched: a
 carried sample's step depends on every sample before it. Both give the same :class:`Modifiers` object, rows
@@ -41,8 +41,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mintkit.core.data import Pool
-from mintkit.papers.gmint.modifiers import (Modifiers, Optimiser, _check, _logits, check_layer, key, reduce_filters,
-                                            weight_modifiers)
+from mintkit.methods.modifiers import (Modifiers, Optimiser, _check, _logits, check_layer, key, reduce_filters,
+                                       weight_modifiers)
 
 OPTIM_STATES: tuple[str, ...] = ("restored", "carried")
 WEIGHTS: tuple[str, ...] = ("restored", "carried")

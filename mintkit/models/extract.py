@@ -1,6 +1,6 @@
 """Activation capture from named taps, reduced as it is captured.
 
-A forward hook on each tapped module reduces the map in place of storing it: per-channel max
+A forward hook on each tapped module (`mintkit.models.hooks`) reduces the map in place of storing it: per-channel max
 (the MINT paper's Vanilla model) keeps N×C numbers per tap, never N×C×H×W. Full maps are kept
 only on request (`reduce="none"`, the CNN MINT model), in float16 to halve their memory.
 """
@@ -15,6 +15,7 @@ from torch import nn
 from mintkit.core import precision as prec
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.train import forward_logits
+from mintkit.models.hooks import forward_hooks
 from mintkit.models.zoo import resolve_tap
 
 REDUCTIONS = ("max", "mean", "none")
@@ -34,22 +35,14 @@ def reduce_activation(a: torch.Tensor, how: str) -> torch.Tensor:
 def tapped(model: nn.Module, taps: list[str], reduce: str | dict[str, str] = "max"):
     """Context yielding a dict tap -> list of captured [B, ...] tensors (detached), filled per forward."""
     store: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
-    handles = []
-    for t in taps:
-        how = reduce[t] if isinstance(reduce, dict) else reduce
-        module = resolve_tap(model, t)
+    how = {t: reduce[t] if isinstance(reduce, dict) else reduce for t in taps}
 
-        def hook(_m, _inp, out, t=t, how=how):
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            r = reduce_activation(out.detach(), how)
-            store[t].append(r.half() if how == "none" else r.float())
+    def keep(t: str, out: torch.Tensor) -> None:
+        r = reduce_activation(out.detach(), how[t])
+        store[t].append(r.half() if how[t] == "none" else r.float())
 
-        handles.append(module.register_forward_hook(hook))
-    try:
+    with forward_hooks({t: resolve_tap(model, t) for t in taps}, keep):
         yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.no_grad()

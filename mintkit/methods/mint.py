@@ -1,0 +1,176 @@
+"""MINT (docs/mint.md): the data of the membership classifier, its training on balanced batches, its scores.
+
+The MINT model T (`mintkit.models.classifiers`) learns member (1) vs non-member (0) from the audited model's
+activations: trained on the MINT-training members and the external data, evaluated on the evaluation members
+and non-members; its calibrated threshold comes from MINT-training scores, never from evaluation data.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mintkit.core.data import Pool
+from mintkit.core.metrics import membership_metrics
+from mintkit.core.splits import Split
+from mintkit.core.train import EarlyStopping, autocast, ensure_finite
+from mintkit.models.classifiers import CNNMint, VanillaMLP
+from mintkit.models.extract import extract, features_for
+
+MINT_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers")
+
+
+def balanced_batches(labels: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of index batches [B] with B/2 members and B/2 non-members (the smaller class cycles)."""
+    pos, neg = torch.nonzero(labels == 1).flatten(), torch.nonzero(labels == 0).flatten()
+    half = max(batch_size // 2, 1)
+    n = max(len(pos), len(neg))
+
+    def stream(idx: torch.Tensor) -> torch.Tensor:
+        reps = math.ceil(n / len(idx))
+        return torch.cat([idx[torch.randperm(len(idx), generator=gen)] for _ in range(reps)])[:n]
+
+    p, q = stream(pos), stream(neg)
+    return [torch.cat([p[s:s + half], q[s:s + half]]) for s in range(0, n, half)]
+
+
+@torch.no_grad()
+def score(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> np.ndarray:
+    """Membership scores in [0, 1], [N], eval mode."""
+    model.eval().to(device)
+    out = []
+    for s in range(0, len(x), batch_size):
+        with autocast(device):
+            out.append(torch.sigmoid(model(x[s:s + batch_size].to(device)).float()).cpu())
+    return torch.cat(out).numpy() if out else np.empty(0)
+
+
+def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int = 20,
+             lr: float = 1e-3, batch_size: int = 128, l1: float = 0.0, weight_decay: float = 0.0,
+             val: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0) -> dict:
+    """Train a MINT model with BCE on balanced batches; returns history {loss, val_acc, best_epoch}.
+
+    x: [N, ...] features; y: [N] 1 = member, 0 = non-member. `l1` penalises the first layer's weights
+    (Keras kernel_regularizer=l1(l1): l1 · Σ|W|, as the MINT paper's Vanilla model). With `val`, the epoch
+    with the best validation accuracy is kept — `val` must never be the evaluation data.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    y = torch.as_tensor(y).long()
+    if len(torch.unique(y)) != 2:
+        raise ValueError("MINT training data needs members (1) and non-members (0)")
+    model.prepare(x)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    hist: dict = {"loss": [], "val_acc": []}
+    stop = EarlyStopping("max")  # the best validation epoch is kept; every epoch runs
+    for epoch in range(epochs):
+        model.train()
+        total, steps = torch.zeros((), device=device), 0
+        for b in balanced_batches(y, batch_size, gen):
+            xb, yb = x[b].to(device, non_blocking=True), y[b].to(device).float()
+            with autocast(device):
+                loss = loss_fn(model(xb).float(), yb)
+            if l1:
+                loss = loss + l1 * model.first_layer().weight.abs().sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            steps += 1
+        hist["loss"].append(ensure_finite((total / max(steps, 1)).item(),
+                                          f"epoch {epoch + 1} of the MINT model; lower lr (now {lr})"))
+        if val is not None:
+            acc = float(((score(model, val[0], device) > 0.5) == val[1].numpy().astype(bool)).mean())
+            hist["val_acc"].append(acc)
+            stop.update(acc, epoch, lambda: copy.deepcopy(model.state_dict()))
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
+        hist["best_epoch"] = stop.best_epoch
+    model.eval()
+    return hist
+
+
+def set_features(model: nn.Module, pool: Pool, split: Split, taps: list[str], device: torch.device,
+                 reduce: str | dict[str, str] = "max", sets: tuple[str, ...] = MINT_SETS
+                 ) -> dict[str, dict[str, torch.Tensor]]:
+    """{set: {tap: [n_set, C] or [n_set, C, H, W]}} for the four MINT sets."""
+    return {s: extract(model, pool, split[s], taps, device, reduce=reduce) for s in sets}
+
+
+@dataclass
+class MintData:
+    """MINT-training features/labels and evaluation features/labels (1 = member)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    meta: dict = field(default_factory=dict)
+
+
+def mint_data(feats: dict[str, dict[str, torch.Tensor]], taps: list[str], flat: bool = True) -> MintData:
+    """Stack features of `taps`: train = mint_train_members (1) + external (0), eval = eval members/non-members.
+
+    flat=True concatenates reduced vectors [N, ΣC]; flat=False keeps one tap's maps [N, C, H, W].
+    """
+    def get(s: str) -> torch.Tensor:
+        if flat:
+            return features_for(feats[s], taps)
+        if len(taps) != 1:
+            raise ValueError("map features (flat=False) take exactly one tap")
+        return feats[s][taps[0]]
+
+    def pair(pos: str, neg: str) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = get(pos), get(neg)
+        return torch.cat([a, b]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]).long()
+
+    xt, yt = pair("mint_train_members", "external")
+    xe, ye = pair("eval_members", "eval_nonmembers")
+    return MintData(xt, yt, xe, ye, {"taps": taps})
+
+
+def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
+    """'mlp' (Vanilla) on [N, D] or 'cnn' on [N, C, H, W]; unknown kinds list the valid ones."""
+    if kind == "mlp":
+        return VanillaMLP(sample.shape[1], **kw)
+    if kind == "cnn":
+        return CNNMint(sample.shape[1], sample.shape[-1], **kw)
+    raise ValueError(f"unknown MINT model {kind!r}; valid: mlp, cnn")
+
+
+def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
+             batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
+             val_fraction: float = 0.0, model: nn.Module | None = None) -> dict:
+    """Fit a MINT model on data.x_train and score data.x_eval.
+
+    Returns {'metrics', 'scores', 'labels', 'train_scores', 'history', 'seconds', 'model'}; the calibrated
+    threshold is chosen on MINT-training scores (or a validation slice of them), never on evaluation data.
+    `model` (optional) is a ready MINT model used instead of `build_mint_model(kind, ...)`.
+    """
+    t0 = time.perf_counter()
+    if model is None:
+        # the initial weights come from `seed`, not from whatever the global generator holds after the
+        # audited model (trained: it drew for dropout; loaded from the cache: it did not)
+        torch.manual_seed(seed)
+        model = build_mint_model(kind, data.x_train, **(model_kw or {}))
+    x, y, val = data.x_train, data.y_train, None
+    if val_fraction > 0:
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(y), generator=g)
+        k = max(2, int(len(y) * val_fraction))
+        val = (x[perm[:k]], y[perm[:k]])
+        x, y = x[perm[k:]], y[perm[k:]]
+    hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed)
+    calib_x, calib_y = val if val is not None else (x, y)
+    calib = score(model, calib_x, device)
+    s = score(model, data.x_eval, device)
+    m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
+    return {"metrics": m, "scores": s, "labels": data.y_eval.numpy(), "train_scores": calib, "history": hist,
+            "seconds": time.perf_counter() - t0, "model": model}
