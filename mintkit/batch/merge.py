@@ -85,6 +85,16 @@ def read_tables(paper_dir: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def seeds_per_cell(rep: pd.DataFrame) -> pd.DataFrame:
+    """KEYS and `seeds` ("0,1,2") of every cell of result rows: which seeds a mean is over, so a later report of
+    other seeds of the same settings can pool with it (mintkit.batch.merge.pool)."""
+    if not len(rep) or "seed" not in rep.columns:
+        return pd.DataFrame(columns=[*KEYS, "seeds"])
+    rows = rep[rep["value"].notna()].astype({k: str for k in KEYS})
+    seeds = rows.groupby(KEYS)["seed"].agg(lambda s: ",".join(str(int(v)) for v in sorted(set(s))))
+    return seeds.rename("seeds").reset_index()
+
+
 def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """Column `name` of rows as strings, "" where missing (runs written before the column existed have none)."""
     return rows[name].astype(object).fillna("").astype(str) if name in rows.columns else pd.Series(

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Iterable
 
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
-from mintkit.core.plots import published_vs_reproduced, results_table, save_figure, use_style
+from mintkit.core.plots import published_vs_reproduced, results_table, use_style
 from mintkit.batch import claims, merge, scatter
 from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
+from mintkit.batch.table_figure import cell_text, decimals, draw_table, mark, num, to_markdown
 from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
@@ -75,52 +75,6 @@ def reference_file(paper_label: str) -> str:
     return paper_label.split("-", 1)[0]
 
 
-# --------------------------------------------------------------------------- formatting
-def _decimals(values: Iterable[float]) -> int:
-    d = 2
-    for v in values:
-        if pd.notna(v) and abs(v) < 10:
-            s = f"{v:.6f}".rstrip("0").split(".")
-            d = max(d, min(4, len(s[1]) if len(s) > 1 else 0))
-    return d
-
-
-def _num(v: float, d: int) -> str:
-    if pd.isna(v):
-        return ""
-    return f"{v:.4g}" if abs(v) >= 10 else f"{v:.{d}f}"
-
-
-def cell_text(pub: float, rep: float, sd: float, n: int, d: int, mark: str = "") -> str:
-    """'0.86 → 0.84 ± 0.01 (Δ -0.02)'; a cell without runs: '0.86 → no run'; `mark` flags a note."""
-    left = _num(pub, d) if pd.notna(pub) else "–"
-    if not n:
-        return f"{left} → {NO_RUN}"
-    right = _num(rep, d) + (f" ± {_num(sd, d)}" if pd.notna(sd) else "")
-    diff = f" (Δ {rep - pub:+.{d}f})" if pd.notna(pub) and pd.notna(rep) else ""
-    return f"{left} → {right}{diff}{mark}"
-
-
-def _mark(r) -> str:
-    """† stand-in data, ‡ a reason for |Δ| > the threshold (both listed under the table)."""
-    return ("†" if "stand-in" in str(r.data) else "") + ("‡" if r.reason else "")
-
-
-def _label(v) -> str:
-    if isinstance(v, tuple):
-        return " / ".join(str(x) or "–" for x in v)
-    return str(v) if str(v) else "–"
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    """A small markdown table (no tabulate dependency); the index becomes the first column."""
-    head = [" / ".join(n for n in df.index.names if n) or ""] + [_label(c) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([_label(idx)] + [str(v).replace("|", "\\|") for v in row]) + " |")
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- tables
 def layout(label: str, table: str, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Row and column keys of a table; keys that vary but are not placed join the rows, metric last."""
@@ -150,7 +104,7 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
             ra = pd.DataFrame(columns=CELL + [f"{m}_reproduced", f"{m}_sd"])
         out = out.merge(pa, on=CELL, how="left").merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
     out["status"] = np.where(out["n_seeds"] > 0, "reproduced", NO_RUN)
-    out = out.merge(seeds_per_cell(rep[rep["metric"].isin(main["metric"].unique())]), on=KEYS, how="left")
+    out = out.merge(merge.seeds_per_cell(rep[rep["metric"].isin(main["metric"].unique())]), on=KEYS, how="left")
     out["seeds"] = out["seeds"].fillna("")
     if len(rep) and "data" in rep.columns:
         data = rep.astype({k: str for k in KEYS}).groupby(KEYS)["data"].agg(lambda s: " | ".join(sorted(set(s))))
@@ -159,16 +113,6 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
         out["data"] = ""
     out["data"] = out["data"].fillna("")
     return add_reasons(out)
-
-
-def seeds_per_cell(rep: pd.DataFrame) -> pd.DataFrame:
-    """KEYS and `seeds` ("0,1,2") of every cell of result rows: which seeds a mean is over, so a later report of
-    other seeds of the same settings can pool with it (mintkit.batch.merge.pool)."""
-    if not len(rep) or "seed" not in rep.columns:
-        return pd.DataFrame(columns=[*KEYS, "seeds"])
-    rows = rep[rep["value"].notna()].astype({k: str for k in KEYS})
-    seeds = rows.groupby(KEYS)["seed"].agg(lambda s: ",".join(str(int(v)) for v in sorted(set(s))))
-    return seeds.rename("seeds").reset_index()
 
 
 def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
@@ -190,7 +134,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         ("", DEFINITION, "")]
     main = pub[~pub["metric"].isin(AUDITED)]
     index, columns = layout(label, table, main)
-    d = _decimals(pub["value"])
+    d = decimals(pub["value"])
     comps, md = [], [f"# {label} {table}: published → reproduced\n",
                      "Cells: published → reproduced mean ± sd over seeds (Δ = reproduced − published); "
                      f"'{NO_RUN}' where no complete run gives the cell. Nothing is filled in from the paper.\n"]
@@ -216,7 +160,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
         md += [f"## {table} — {name}\n",
                to_markdown(_layout_frame(comp, index, columns,
                                          lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d,
-                                                             _mark(r)))), ""]
+                                                             mark(r)))), ""]
         md += notes(comp)
         aud = comp[["audited_accuracy_published", "audited_accuracy_reproduced"]]
         if aud.notna().any().any():
@@ -275,44 +219,6 @@ def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
             f"; machine {', '.join(machines)}")
 
 
-def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: str, title: str,
-               footer: str = "") -> list[Path]:
-    """The table as a figure: colour = reproduced − published (colour bar), text = published over reproduced
-    mean ± sd (or 'no run'); † stand-in data, ‡ a reason for |Δ| > the threshold (in the .md notes); `footer`
-    says which runs made it (profile, seeds, data, machine)."""
-    num = lambda v: results_table(comp, index, columns, value=v, fmt=None)  # noqa: E731
-    pub, rep, diff, sd = num("published"), num("reproduced"), num("difference"), num("sd")
-    marks = results_table(comp.assign(_m=[_mark(r) for r in comp.itertuples(index=False)]), index, columns,
-                          value="_m", fmt="{}", na_rep="")
-    nr, nc = pub.shape
-    fig, ax = plt.subplots(figsize=(2.4 + 0.75 * nc, 0.9 + 0.3 * nr))
-    lim = 0.2
-    im = ax.imshow(np.ma.masked_invalid(diff.to_numpy(float)), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_facecolor("0.92")
-    for i in range(nr):
-        for j in range(nc):
-            p, r, s = pub.iat[i, j], rep.iat[i, j], sd.iat[i, j]
-            if pd.isna(p) and pd.isna(r):
-                continue
-            right = (_num(r, d) + (f"±{_num(s, d)}" if pd.notna(s) else "") + marks.iat[i, j]) if pd.notna(r) else NO_RUN
-            dark = pd.notna(diff.iat[i, j]) and abs(diff.iat[i, j]) > 0.6 * lim
-            ax.text(j, i, f"{_num(p, d)}\n{right}", ha="center", va="center", fontsize=5,
-                    color="white" if dark else ("0.45" if pd.isna(r) else "black"))
-    ax.set_xticks(range(nc), [_label(c) for c in pub.columns], rotation=45, ha="right", fontsize=5)
-    ax.set_yticks(range(nr), [_label(i) for i in pub.index], fontsize=5)
-    ax.set_title(f"{title}\npublished over reproduced mean ± sd; † stand-in data, ‡ |Δ| > {REASON_THRESHOLD} "
-                 "(reason in the .md)", fontsize=6)
-    bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, extend="both")
-    bar.set_label("reproduced − published", fontsize=5)
-    bar.ax.tick_params(labelsize=5)
-    ax.grid(False)
-    if footer:
-        fig.text(0.01, 0.0, footer, fontsize=5, ha="left", va="bottom", color="0.3")
-    paths = save_figure(fig, out_dir, stem)
-    plt.close(fig)
-    return paths
-
-
 def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str,
                       source: str = "") -> tuple[list[Path], int]:
     """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns; the settings
@@ -334,7 +240,7 @@ def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, pape
     s["variant"] = s["variant"].fillna(DEFINITION) if "variant" in s.columns else DEFINITION  # older files: none
     keys = (["profile"] + [k for k in CELL if k in s.columns and s[k].astype(str).str.len().gt(0).any()]
             + ["protocol", "variant"])
-    s["text"] = [f"{_num(m, 3)}" + (f" ± {_num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]
+    s["text"] = [f"{num(m, 3)}" + (f" ± {num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]
     n = s.groupby(keys, sort=False)["n"].max().rename("seeds")
     wide = results_table(s, keys, "metric", value="text", fmt="{}", na_rep="").join(n)
     s.to_csv(csv, index=False, float_format="%.6g")
