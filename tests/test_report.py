@@ -294,6 +294,9 @@ def test_seeds_run_in_separate_sessions_pool_into_one_cell(tmp_path, monkeypatch
     assert float(both.reproduced) == pytest.approx(v.mean()) and float(both.sd) == pytest.approx(v.std(ddof=1))
     assert float(both.audited_accuracy_reproduced) == pytest.approx(pd.Series(accs).mean())
     assert float(both.audited_accuracy_sd) == pytest.approx(pd.Series(accs).std(ddof=1))
+    assert cli.main(["report", "--runs", "runs-b", "--out", "figures", "--paper", "amint"]) == 0  # reported again
+    again_b = report_of("runs-b", [])
+    assert int(again_b.n_seeds) == 3 and float(again_b.reproduced) == pytest.approx(v.mean())
     again = report_of("runs-c", [2], offset=0.1)  # seed 2 rerun: it replaces, never counted twice
     assert int(again.n_seeds) == 1 and float(again.reproduced) == pytest.approx(0.89) and again.source == "runs-c"
 

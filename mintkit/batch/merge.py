@@ -62,7 +62,8 @@ def read_table(path: Path) -> pd.DataFrame:
         df[SOURCE] = EARLIER
     df[SOURCE] = df[SOURCE].replace("", EARLIER)
     for c in df.columns:
-        if c not in KEYS and c not in ("protocol", "variant", "precision", "status", "data", "reason", "seeds", SOURCE):
+        if c not in KEYS and c not in ("protocol", "variant", "precision", "status", "data", "reason", "seeds", "parts",
+                                           SOURCE):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
@@ -149,31 +150,55 @@ def source_parts(source: str) -> list[str]:
     return [s for s in str(source).split(", ") if s]
 
 
+def _part(row, seeds: set[int]) -> dict:
+    """One runs folder's share of a cell: its seeds, data text and (mean, sd) of every POOLED column, n."""
+    out = {"seeds": sorted(seeds), "data": str(row.get("data", "")), "n": int(row["n_seeds"])}
+    for m, sd in POOLED:
+        if m in row.index:
+            out[m], out[sd] = float(row[m]), float(row[sd])
+    return out
+
+
+def parts_of(row) -> dict[str, dict]:
+    """{runs folder: its share} of an earlier table row: the `parts` column a pooled cell keeps, or the whole row
+    as its source's share (a cell made by one runs folder, or written before the column existed)."""
+    text = str(row.get("parts", "") or "")
+    if text:
+        return json.loads(text)
+    return {str(row[SOURCE]): _part(row, seeds_of(row.get("seeds", ""), row["n_seeds"]))}
+
+
 def _pool_rows(comp: pd.DataFrame, old: pd.DataFrame, idx, source: str) -> list[bool]:
-    """Pool in place every cell `comp` reproduced whose earlier row has the same settings and other seeds."""
+    """Pool in place every cell `comp` reproduced with the earlier row's shares from other runs folders that have
+    the same settings and other seeds. The share of `source` itself in the earlier row is replaced by `comp`'s, so
+    reporting a folder again never counts its seeds twice nor drops its partners'."""
     pooled = []
     for i, k in enumerate(idx):
-        if comp["n_seeds"].iat[i] == 0 or k not in old.index:
+        row = comp.iloc[i]
+        if row["n_seeds"] == 0 or k not in old.index:
             pooled.append(False)
             continue
-        o = old.loc[k]
-        new_seeds = seeds_of(comp["seeds"].iat[i], comp["n_seeds"].iat[i])
-        old_seeds = seeds_of(o.get("seeds", ""), o["n_seeds"])
-        same = settings_of(comp["data"].iat[i]) == settings_of(o.get("data", ""))
-        pooled.append(same and not (new_seeds & old_seeds))
-        if not pooled[-1]:
+        new_seeds = seeds_of(row["seeds"], row["n_seeds"])
+        mine = _part(row, new_seeds)
+        others = {s: p for s, p in parts_of(old.loc[k]).items() if s != source}
+        fits = bool(others) and all(settings_of(p["data"]) == settings_of(mine["data"])
+                                    and not (set(p["seeds"]) & new_seeds) for p in others.values())
+        pooled.append(fits)
+        if not fits:
             continue
-        n_new, n_old = int(comp["n_seeds"].iat[i]), int(o["n_seeds"])
+        every = {**others, source: mine}
         for m, sd in POOLED:
-            if m in comp.columns and m in o.index:
-                mean, spread, _ = pool((float(comp[m].iat[i]), float(comp[sd].iat[i]), n_new),
-                                       (float(o[m]), float(o[sd]), n_old))
-                comp.iat[i, comp.columns.get_loc(m)], comp.iat[i, comp.columns.get_loc(sd)] = mean, spread
-        comp.iat[i, comp.columns.get_loc("n_seeds")] = n_new + n_old
-        comp.iat[i, comp.columns.get_loc("seeds")] = ",".join(map(str, sorted(new_seeds | old_seeds)))
-        parts = {p.strip() for t in (comp["data"].iat[i], o.get("data", "")) for p in str(t).split(" | ") if p.strip()}
-        comp.iat[i, comp.columns.get_loc("data")] = " | ".join(sorted(parts))
-        comp.iat[i, comp.columns.get_loc(SOURCE)] = ", ".join(sorted({source, *source_parts(o[SOURCE])}))
+            if m in comp.columns:
+                acc = (float("nan"), float("nan"), 0)
+                for p in every.values():
+                    acc = pool(acc, (p.get(m, float("nan")), p.get(sd, float("nan")), p["n"]))
+                comp.iat[i, comp.columns.get_loc(m)], comp.iat[i, comp.columns.get_loc(sd)] = acc[0], acc[1]
+        seeds = sorted({s for p in every.values() for s in p["seeds"]})
+        texts = {t.strip() for p in every.values() for t in p["data"].split(" | ") if t.strip()}
+        for col, value in (("n_seeds", sum(p["n"] for p in every.values())), ("seeds", ",".join(map(str, seeds))),
+                           ("data", " | ".join(sorted(texts))), (SOURCE, ", ".join(sorted(every))),
+                           ("parts", json.dumps(every, sort_keys=True))):
+            comp.iat[i, comp.columns.get_loc(col)] = value
     return pooled
 
 
@@ -183,14 +208,15 @@ def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataF
     the same settings; `source` labels the cells `comp` reproduced itself."""
     comp = comp.copy()
     comp[SOURCE] = np.where(comp["n_seeds"] > 0, source, "")
-    if "seeds" not in comp.columns:
-        comp["seeds"] = ""
+    for c in ("seeds", "parts"):
+        if c not in comp.columns:
+            comp[c] = ""
     if not len(old):
         return comp
     key = KEYS + ["protocol"]
     old = old.drop_duplicates(subset=key, keep="last").set_index(key)
     idx = pd.MultiIndex.from_frame(comp[key].astype(str))
-    for c in ("seeds", "data", SOURCE):
+    for c in ("seeds", "data", "parts", SOURCE):
         comp[c] = comp[c].astype(object)
     pooled = _pool_rows(comp, old, idx, source)
     take = [(comp["n_seeds"].iat[i] == 0) and (k in old.index) for i, k in enumerate(idx)]
