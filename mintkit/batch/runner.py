@@ -175,6 +175,12 @@ def _visible_gpus() -> list[str]:
 RUN_MEMORY_GB = 2.5  # resident memory of one CPU run, measured: aMINT MobileNet on MNIST 1.7 GB (docs/profiles.md)
 
 
+def _cores_and_threads(todo: list[RunSpec]) -> tuple[int, int]:
+    """(usable cores, the most threads any run asks for; 0 = torch's default counts as every core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores, max(int(s.params.get("threads", 1)) or cores for s in todo)
+
+
 def auto_jobs(todo: list[RunSpec]) -> tuple[int, str]:
     """(runs at once, why) for `--jobs auto`: one run per visible GPU; on CPU as many runs as the cores hold
     at each run's `threads` (0 = torch's default, every core), within the free memory. Several one-thread runs
@@ -184,8 +190,7 @@ def auto_jobs(todo: list[RunSpec]) -> tuple[int, str]:
     gpus = _visible_gpus()
     if gpus:
         return min(len(todo), len(gpus)), f"one run per visible GPU ({len(gpus)})"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(int(s.params.get("threads", 1)) or cores for s in todo)
+    cores, threads = _cores_and_threads(todo)
     try:
         free_gb = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
     except (ValueError, OSError, AttributeError):
@@ -199,8 +204,7 @@ def oversubscribed(todo: list[RunSpec], jobs: int) -> str:
     wait on each other and a run slows many times over (benchmarks/bench_threads.py)."""
     if _visible_gpus() or jobs <= 1 or not todo:
         return ""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(int(s.params.get("threads", 1)) or cores for s in todo)
+    cores, threads = _cores_and_threads(todo)
     if jobs * threads <= cores:
         return ""
     return (f"warning: {jobs} runs × {threads} thread(s) on {cores} core(s): oversubscribed, every run slows; "
@@ -273,8 +277,9 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
         why = f"; --jobs auto: {why}"
     log(f"{profile}: {len(runs)} run(s), {len(runs) - len(todo)} already complete, {len(todo)} to run "
         f"({jobs} at a time{why})")
-    if oversubscribed(todo, jobs):
-        log(oversubscribed(todo, jobs))
+    warning = oversubscribed(todo, jobs)
+    if warning:
+        log(warning)
     manifest.save()
     bar = tqdm(total=len(todo), desc=f"reproduce {profile}", unit="run", disable=not progress or not todo)
 
