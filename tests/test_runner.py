@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ import pytest
 from mintkit.batch import cli
 from mintkit.batch import notebooks, runner
 from mintkit.batch.plans import load_preset
-from mintkit.batch.provenance import describe_data, deviations, reason
+from mintkit.batch.collect import collect
+from mintkit.batch.provenance import describe_data, deviations, reason, run_state
 from mintkit.core.params import ParameterError, Params, param
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +133,26 @@ def test_is_complete_needs_status_and_equal_params(tmp_path, toy):
     (folder / "params.json").write_text(json.dumps(spec.params | {"lr": 0.5}))
     assert not runner.is_complete(spec)
 
+
+
+def test_run_state_tells_a_killed_run_from_a_running_one(tmp_path):
+    """A run killed without a chance to write its status (SIGKILL, the machine stopped) keeps 'running' in
+    status.json; the report and `--status` read it as stopped once its process is gone on the host that wrote it."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = socket.gethostname()
+    assert run_state({"status": "running", "pid": gone.pid, "host": here}) == "stopped"
+    assert run_state({"status": "running", "pid": gone.pid}) == "stopped"  # folders written before hosts were kept
+    assert run_state({"status": "running", "pid": os.getpid(), "host": here}) == "running"
+    assert run_state({"status": "running", "pid": gone.pid, "host": here + "-elsewhere"}) == \
+        f"running (on {here}-elsewhere)"
+    assert run_state({"status": "complete", "pid": gone.pid}) == "complete"
+    assert run_state({}) == "unfinished"
+    folder = tmp_path / "runs" / "toy" / "killed"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"status": "running", "pid": gone.pid, "host": here}))
+    _, runs = collect(tmp_path / "runs")
+    assert [r["status"] for r in runs] == ["stopped"]
 
 def test_cli_run_coerces_and_writes_run_folder(tmp_path):
     out = tmp_path / "one"

@@ -44,7 +44,7 @@ class Evidence:
     variant: str
     verdict: str
     numbers: str
-    seeds: int
+    seeds: str  # seeds per cell: '3', or '1-3' when the cells have different counts
     source: str = ""
 
 
@@ -53,7 +53,7 @@ class Claim:
     key: str
     paper: str
     statement: str  # as the paper states it, with where
-    check: Callable[..., list[tuple[dict, str, str, int, str]]]  # cells -> (scope, verdict, numbers, seeds, sources)
+    check: Callable[..., list[tuple[dict, str, str, str, str]]]  # cells -> (scope, verdict, numbers, seeds, sources)
     untestable: str  # why, when no run gives evidence
 
 
@@ -121,9 +121,15 @@ def near_perfect(rows: pd.DataFrame) -> list:
         lo, hi = sub["mean"].min(), sub["mean"].max()
         verdict = "holds" if lo >= NEAR_PERFECT else "does not hold"
         out.append((scope, verdict, f"{len(sub)} cells, mean accuracy {lo:.3f}-{hi:.3f} (median "
-                                    f"{sub['mean'].median():.3f})", int(sub["n"].max()), _sources(sub["source"])))
+                                    f"{sub['mean'].median():.3f})", _seeds(sub["n"]), _sources(sub["source"])))
     return out
 
+
+def _seeds(n: pd.Series) -> str:
+    """Seeds per cell of a scope: '3' when every cell has 3, '1-3' when they differ (a ledger row never claims
+    more seeds than its weakest cell has)."""
+    lo, hi = int(n.min()), int(n.max())
+    return str(hi) if lo == hi else f"{lo}-{hi}"
 
 def _pairs(rows: pd.DataFrame, tables, by: str, a: Callable, b: Callable, what: str, margin: float,
            direction: str) -> list:
@@ -137,7 +143,7 @@ def _pairs(rows: pd.DataFrame, tables, by: str, a: Callable, b: Callable, what: 
         if xa.empty or xb.empty:
             continue
         ma, mb = xa["mean"].mean(), xb["mean"].mean()
-        seeds = int(sub["n"].max())
+        seeds = _seeds(sub["n"])
         text = f"{what}: {ma:.3f} vs {mb:.3f} ({len(xa)} vs {len(xb)} cells)"
         if max(ma, mb) < ABOVE_CHANCE:
             out.append((scope, "not informative", text + ", both near chance", seeds, _sources(sub["source"])))
@@ -175,7 +181,7 @@ def above_80(rows):
         if _is_null(scope["variant"]):
             continue
         text = ", ".join(f"{s} {_fmt(m, sd, n)}" for s, m, sd, n in sub[["setup", "mean", "sd", "n"]].values)
-        out.append((scope, "holds" if sub["mean"].min() > 0.80 else "does not hold", text, int(sub["n"].max()),
+        out.append((scope, "holds" if sub["mean"].min() > 0.80 else "does not hold", text, _seeds(sub["n"]),
                     _sources(sub["source"])))
     return out
 
@@ -197,7 +203,7 @@ def output_not_best(rows):
         text = f"max(Entry, Middle) {best:.3f} vs Output {m['Output']:.3f}"
         verdict = ("not informative" if max(best, m["Output"]) < ABOVE_CHANCE
                    else "holds" if best >= m["Output"] else "does not hold")
-        out.append((scope, verdict, text, int(sub["n"].max()), _sources(sub["source"])))
+        out.append((scope, verdict, text, _seeds(sub["n"]), _sources(sub["source"])))
     return out
 
 
@@ -205,7 +211,7 @@ def face_accuracy(rows):
     face = rows[rows["model"].astype(str).str.startswith("FR Model")]
     cells = accuracy_cells(face, ("Table 1",), ["condition", "feature"])
     return [(scope, "holds" if sub["mean"].max() >= 0.85 else "does not hold",
-             f"best cell {sub['mean'].max():.3f} of {len(sub)}", int(sub["n"].max()), _sources(sub["source"]))
+             f"best cell {sub['mean'].max():.3f} of {len(sub)}", _seeds(sub["n"]), _sources(sub["source"]))
             for scope, sub in _scopes(cells) if not _is_null(scope["variant"])]
 
 

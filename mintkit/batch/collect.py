@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mintkit.batch.provenance import describe_data, place_standins, read_json
+from mintkit.batch.provenance import describe_data, place_standins, read_json, run_state
 from mintkit.core.records import read_results
 
 KEYS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
@@ -64,7 +64,7 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
     for folder in folders:
         status = read_json(folder / "status.json")
         profile, batch = profile_of(folder, root)
-        info = {"folder": folder, "status": status.get("status", "unfinished"), "error": status.get("error"),
+        info = {"folder": folder, "status": run_state(status), "error": status.get("error"),
                 "profile": profile, "batch": batch, "paper": folder.parent.name, "end": status.get("end", "")}
         runs.append(info)
         if info["status"] != "complete" or not (folder / "results.csv").exists():

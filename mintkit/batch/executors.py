@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mintkit.batch import runner, slurm
+from mintkit.batch import provenance, runner, slurm
 from mintkit.batch.plans import RunSpec
 from mintkit.core.params import ParameterError
 
@@ -165,18 +165,10 @@ def _submit(todo: list[RunSpec], executor, kind: str, timeout: float | None, man
     return {job.job_id: (spec, job) for spec, job in zip(todo, submitted)}
 
 
-def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, scheduler, timeout: float | None = None,
-              command: str = "", wait: bool = True, poll_s: float = 10.0,
-              log: Callable[[str], None] = print) -> tuple[list[dict], bool]:
-    """Submit the planned runs (complete ones skipped, ones still queued/running re-attached) as one job array
-    of `executor` (a submitit executor), wait for them unless `wait` is False.
-
-    Returns (one result dict per run, interrupted): a run not finished when waiting stopped (Ctrl-C, or
-    `wait=False`) has status 'pending'; its job goes on and its folder will say how it ended.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = runner.Manifest(out, profile, command)
+def _sort_runs(runs: list[RunSpec], manifest, executor, scheduler
+               ) -> tuple[list[dict], list[RunSpec], dict[str, tuple[RunSpec, Any]]]:
+    """(results of complete runs, marked skipped; runs to submit; {job id: (run, job)} of runs whose job of this
+    scheduler is still queued or running, re-attached)."""
     results: list[dict] = []
     todo: list[RunSpec] = []
     earlier = {spec.name: manifest.data["runs"].get(manifest.key(spec), {}) for spec in runs}
@@ -194,6 +186,22 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, sche
             jobs[jid] = (spec, executor.job_class(folder=executor.folder, job_id=jid))
         else:
             todo.append(spec)
+    return results, todo, jobs
+
+
+def reproduce(runs: list[RunSpec], out: str | Path, profile: str, executor, scheduler, timeout: float | None = None,
+              command: str = "", wait: bool = True, poll_s: float = 10.0,
+              log: Callable[[str], None] = print) -> tuple[list[dict], bool]:
+    """Submit the planned runs (complete ones skipped, ones still queued/running re-attached) as one job array
+    of `executor` (a submitit executor), wait for them unless `wait` is False.
+
+    Returns (one result dict per run, interrupted): a run not finished when waiting stopped (Ctrl-C, or
+    `wait=False`) has status 'pending'; its job goes on and its folder will say how it ended.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = runner.Manifest(out, profile, command)
+    results, todo, jobs = _sort_runs(runs, manifest, executor, scheduler)
     log(f"{profile}: {len(runs)} run(s), {len(results)} already complete, {len(jobs)} still queued or running "
         f"in {scheduler.kind}, {len(todo)} to submit")
     interrupted = False
@@ -266,7 +274,10 @@ def batch_status(out: str | Path, scheduler=None) -> list[dict]:
             row["state"] = "failed"
             row["detail"] = f"job ended ({scheduler.ended([jid]).get(jid) or 'left the queue'}) before the run finished"
         elif st.get("status") in ("running", "interrupted"):  # a local run: its status.json is all there is
-            row["state"], row["detail"] = st["status"], f"local process {st.get('pid', '?')}"
+            state = provenance.run_state(st)
+            row["state"] = "interrupted" if state == "stopped" else state.split(" ")[0]
+            row["detail"] = f"local process {st.get('pid', '?')}" + (" (gone)" if state == "stopped" else "") + (
+                f" on {st['host']}" if st.get("host") and state.startswith("running (on") else "")
         else:
             row["state"] = "not started"
         rows.append(row)

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from importlib import resources
 from pathlib import Path
 
@@ -112,3 +114,22 @@ def add_reasons(comp: pd.DataFrame, documented: pd.DataFrame | None = None) -> p
         big = pd.notna(diff) and abs(float(diff)) > REASON_THRESHOLD
         reasons.append(reason(r, str(r.get("data", "")), documented) if big else "")
     return comp.assign(reason=reasons)
+
+
+def run_state(status: dict) -> str:
+    """A run's state from its status.json: its `status`, except that a 'running' run whose process is gone (killed,
+    or its machine stopped) is 'stopped'. The process is looked up only on the host that recorded it; a run
+    recorded on another host stays 'running (on <host>)', as this machine cannot tell."""
+    state = status.get("status", "unfinished")
+    if state != "running" or "pid" not in status:
+        return state
+    host = status.get("host")
+    if host and host != socket.gethostname():
+        return f"running (on {host})"
+    try:
+        os.kill(int(status["pid"]), 0)
+    except ProcessLookupError:
+        return "stopped"
+    except (PermissionError, ValueError, OverflowError):
+        pass
+    return state

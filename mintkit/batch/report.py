@@ -155,29 +155,8 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     precisions = sorted({q for (_, _, q), _, _ in built})
     for (prot, var, precision), sub, comp in built:
         comps.append(comp)
-        name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
-                + (f", {precision}" if len(precisions) > 1 else "")) if prot else "no runs"
-        md += [f"## {table} — {name}\n",
-               to_markdown(_layout_frame(comp, index, columns,
-                                         lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d,
-                                                             mark(r)))), ""]
-        md += notes(comp)
-        aud = comp[["audited_accuracy_published", "audited_accuracy_reproduced"]]
-        if aud.notna().any().any():
-            md += [f"Audited model, test accuracy (published → reproduced), {name}:\n",
-                   to_markdown(_layout_frame(comp, index, columns, lambda r: cell_text(
-                       r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
-                       int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
-        fig_stem = (stem if prot in ("", "paper") else f"{stem}-{prot}") + (
-            f"-{re.sub(r'[^a-z0-9]+', '-', var.lower())}" if var != DEFINITION else "") + (
-            f"-{precision}" if len(precisions) > 1 and precision != precisions[0] else "")
-        footer = provenance(sub, comp)
-        kept = merge.kept_count(comp, source)
-        if kept:
-            footer = (footer + "; " if footer != NO_COMPLETE_RUN else "") + f"{kept} cell(s) kept from " + \
-                ", ".join(s for s in merge.source_counts(comp) if s != source)
-        files += draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
-                            footer)
+        files += _view_section(comp, sub, (prot, var, precision), len(precisions) > 1 and precision != precisions[0],
+                               len(precisions) > 1, (label, table, stem), index, columns, d, out_dir, source, md)
     allc = pd.concat(comps, ignore_index=True)
     allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
@@ -185,6 +164,38 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
             "protocols": sorted({p + (f" ({v})" if v != DEFINITION else "") for (p, v, _), _, _ in built if p}),
             "sources": merge.source_counts(allc)}
+
+
+def _view_section(comp: pd.DataFrame, sub: pd.DataFrame, view: tuple[str, str, str], suffix_precision: bool,
+                  name_precision: bool, where: tuple[str, str, str], index, columns, d: int, out_dir: Path,
+                  source: str, md: list[str]) -> list[Path]:
+    """One view (protocol, variant, precision) of a table: its markdown section appended to `md`, its figure
+    drawn; returns the figure files. `suffix_precision` / `name_precision`: whether the precision goes into the
+    file stem / the section's name (only when a table has two precisions)."""
+    (prot, var, precision), (label, table, stem) = view, where
+    name = (f"protocol `{prot}`" + (f", variant `{var}`" if var != DEFINITION else "")
+            + (f", {precision}" if name_precision else "")) if prot else "no runs"
+    md += [f"## {table} — {name}\n",
+           to_markdown(_layout_frame(comp, index, columns,
+                                     lambda r: cell_text(r.published, r.reproduced, r.sd, r.n_seeds, d, mark(r)))),
+           ""]
+    md += notes(comp)
+    aud = comp[["audited_accuracy_published", "audited_accuracy_reproduced"]]
+    if aud.notna().any().any():
+        md += [f"Audited model, test accuracy (published → reproduced), {name}:\n",
+               to_markdown(_layout_frame(comp, index, columns, lambda r: cell_text(
+                   r.audited_accuracy_published, r.audited_accuracy_reproduced, r.audited_accuracy_sd,
+                   int(pd.notna(r.audited_accuracy_reproduced)), d))), ""]
+    fig_stem = (stem if prot in ("", "paper") else f"{stem}-{prot}") + (
+        f"-{re.sub(r'[^a-z0-9]+', '-', var.lower())}" if var != DEFINITION else "") + (
+        f"-{precision}" if suffix_precision else "")
+    footer = provenance(sub, comp)
+    kept = merge.kept_count(comp, source)
+    if kept:
+        footer = (footer + "; " if footer != NO_COMPLETE_RUN else "") + f"{kept} cell(s) kept from " + \
+            ", ".join(s for s in merge.source_counts(comp) if s != source)
+    return draw_table(comp, index, columns, d, out_dir, fig_stem, f"{label} {table} ({name.replace('`', '')})",
+                      footer)
 
 
 def notes(comp: pd.DataFrame) -> list[str]:
@@ -269,6 +280,47 @@ def copy_run_figures(runs: list[dict], paper: str, out_dir: Path) -> list[Path]:
     return copied
 
 
+def _paper_section(paper: str, rep: pd.DataFrame, runs: list[dict], out: Path, source: str
+                   ) -> tuple[list[str], list[Path], dict[str, int]]:
+    """One paper's part of the report: its tables (published → reproduced), scatter, unmatched settings and the
+    runs' own figures under out/<paper>/. Returns (index lines, files written, {runs folder: cells it made})."""
+    pdir = out / paper
+    pdir.mkdir(parents=True, exist_ok=True)
+    pub = published(paper)
+    body = [f"\n## {paper}\n"]
+    heading = len(body)  # the paper's scatter goes here, above its tables, once they are written
+    body.append("| table | files | published cells | reproduced | protocols | made by (runs folder: cells) |\n"
+                "|---|---|---|---|---|---|")
+    written: list[Path] = []
+    counts: dict[str, int] = {}
+    for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
+        stem = slug(label, table, paper)
+        trep = rep[(rep["paper"] == label) & (rep["table"] == table)]
+        info = table_outputs(label, table, tpub, trep, pdir, stem, paper, source)
+        written += info["files"]
+        for s, n in info["sources"].items():
+            counts[s] = counts.get(s, 0) + n
+        links = " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in info["files"])
+        made = "; ".join(f"`{s}`: {n}" for s, n in info["sources"].items()) or "–"
+        body.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
+                    f"{', '.join(info['protocols']) or NO_RUN} | {made} |")
+    plotted = scatter.write_paper(pdir)
+    written += plotted
+    if plotted:
+        body[heading:heading] = scatter.index_lines(paper)
+    files, n = unmatched_outputs(rep, pub, pdir, paper, source)
+    written += files
+    if files:
+        body.append(f"\nReproduced (no published counterpart): {n} setting(s) — "
+                    + " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in files))
+    figs = copy_run_figures(runs, paper, pdir)
+    written += figs
+    if figs:
+        body.append(f"\nFigures made by the runs ({len(figs)}):\n")
+        body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+    return body, written, counts
+
+
 # --------------------------------------------------------------------------- the whole report
 def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "") -> list[Path]:
     """Write the report under `out`, merged into what `out` already shows (see mintkit.batch.merge), and return
@@ -297,39 +349,11 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     body: list[str] = []
     counts: dict[str, int] = {}
     for paper in papers:
-        pdir = out / paper
-        pdir.mkdir(parents=True, exist_ok=True)
-        pub = published(paper)
-        rep = rows[rows["ref"] == paper]
-        body.append(f"\n## {paper}\n")
-        heading = len(body)  # the paper's scatter goes here, above its tables, once they are written
-        body.append("| table | files | published cells | reproduced | protocols | made by (runs folder: cells) |\n"
-                    "|---|---|---|---|---|---|")
-        for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
-            stem = slug(label, table, paper)
-            trep = rep[(rep["paper"] == label) & (rep["table"] == table)]
-            info = table_outputs(label, table, tpub, trep, pdir, stem, paper, source)
-            written += info["files"]
-            for s, n in info["sources"].items():
-                counts[s] = counts.get(s, 0) + n
-            links = " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in info["files"])
-            made = "; ".join(f"`{s}`: {n}" for s, n in info["sources"].items()) or "–"
-            body.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
-                        f"{', '.join(info['protocols']) or NO_RUN} | {made} |")
-        plotted = scatter.write_paper(pdir)
-        written += plotted
-        if plotted:
-            body[heading:heading] = scatter.index_lines(paper)
-        files, n = unmatched_outputs(rep, pub, pdir, paper, source)
+        lines, files, made = _paper_section(paper, rows[rows["ref"] == paper], runs, out, source)
+        body += lines
         written += files
-        if files:
-            body.append(f"\nReproduced (no published counterpart): {n} setting(s) — "
-                        + " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in files))
-        figs = copy_run_figures(runs, paper, pdir)
-        written += figs
-        if figs:
-            body.append(f"\nFigures made by the runs ({len(figs)}):\n")
-            body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+        for s, n in made.items():
+            counts[s] = counts.get(s, 0) + n
     written += claims.write(rows, out, source)
     body.append(f"\n## Claims\n\nEvery paper's headline claims tested on these runs: [{claims.MD}]({claims.MD})")
     kept = {s: n for s, n in counts.items() if s != source}

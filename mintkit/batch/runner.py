@@ -25,6 +25,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -132,7 +133,8 @@ def execute(spec: RunSpec, timeout: float | None = None, progress: bool = True, 
     write_plan(spec)
     started = _now()
     _write_json(folder / "status.json", {"status": "running", "start": started, "pid": os.getpid(),
-                                         "notebook": spec.notebook, "preset": spec.preset})
+                                         "host": socket.gethostname(), "notebook": spec.notebook,
+                                         "preset": spec.preset})
     executed = folder / engines.EXECUTED[engine]
     t0 = time.perf_counter()
     error, tb = None, None
@@ -255,13 +257,8 @@ def write_plan(spec: RunSpec) -> None:
         _write_json(path, plan)
 
 
-def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
-              command: str = "", progress: bool = True, log=print, engine: str = "papermill") -> list[dict]:
-    """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included.
-    `jobs` 0 picks the count (:func:`auto_jobs`)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out, profile, command)
+def _skip_complete(runs: list[RunSpec], manifest: Manifest) -> tuple[list[dict], list[RunSpec]]:
+    """(results of the complete runs, marked skipped; the runs still to do), the manifest updated."""
     results, todo = [], []
     for spec in runs:
         if is_complete(spec):
@@ -271,6 +268,52 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
             write_plan(spec)
         else:
             todo.append(spec)
+    return results, todo
+
+
+def _run_serial(todo: list[RunSpec], manifest: Manifest, bar, done, timeout: float | None, progress: bool,
+                engine: str) -> None:
+    for spec in todo:
+        bar.set_postfix_str(spec.name)
+        try:
+            res = execute(spec, timeout, progress=progress, engine=engine)
+        except KeyboardInterrupt:
+            manifest.update(spec, status="interrupted")
+            raise
+        done(spec, res)
+
+
+def _run_parallel(todo: list[RunSpec], jobs: int, done, timeout: float | None, engine: str, log) -> None:
+    """`jobs` worker processes (spawned), each claiming one visible GPU round-robin when there are GPUs."""
+    gpus = _visible_gpus()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    for i in range(jobs):
+        queue.put(gpus[i % len(gpus)] if gpus else "")
+    init = (_claim_gpu, (queue,)) if gpus else (None, ())
+    if gpus and jobs > len(gpus):
+        log(f"note: {jobs} jobs share {len(gpus)} GPU(s)")
+    with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
+        futures = {pool.submit(execute, spec, timeout, False, engine=engine): spec for spec in todo}
+        for fut in cf.as_completed(futures):
+            spec = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died: record, go on
+                res = {"name": spec.name, "folder": spec.folder, "status": "failed",
+                       "error": _error_text(exc), "seconds": 0.0, "executed": None}
+                _write_json(Path(spec.folder) / "status.json", {"status": "failed", "error": res["error"]})
+            done(spec, res)
+
+
+def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1, timeout: float | None = None,
+              command: str = "", progress: bool = True, log=print, engine: str = "papermill") -> list[dict]:
+    """Execute the planned runs (skipping complete ones); returns one result dict per run, skipped included.
+    `jobs` 0 picks the count (:func:`auto_jobs`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(out, profile, command)
+    results, todo = _skip_complete(runs, manifest)
     why = ""
     if jobs == 0:
         jobs, why = auto_jobs(todo)
@@ -293,39 +336,13 @@ def reproduce(runs: list[RunSpec], out: str | Path, profile: str, jobs: int = 1,
 
     try:
         if jobs <= 1:
-            for spec in todo:
-                bar.set_postfix_str(spec.name)
-                try:
-                    res = execute(spec, timeout, progress=progress, engine=engine)
-                except KeyboardInterrupt:
-                    manifest.update(spec, status="interrupted")
-                    raise
-                done(spec, res)
+            _run_serial(todo, manifest, bar, done, timeout, progress, engine)
         else:
-            gpus = _visible_gpus()
-            ctx = mp.get_context("spawn")
-            queue = ctx.Queue()
-            for i in range(jobs):
-                queue.put(gpus[i % len(gpus)] if gpus else "")
-            init = (_claim_gpu, (queue,)) if gpus else (None, ())
-            if gpus and jobs > len(gpus):
-                log(f"note: {jobs} jobs share {len(gpus)} GPU(s)")
-            with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
-                futures = {pool.submit(execute, spec, timeout, False, engine=engine): spec for spec in todo}
-                for fut in cf.as_completed(futures):
-                    spec = futures[fut]
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died: record, go on
-                        res = {"name": spec.name, "folder": spec.folder, "status": "failed",
-                               "error": _error_text(exc), "seconds": 0.0, "executed": None}
-                        _write_json(Path(spec.folder) / "status.json", {"status": "failed", "error": res["error"]})
-                    done(spec, res)
+            _run_parallel(todo, jobs, done, timeout, engine, log)
     finally:
         bar.close()
         manifest.save(finished=True)
     return results
-
 
 NEEDS_INPUT = "needs input"
 
