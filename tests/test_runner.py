@@ -13,13 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mintkit.batch import cli
 from mintkit.batch import notebooks, runner
 from mintkit.batch.plans import load_preset
 from mintkit.batch.collect import collect
-from mintkit.batch.provenance import describe_data, deviations, reason, run_state
+from mintkit.batch.provenance import add_reasons, describe_data, deviations, reason, run_state
 from mintkit.core.params import ParameterError, Params, param
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,6 +301,16 @@ def test_a_run_whose_overrides_shrink_the_sets_says_reduced_size(tmp_path):
     assert data.endswith("wall 3,761 s")  # the run's wall time travels with its cells
     assert reason({}, data, deviations().iloc[:0]).startswith("reduced size of the real data")
 
+
+
+def test_an_audited_model_far_from_the_published_accuracy_needs_a_reason_too():
+    """|Δ| 0.01 on the membership number, but the audited model 0.04 more accurate than the paper's: not
+    comparable as it stands, so the cell carries its reason; 0.02 off does not."""
+    cell = {"difference": 0.01, "audited_accuracy_published": 0.90, "data": "MNIST, reduced size"}
+    none = deviations().iloc[:0]
+    rows = pd.DataFrame([cell | {"audited_accuracy_reproduced": 0.94}, cell | {"audited_accuracy_reproduced": 0.92},
+                         cell | {"audited_accuracy_reproduced": float("nan")}])
+    assert [r.startswith("reduced size") for r in add_reasons(rows, none)["reason"]] == [True, False, False]
 
 def test_two_batches_into_one_folder_keep_each_others_entries(tmp_path):
     """batch.json is merged on every save: a second reproduce process writing into the same folder (one paper

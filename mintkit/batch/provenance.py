@@ -5,7 +5,8 @@
   batch's ``-p`` overrides changed (from the runner's ``plan.json``).
 - `STANDINS`: reproduced dataset labels placed beside a published dataset (the 10k MNIST test split beside
   MNIST), always with their ``data`` text saying so (docs/profiles.md §Stand-in data).
-- `reason`: the short reason every cell with |Δ| above `REASON_THRESHOLD` carries: a documented deviation
+- `reason`: the short reason every cell with |Δ| above `REASON_THRESHOLD` (or an audited accuracy more than
+  `AUDITED_THRESHOLD` from the published one) carries: a documented deviation
   or upstream bug (`mintkit/reference/deviations.csv`), a recipe shortened by overrides, stand-in data or scale,
   else "unexplained".
 """
@@ -22,6 +23,7 @@ import pandas as pd
 from mintkit.reference import label_dataset
 
 REASON_THRESHOLD = 0.05
+AUDITED_THRESHOLD = 0.03  # the audited model's test accuracy this far from the published one needs a reason too
 # reproduced dataset label -> (published label it sits beside, the `data` text that names the stand-in)
 STANDINS = {
     "MNIST (test split)": ("MNIST", "MNIST (stand-in: the 10k MNIST test split instead of the 70k of MNIST)"),
@@ -106,12 +108,16 @@ def reason(cell: dict, data: str, documented: pd.DataFrame) -> str:
 
 
 def add_reasons(comp: pd.DataFrame, documented: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``reason`` for every reproduced cell with |Δ| > REASON_THRESHOLD ("" elsewhere)."""
+    """``reason`` for every reproduced cell with |Δ| > REASON_THRESHOLD, or whose audited model's test accuracy
+    is more than AUDITED_THRESHOLD from the published one ("" elsewhere): a membership number is comparable only
+    when the audited model is."""
     documented = deviations() if documented is None else documented
     reasons = []
     for r in comp.to_dict("records"):
         diff = r.get("difference")
-        big = pd.notna(diff) and abs(float(diff)) > REASON_THRESHOLD
+        aud = float(r.get("audited_accuracy_reproduced", float("nan"))) - float(
+            r.get("audited_accuracy_published", float("nan")))
+        big = (pd.notna(diff) and abs(float(diff)) > REASON_THRESHOLD) or abs(aud) > AUDITED_THRESHOLD
         reasons.append(reason(r, str(r.get("data", "")), documented) if big else "")
     return comp.assign(reason=reasons)
 

@@ -32,7 +32,7 @@ from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
 from mintkit.batch.table_figure import cell_text, decimals, draw_table, mark, num, to_markdown
-from mintkit.batch.provenance import REASON_THRESHOLD, add_reasons, read_json
+from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
 NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
@@ -206,10 +206,14 @@ def notes(comp: pd.DataFrame) -> list[str]:
         out += ["Data of the reproduced cells (†: stand-in data):\n"] + [f"- {d}" for d in data] + [""]
     big = comp[comp["reason"] != ""]
     if len(big):
-        out.append(f"‡ Cells with |Δ| > {REASON_THRESHOLD} and their reason:\n")
+        out.append(f"‡ Cells with |Δ| > {REASON_THRESHOLD}, or an audited accuracy more than {AUDITED_THRESHOLD} from "
+                   "the published one, and their reason:\n")
         for r in big.itertuples(index=False):
             where = " / ".join(str(getattr(r, k)) for k in CELL[2:] if str(getattr(r, k)))
-            out.append(f"- {where}, {r.metric}: Δ {r.difference:+.3f} — {r.reason}")
+            aud = r.audited_accuracy_reproduced - r.audited_accuracy_published
+            out.append(f"- {where}, {r.metric}: Δ {r.difference:+.3f}" + (
+                f", audited accuracy Δ {aud:+.3f}" if pd.notna(aud) and abs(aud) > AUDITED_THRESHOLD else "")
+                + f" — {r.reason}")
         out.append("")
     return out
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mintkit.batch.index import NO_RUN
-from mintkit.batch.provenance import REASON_THRESHOLD
+from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD
 from mintkit.core.plots import results_table, save_figure
 
 
@@ -40,7 +40,7 @@ def cell_text(pub: float, rep: float, sd: float, n: int, d: int, mark: str = "")
 
 
 def mark(r) -> str:
-    """† stand-in data, ‡ a reason for |Δ| > the threshold (both listed under the table)."""
+    """† stand-in data, ‡ a reason for |Δ| or the audited accuracy beyond its threshold (both listed under the table)."""
     return ("†" if "stand-in" in str(r.data) else "") + ("‡" if r.reason else "")
 
 
@@ -85,7 +85,7 @@ def draw_table(comp: pd.DataFrame, index, columns, d: int, out_dir: Path, stem: 
     ax.set_xticks(range(nc), [label(c) for c in pub.columns], rotation=45, ha="right", fontsize=5)
     ax.set_yticks(range(nr), [label(i) for i in pub.index], fontsize=5)
     ax.set_title(f"{title}\npublished over reproduced mean ± sd; † stand-in data, ‡ |Δ| > {REASON_THRESHOLD} "
-                 "(reason in the .md)", fontsize=6)
+                 f"or audited accuracy > {AUDITED_THRESHOLD} off (reason in the .md)", fontsize=6)
     bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, extend="both")
     bar.set_label("reproduced − published", fontsize=5)
     bar.ax.tick_params(labelsize=5)
