@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from mintkit.core import bootstrap as B
 from mintkit.core import metrics as M
+from mintkit.core import thresholds as T
 
 
 # --------------------------------------------------------------------------- point values
@@ -55,15 +57,15 @@ def test_tpr_at_fpr_constructed():
     s = np.r_[0.99, 0.97, 0.9, 0.4, 0.95, np.full(99, 0.5)]
     y = np.r_[np.ones(4), np.zeros(100)]
     # FPR 0 -> members above 0.95: 2 of 4
-    assert M.tpr_at_fpr(s, y, 0.0) == pytest.approx(0.5)
-    assert M.tpr_at_fpr(s, y, 0.001) == pytest.approx(0.5)
+    assert T.tpr_at_fpr(s, y, 0.0) == pytest.approx(0.5)
+    assert T.tpr_at_fpr(s, y, 0.001) == pytest.approx(0.5)
     # FPR 1% allows the 0.95 non-member: threshold 0.9 -> 3 of 4
-    assert M.tpr_at_fpr(s, y, 0.01) == pytest.approx(0.75)
+    assert T.tpr_at_fpr(s, y, 0.01) == pytest.approx(0.75)
     # 0.5 ties pull in 99 false positives at once: nothing better until FPR 1
-    assert M.tpr_at_fpr(s, y, 0.5) == pytest.approx(0.75)
-    assert M.tpr_at_fpr(s, y, 1.0) == pytest.approx(1.0)
+    assert T.tpr_at_fpr(s, y, 0.5) == pytest.approx(0.75)
+    assert T.tpr_at_fpr(s, y, 1.0) == pytest.approx(1.0)
     # no member above every non-member -> 0 at FPR 0
-    assert M.tpr_at_fpr([0.1, 0.9], [1, 0], 0.0) == 0.0
+    assert T.tpr_at_fpr([0.1, 0.9], [1, 0], 0.0) == 0.0
     r = M.membership_metrics(s, y, n_boot=0)
     assert r["tpr_at_1pct_fpr_max_fp"] == 1 and r["tpr_at_0.1pct_fpr_max_fp"] == 0
 
@@ -72,11 +74,11 @@ def test_calibrated_threshold_uses_calibration_data_only():
     # calibration: members around 0.8, non-members around 0.6 -> threshold 0.7
     cs = np.array([0.85, 0.8, 0.75, 0.65, 0.6, 0.55])
     cy = np.array([1, 1, 1, 0, 0, 0])
-    assert M.calibrate_threshold(cs, cy) == pytest.approx(0.7)
+    assert T.calibrate_threshold(cs, cy) == pytest.approx(0.7)
     # evaluation: separable at 0.3, so the eval-optimal threshold would be ~0.3
     es = np.array([0.5, 0.45, 0.4, 0.2, 0.15, 0.1])
     ey = np.array([1, 1, 1, 0, 0, 0])
-    assert M.calibrate_threshold(es, ey) == pytest.approx(0.3)
+    assert T.calibrate_threshold(es, ey) == pytest.approx(0.3)
     r = M.membership_metrics(es, ey, cs, cy, n_boot=0)
     assert r["threshold_calibrated"] == pytest.approx(0.7)
     assert r["mint_accuracy_calibrated"] == pytest.approx(0.5)  # not the eval-optimal 1.0
@@ -87,12 +89,12 @@ def test_calibrated_threshold_uses_calibration_data_only():
 
 def test_calibrate_threshold_edge_cases():
     # inverted scores: no threshold beats chance -> predict nothing as member
-    t = M.calibrate_threshold([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0])
+    t = T.calibrate_threshold([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0])
     assert t > 0.9
     # balanced, not plain, accuracy: 1 member among many non-members
     s = np.r_[0.6, np.linspace(0, 0.5, 50), 0.7]
     y = np.r_[1, np.zeros(50), 0]
-    t = M.calibrate_threshold(s, y)
+    t = T.calibrate_threshold(s, y)
     assert 0.5 < t <= 0.6
 
 
@@ -100,7 +102,7 @@ def test_calibrated_matches_brute_force():
     rng = np.random.default_rng(3)
     s = np.round(rng.normal(size=200), 1)
     y = rng.integers(0, 2, 200)
-    t = M.calibrate_threshold(s, y)
+    t = T.calibrate_threshold(s, y)
 
     def bacc(th):
         p = s >= th
@@ -130,7 +132,7 @@ def test_bootstrap_matches_brute_force_resamples():
     """The vectorised resample statistics equal sklearn/tpr_at_fpr on each explicit resample."""
     s, y = _data(3000, seed=1)
     sm, sn = np.sort(s[y == 1]), np.sort(s[y == 0])
-    boot = M._bootstrap(sm, sn, [0.5], (0.01, 0.001), 4, 7)
+    boot = B.stratified_bootstrap(sm, sn, [0.5], (0.01, 0.001), 4, 7)
     seq_m, seq_n = np.random.SeedSequence(7).spawn(2)
     im = np.random.default_rng(seq_m).integers(0, len(sm), (4, len(sm)))
     jn = np.random.default_rng(seq_n).integers(0, len(sn), (4, len(sn)))
@@ -138,8 +140,8 @@ def test_bootstrap_matches_brute_force_resamples():
         rs = np.r_[sm[im[b]], sn[jn[b]]]
         ry = np.r_[np.ones(len(sm)), np.zeros(len(sn))]
         assert boot["auc"][b] == pytest.approx(roc_auc_score(ry, rs), abs=1e-12)
-        assert boot["tpr@0.01"][b] == pytest.approx(M.tpr_at_fpr(rs, ry, 0.01))
-        assert boot["tpr@0.001"][b] == pytest.approx(M.tpr_at_fpr(rs, ry, 0.001))
+        assert boot["tpr@0.01"][b] == pytest.approx(T.tpr_at_fpr(rs, ry, 0.01))
+        assert boot["tpr@0.001"][b] == pytest.approx(T.tpr_at_fpr(rs, ry, 0.001))
         assert boot["acc@0"][b] == pytest.approx(((rs >= 0.5) == ry).mean())
 
 
@@ -171,16 +173,16 @@ def test_bootstrap_deterministic_and_seeded():
 def test_bootstrap_chunking_invariant(monkeypatch):
     s, y = _data(1000, seed=5)
     a = M.membership_metrics(s, y, n_boot=30, seed=0)
-    monkeypatch.setattr(M, "_BOOT_CHUNK_ELEMS", 2500)  # 2 resamples per chunk
+    monkeypatch.setattr(B, "BOOT_CHUNK_ELEMS", 2500)  # 2 resamples per chunk
     b = M.membership_metrics(s, y, n_boot=30, seed=0)
     assert a == b
 
 
 def test_clopper_pearson_known_values():
     # x = 0 of n: upper = 1 - (alpha/2)^(1/n)
-    low, high = M._clopper_pearson(0, 10, 0.95)
+    low, high = T.clopper_pearson(0, 10, 0.95)
     assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 10))
-    low, high = M._clopper_pearson(10, 10, 0.95)
+    low, high = T.clopper_pearson(10, 10, 0.95)
     assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 10))
 
 

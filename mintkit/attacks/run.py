@@ -39,8 +39,9 @@ from mintkit.attacks import calibrated, lira, rmia, shadow
 from mintkit.attacks.references import ReferenceModels, calibration_sets
 from mintkit.attacks.signals import Signals, check_queries, model_signals, p_true_from_phi
 from mintkit.core.data import Pool
-from mintkit.core.metrics import calibrate_threshold, membership_metrics
+from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
+from mintkit.core.thresholds import calibrate_threshold
 
 ATTACKS = ("salem", "yeom", "song", "ye", "watson", "lira-offline", "lira-online", "rmia-offline", "rmia-online")
 OFFLINE_ATTACKS = ("salem", "yeom", "song", "ye", "watson", "lira-offline", "rmia-offline")

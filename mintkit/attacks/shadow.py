@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
-from mintkit.core.metrics import calibrate_threshold
+from mintkit.core.thresholds import calibrate_threshold
 
 
 def yeom_scores(loss: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import roc_curve
 
-from mintkit.core import metrics as _m
+from mintkit.core.metrics import summarize_seeds
+from mintkit.core.thresholds import auc_ranks, check_scores, tpr_at_fpr
 
 __all__ = [
     "STYLE_NAME",
@@ -56,7 +57,7 @@ def use_style() -> None:
 
 # --------------------------------------------------------------------------- helpers
 def _roc(scores, labels):
-    s, y = _m._check(scores, labels)
+    s, y = check_scores(scores, labels)
     fpr, tpr, _ = roc_curve(y, s)
     return fpr, tpr, int(y.sum()), int((~y).sum()), s, y
 
@@ -76,7 +77,7 @@ def roc_loglog(ax, scores, labels, label: str | None = None,
     "0 FP", i.e. it is measured at zero false positives. The legend label carries the AUC.
     """
     fpr, tpr, n1, n0, s, y = _roc(scores, labels)
-    auc = _m._auc_ranks(s[y], s[~y])
+    auc = auc_ranks(s[y], s[~y])
     xmin = 1.0 / n0
     ymin = min(xmin, 1.0 / n1)
     text = f"AUC={auc:.3f}" if label is None else f"{label} (AUC={auc:.3f})"
@@ -91,7 +92,7 @@ def roc_loglog(ax, scores, labels, label: str | None = None,
     ax.set_ylabel("True positive rate")
     marked: set[float] = set()
     for f in sorted(mark_fprs, reverse=True):
-        t = _m.tpr_at_fpr(s, y, f)
+        t = tpr_at_fpr(s, y, f)
         note = f"TPR@{_fmt_pct(f)}={t:.3f}"
         if f < xmin:
             note += " (0 FP)"
@@ -111,7 +112,7 @@ def roc_loglog(ax, scores, labels, label: str | None = None,
 def roc_linear(ax, scores, labels, label: str | None = None, color=None):
     """ROC on linear axes with the chance diagonal and the AUC in the legend (MINT Fig. 5)."""
     fpr, tpr, _, _, s, y = _roc(scores, labels)
-    auc = _m._auc_ranks(s[y], s[~y])
+    auc = auc_ranks(s[y], s[~y])
     text = f"AUC={auc:.3f}" if label is None else f"{label} (AUC={auc:.3f})"
     ax.plot(fpr, tpr, label=text, color=color)
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="0.5", zorder=0)
@@ -128,7 +129,7 @@ def score_histogram(ax, scores, labels, bins: int = 40,
                     names: tuple[str, str] = ("members", "non-members")):
     """Member vs non-member score distributions: seaborn step histograms, each normalised to density on
     shared bins, so groups of different sizes compare; the legend gives each group's n."""
-    s, y = _m._check(scores, labels)
+    s, y = check_scores(scores, labels)
     finite = s[np.isfinite(s)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if lo == hi:
@@ -241,7 +242,7 @@ def published_vs_reproduced(reproduced: pd.DataFrame, published: pd.DataFrame,
                          f"{keys}")
     if "seed" not in rep.columns:
         rep = rep.assign(seed=np.arange(len(rep)))
-    rep_sum = _m.summarize_seeds(rep[[*keys, "seed", "value"]], keys).rename(
+    rep_sum = summarize_seeds(rep[[*keys, "seed", "value"]], keys).rename(
         columns={"mean": "reproduced", "n": "n_seeds"})
     pub = pub[[*keys, "value"]].rename(columns={"value": "published"})
     out = pub.merge(rep_sum, on=keys, how=how, sort=False)
