@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -216,6 +218,94 @@ def _cycle(idx: np.ndarray, batch_size: int, gen: torch.Generator):
         yield from iterate_batches(idx, batch_size, shuffle=True, generator=gen)
 
 
+@dataclass
+class _Training:
+    """What every step of one M+ training reads and updates (built by `_prepare`)."""
+
+    model: MintPlus
+    pool: Pool
+    device: torch.device
+    mode: str
+    opt: torch.optim.Optimizer
+    lam1: float
+    lam2: float
+    is_pos: torch.Tensor                 # [len(pool)] bool: MINT label 1 (the MINT-trained members)
+    e_stream: Iterator[torch.Tensor]     # endless E batches [B]
+    max_steps: int | None
+    L0: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+
+    def done(self) -> bool:
+        return bool(self.max_steps and self.steps >= self.max_steps)
+
+
+def _prepare(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, mode: str,
+             batch_size: int, lr: float, weight_decay: float, lambda_task: float, lambda_ratio: float, seed: int,
+             max_steps: int | None) -> tuple[_Training, torch.Generator]:
+    """Seeds, the trained parameters (all of M+, or the head on the frozen audited model) and the E stream."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device)
+    lam1, lam2 = float(lambda_task), float(lambda_task) * float(lambda_ratio)
+    if mode == "passive":
+        for p in model.audited.parameters():
+            p.requires_grad_(False)
+        params, lam1 = list(model.head_parameters()), 0.0
+    else:
+        params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    is_pos = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
+    is_pos[torch.as_tensor(np.asarray(sets["mint_members"]), device=pool.device)] = True
+    e_stream = _cycle(np.asarray(sets["external"]), batch_size, gen)
+    return _Training(model, pool, device, mode, opt, lam1, lam2, is_pos, e_stream, max_steps), gen
+
+
+def _step(t: _Training, b: torch.Tensor) -> dict[str, float]:
+    """One optimiser step on the D batch b [B] and the next E batch; its loss, task loss and MINT loss."""
+    xd, yd = t.pool.batch(b)
+    xe, _ = t.pool.batch(next(t.e_stream))
+    pos = t.is_pos[b.to(t.pool.device)]
+    with autocast(t.device):
+        if t.mode == "active":
+            logits_d, m_d = t.model(xd)          # D: both paths
+        else:
+            logits_d, m_d = None, t.model.mint_logit(xd)
+        m_e = t.model.mint_logit(xe)             # E: MINT path only (class labels unused)
+    l_mint = balanced_bce(m_d[pos], m_e)
+    l_task = F.cross_entropy(logits_d.float(), yd) if logits_d is not None else torch.zeros((), device=t.device)
+    if not t.L0:  # the "norm" of each loss: its value on the first batch (docs/amint.md, Method)
+        t.L0 = {"task": max(float(l_task.detach()), 1e-8), "mint": max(float(l_mint.detach()), 1e-8)}
+    loss = t.lam1 * l_task / t.L0["task"] + t.lam2 * l_mint / t.L0["mint"]
+    t.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    t.opt.step()
+    t.steps += 1
+    return {"loss": float(loss.detach()), "task_loss": float(l_task.detach()), "mint_loss": float(l_mint.detach())}
+
+
+def _epoch(t: _Training, d_idx: np.ndarray, batch_size: int, gen: torch.Generator) -> tuple[dict[str, float], int]:
+    """One pass over the D batches of d_idx (or up to max_steps): summed losses and the number of steps."""
+    t.model.train()
+    if t.mode == "passive":
+        t.model.audited.eval()  # frozen: BN running statistics stay those of the trained model
+    sums = {k: 0.0 for k in ("loss", "task_loss", "mint_loss")}
+    n = 0
+    for b in iterate_batches(d_idx, batch_size, shuffle=True, generator=gen):
+        for k, v in _step(t, b).items():
+            sums[k] += v
+        n += 1
+        if t.done():
+            break
+    return sums, n
+
+
+def _validate(t: _Training, val: dict[str, np.ndarray]) -> dict[str, float]:
+    """Validation losses and accuracies (val_*) and the objective λ1·CE/L0_task + λ2·BCE/L0_mint."""
+    v = validation_losses(t.model, t.pool, val, t.device)
+    obj = t.lam1 * v["task_loss"] / t.L0["task"] + t.lam2 * v["mint_loss"] / t.L0["mint"]
+    return {f"val_{k}": v[k] for k in ("task_loss", "task_acc", "mint_loss", "mint_acc")} | {"val_objective": obj}
+
+
 def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, *,
                 mode: str = "active", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 1e-4, lambda_task: float = 1.0, lambda_ratio: float = 10.0,
@@ -238,73 +328,28 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model.to(device)
-    lam1, lam2 = float(lambda_task), float(lambda_task) * float(lambda_ratio)
-    if mode == "passive":
-        for p in model.audited.parameters():
-            p.requires_grad_(False)
-        params, lam1 = list(model.head_parameters()), 0.0
-    else:
-        params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    t, gen = _prepare(model, pool, sets, device, mode, batch_size, lr, weight_decay, lambda_task, lambda_ratio,
+                      seed, max_steps)
     d_idx = np.asarray(sets["task"] if mode == "active" else sets["mint_members"])
-    is_pos = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
-    is_pos[torch.as_tensor(np.asarray(sets["mint_members"]), device=pool.device)] = True
-    e_stream = _cycle(np.asarray(sets["external"]), batch_size, gen)
     val = {"members": sets["val_members"], "nonmembers": sets["val_nonmembers"]}
     keys = ("loss", "task_loss", "mint_loss", "val_task_loss", "val_task_acc", "val_mint_loss", "val_mint_acc",
             "val_objective")
-    hist: dict = {k: [] for k in keys} | {"mode": mode, "lambda1": lam1, "lambda2": lam2}
-    L0: dict[str, float] = {}
+    hist: dict = {k: [] for k in keys} | {"mode": mode, "lambda1": t.lam1, "lambda2": t.lam2}
     # only early stopping restores an earlier epoch (docs/amint.md, "Early stopping")
     stop = EarlyStopping("min", patience, min_delta=1e-6, keep_best=patience > 0)
-    steps = 0
     for epoch in tqdm(range(epochs), desc=f"{mode} M+", disable=not progress, leave=False):
-        model.train()
-        if mode == "passive":
-            model.audited.eval()  # frozen: BN running statistics stay those of the trained model
-        sums = {k: 0.0 for k in ("loss", "task_loss", "mint_loss")}
-        n = 0
-        for b in iterate_batches(d_idx, batch_size, shuffle=True, generator=gen):
-            xd, yd = pool.batch(b)
-            xe, _ = pool.batch(next(e_stream))
-            pos = is_pos[b.to(pool.device)]
-            with autocast(device):
-                if mode == "active":
-                    logits_d, m_d = model(xd)          # D: both paths
-                else:
-                    logits_d, m_d = None, model.mint_logit(xd)
-                m_e = model.mint_logit(xe)             # E: MINT path only (class labels unused)
-            l_mint = balanced_bce(m_d[pos], m_e)
-            l_task = F.cross_entropy(logits_d.float(), yd) if logits_d is not None else torch.zeros((), device=device)
-            if not L0:  # the "norm" of each loss: its value on the first batch (docs/amint.md, Method)
-                L0 = {"task": max(float(l_task.detach()), 1e-8), "mint": max(float(l_mint.detach()), 1e-8)}
-            loss = lam1 * l_task / L0["task"] + lam2 * l_mint / L0["mint"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k, v in (("loss", loss), ("task_loss", l_task), ("mint_loss", l_mint)):
-                sums[k] += float(v.detach())
-            n += 1
-            steps += 1
-            if max_steps and steps >= max_steps:
-                break
+        sums, n = _epoch(t, d_idx, batch_size, gen)
         ensure_finite(sums["loss"], f"epoch {epoch + 1} of {mode} M+; lower lr (now {lr})")
         for k, v in sums.items():
             hist[k].append(v / max(n, 1))
-        v = validation_losses(model, pool, val, device)
-        obj = lam1 * v["task_loss"] / L0["task"] + lam2 * v["mint_loss"] / L0["mint"]
-        for k in ("task_loss", "task_acc", "mint_loss", "mint_acc"):
-            hist[f"val_{k}"].append(v[k])
-        hist["val_objective"].append(obj)
-        if stop.update(obj, epoch, lambda: copy.deepcopy(model.state_dict())) or (max_steps and steps >= max_steps):
+        for k, v in _validate(t, val).items():
+            hist[k].append(v)
+        if stop.update(hist["val_objective"][-1], epoch, lambda: copy.deepcopy(model.state_dict())) or t.done():
             break
     if stop.best_state is not None:
         model.load_state_dict(stop.best_state)
     hist["best_val_epoch"] = stop.best_epoch
     hist["kept_epoch"] = stop.best_epoch if stop.best_state is not None else len(hist["loss"])
-    hist.update(epochs_run=len(hist["loss"]), steps=steps, L0=L0, seconds=time.perf_counter() - t0)
+    hist.update(epochs_run=len(hist["loss"]), steps=t.steps, L0=t.L0, seconds=time.perf_counter() - t0)
     model.eval()
     return hist
