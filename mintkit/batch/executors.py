@@ -274,10 +274,10 @@ def batch_status(out: str | Path, scheduler=None) -> list[dict]:
             row["state"] = "failed"
             row["detail"] = f"job ended ({scheduler.ended([jid]).get(jid) or 'left the queue'}) before the run finished"
         elif st.get("status") in ("running", "interrupted"):  # a local run: its status.json is all there is
-            state = provenance.run_state(st)
-            row["state"] = "interrupted" if state == "stopped" else state.split(" ")[0]
-            row["detail"] = f"local process {st.get('pid', '?')}" + (" (gone)" if state == "stopped" else "") + (
-                f" on {st['host']}" if st.get("host") and state.startswith("running (on") else "")
+            gone = provenance.run_state(st) == "stopped"
+            row["state"] = "interrupted" if gone else st["status"]
+            row["detail"] = f"local process {st.get('pid', '?')}" + (" (gone)" if gone else f" on {st['host']}"
+                                                                      if st.get("host") else "")
         else:
             row["state"] = "not started"
         rows.append(row)
