@@ -17,7 +17,7 @@ import time
 import pandas as pd
 import torch
 
-from mintkit.attacks import ONLINE_ATTACKS, add_attack_rows, audit_attacks, results_table
+from mintkit.attacks import ONLINE_ATTACKS, SPLIT, add_attack_rows, audit_attacks, results_table
 from mintkit.core.data import load_pool
 from mintkit.core.records import Run
 from mintkit.core.splits import build_split
@@ -46,14 +46,6 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def adds(results, data, refs) -> dict[str, float]:
-    """Seconds each attack adds beyond the audited model: its own fit + score, the audited model's signals,
-    and for every attack that reads reference models their training and signals."""
-    shared = data.seconds["target_signals"]
-    ref = refs.seconds + data.seconds["reference_signals"]
-    return {n: r.seconds + shared + (0.0 if n == "yeom" else ref) for n, r in results.items()}
-
-
 def main() -> None:
     a = parse()
     seed_everything(a.seed)
@@ -76,8 +68,9 @@ def main() -> None:
     run = Run(a.out, "attacks", vars(a), seed=a.seed, device=device) if a.out else None
     for mode in ("offline", "online") if a.online else ("offline",):
         attacks = ONLINE_ATTACKS if mode == "online" else None
-        results, data, refs = audit_attacks(model, pool, split, device, a.arch, cfg, a.seed, k=a.k, mode=mode,
-                                            cache_dir=cache, attacks=attacks, queries=queries, n_boot=a.n_boot)
+        audit = audit_attacks(model, pool, split, device, a.arch, cfg, attacks, k=a.k, mode=mode, seed=a.seed,
+                              cache_dir=cache, queries=queries, n_boot=a.n_boot)
+        results, data, refs = audit.only, audit.data[(SPLIT, mode)], audit.refs[mode]
         hits = sum(i["cache_hit"] for i in refs.infos)
         print(f"\n{mode} reference models: k={a.k}, {refs.plan.meta['train_size_mean']:.0f} training samples each "
               f"on average, trained in {refs.seconds:.0f} s ({hits} cache hits); signals: audited "
@@ -85,7 +78,7 @@ def main() -> None:
               f"calibration {len(refs.plan.calibration['members'])}+{len(refs.plan.calibration['nonmembers'])}, "
               f"population sample {len(refs.plan.population_sample)}; queries {', '.join(queries)}")
         table = results_table(results)
-        table["adds (s)"] = [round(v, 1) for v in adds(results, data, refs).values()]
+        table["adds (s)"] = [round(audit.adds(SPLIT, n), 1) for n in results]
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(table.to_string(index=False))
         if run is not None:

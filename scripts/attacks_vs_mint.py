@@ -103,9 +103,9 @@ def run_gmint(a: argparse.Namespace) -> tuple[list[dict], str]:
     ctx = gmint.setup(P)
     split = gmint.make_split(ctx, P)
     (model, info), t_model = timed(gmint.audited, ctx, split, P, progress=False)
-    mods = gmint.modifiers(ctx, model, split, info, P, progress=False)
+    mods = gmint.modifiers(ctx, split, model, info, P, progress=False)
     ctx.run.time("modifiers", mods.seconds)
-    _, cells = gmint.grid(ctx, mods, split, info, P)
+    _, cells = gmint.grid(ctx, split, mods, info, P)
     g = cells[("combined", "mean", 1.0)]
     get, t_feats = timed(activation_features, ctx, model, split)
     act = fit_eval(ctx.device, get, mint_sets(split, 1.0, P.seed), P)

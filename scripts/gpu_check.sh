@@ -158,7 +158,7 @@ env = json.loads((out / "env.json").read_text()) if (out / "env.json").exists() 
 print("env.json device:", env.get("device"), env.get("device_name"))
 assert str(env.get("device", "cuda")).startswith(P.get("device", "cuda").replace("auto", "cuda")), \
     "the cell did not run on the device asked for"
-show = ("mint_accuracy", "mint_accuracy_calibrated", "auc", "tpr_at_1pct_fpr", "audited_accuracy",
+show = ("accuracy", "accuracy_calibrated", "auc", "tpr_at_1pct_fpr", "audited_accuracy",
         "audited_train_accuracy")
 if (out / "results.csv").exists():
     for r in csv.DictReader(open(out / "results.csv")):

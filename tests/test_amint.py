@@ -159,20 +159,20 @@ def test_one_trained_model_yields_both_protocols(tmp_path, monkeypatch):
     assert trainings == ["active"] and set(results) == {("paper", "Active"), ("heldout", "Active")}
     for protocol, view in amint.protocol_views(split).items():
         ev = results[(protocol, "Active")]
-        assert ev["metrics"]["n_eval_members"] == ev["metrics"]["n_eval_nonmembers"] == 30
-        np.testing.assert_array_equal(ev["scores"][:30],
+        assert ev.metrics["n_eval_members"] == ev.metrics["n_eval_nonmembers"] == 30
+        np.testing.assert_array_equal(ev.scores[:30],
                                       amint.mint_scores(active[0], ctx.pool, view["eval_members"], ctx.device))
-    np.testing.assert_array_equal(results[("paper", "Active")]["scores"][30:],
-                                  results[("heldout", "Active")]["scores"][30:])
+    np.testing.assert_array_equal(results[("paper", "Active")].scores[30:],
+                                  results[("heldout", "Active")].scores[30:])
     # the one audited pass gives what the per-set helpers give
     for protocol, view in amint.protocol_views(split).items():
         ev = results[(protocol, "Active")]
         ref = audited_accuracy(active[0].audited, ctx.pool, view, ctx.device)
-        assert ev["audited"] == pytest.approx(ref, abs=1e-6)
+        assert ev.audited == pytest.approx(ref, abs=1e-6)
         base = loss_baseline(active[0].audited, ctx.pool, view, ctx.device)
-        np.testing.assert_allclose(ev["loss_baseline"]["scores"], base["scores"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ev.loss.scores, base.scores, rtol=1e-5, atol=1e-6)
     rows = ctx.run.rows
-    got = {(r["protocol"], r["table"]) for r in rows if r["metric"] == "mint_accuracy"}
+    got = {(r["protocol"], r["table"]) for r in rows if r["metric"] == "accuracy"}
     assert {("paper", "Table 1"), ("heldout", "Table 1")} <= got
 
 
@@ -192,9 +192,9 @@ def test_attacks_join_table3_beside_passive_and_active(tmp_path):
         res = mia.results[protocol]
         assert [r.label for r in res.values()] == ["Salem et al.", "Yeom et al.", "Watson et al."]
         assert all(r.metrics["n_eval_members"] == r.metrics["n_eval_nonmembers"] == 30 for r in res.values())
-        assert np.array_equal(res["yeom"].labels, results[(protocol, "Passive")]["labels"])
+        assert np.array_equal(res["yeom"].labels, results[(protocol, "Passive")].labels)
         rows = [r for r in ctx.run.rows if r["table"] == "Table 3" and r["protocol"] == protocol
-                and r["metric"] == "mint_accuracy"]
+                and r["metric"] == "accuracy"]
         conds = [r["condition"] for r in rows]
         assert sorted(conds) == sorted(["Salem et al.", "Yeom et al.", "Watson et al.", "Passive", "Active",
                                         "Yeom et al. (on M+)"])
@@ -243,10 +243,10 @@ def test_mnist_test_split_active_one_model(mnist_root, tmp_path):
     active = amint.active_mint(ctx, split, P)
     res = amint.evaluate_all(ctx, split, {"Active": active}, P)
     for (p, _), ev in res.items():
-        m = ev["metrics"]
-        print(p, {k: round(m[k], 3) for k in ("mint_accuracy", "mint_accuracy_ci_low", "auc")}, ev["audited"],
+        m = ev.metrics
+        print(p, {k: round(m[k], 3) for k in ("accuracy", "accuracy_ci_low", "auc")}, ev.audited,
               "kept epoch", active[1]["kept_epoch"], "of", active[1]["epochs_run"])
         assert m["n_eval_members"] == m["n_eval_nonmembers"] == 100
-        assert ev["audited"]["audited_accuracy"] > 0.8
-    paper = res[("paper", "Active")]["metrics"]
-    assert paper["mint_accuracy_ci_low"] > 0.5, "active MINT at chance under the paper protocol"
+        assert ev.audited["audited_accuracy"] > 0.8
+    paper = res[("paper", "Active")].metrics
+    assert paper["accuracy_ci_low"] > 0.5, "active MINT at chance under the paper protocol"

@@ -53,7 +53,7 @@ def drift(tmp_path_factory):
         ctx = amint.setup(P)
         split = amint.make_split(ctx, P)
         out[kept] = amint.active_mint(ctx, split, P)
-        out[f"{kept}_eval"] = amint.evaluate(ctx, out[kept][0], split, P)["paper"]
+        out[f"{kept}_eval"] = amint.evaluate(ctx, split, out[kept][0], P)["paper"]
         out[f"{kept}_split"] = split
     return out
 
@@ -81,15 +81,15 @@ def test_patience_zero_keeps_the_last_epoch_not_the_best(drift):
 
 
 def test_accuracy_at_half_is_the_fixed_threshold_not_calibrated(drift):
-    """Not calibration: mint_accuracy is accuracy at the fixed threshold 0.5 of sigmoid(T), whatever the
+    """Not calibration: accuracy is accuracy at the fixed threshold 0.5 of sigmoid(T), whatever the
     calibration slice; the calibrated accuracy is a separate column."""
     ev = drift["last_eval"]
-    s, y = ev["scores"], ev["labels"]
-    m = ev["metrics"]
+    s, y = ev.scores, ev.labels
+    m = ev.metrics
     assert m["threshold"] == 0.5
-    assert m["mint_accuracy"] == pytest.approx(((s >= 0.5) == (y == 1)).mean())
-    assert membership_metrics(s, y, n_boot=0)["mint_accuracy"] == m["mint_accuracy"]  # no calibration data
-    assert m["threshold_calibrated"] != 0.5 and np.isfinite(m["mint_accuracy_calibrated"])
+    assert m["accuracy"] == pytest.approx(((s >= 0.5) == (y == 1)).mean())
+    assert membership_metrics(s, y, n_boot=0)["accuracy"] == m["accuracy"]  # no calibration data
+    assert m["threshold_calibrated"] != 0.5 and np.isfinite(m["accuracy_calibrated"])
 
 
 def test_the_kept_epoch_moves_accuracy_at_half_and_not_the_ranking(drift):
@@ -97,12 +97,12 @@ def test_the_kept_epoch_moves_accuracy_at_half_and_not_the_ranking(drift):
     AUC moves by less than that (issue: 0.897 -> 0.791 at AUC 0.99). The cause is where the unseen evaluated
     non-members sit against 0.5: higher at the last epoch."""
     last, best = drift["last_eval"], drift["best_eval"]
-    acc_last, acc_best = last["metrics"]["mint_accuracy"], best["metrics"]["mint_accuracy"]
-    auc_last, auc_best = last["metrics"]["auc"], best["metrics"]["auc"]
+    acc_last, acc_best = last.metrics["accuracy"], best.metrics["accuracy"]
+    auc_last, auc_best = last.metrics["auc"], best.metrics["auc"]
     print(f"acc@0.5 best {acc_best:.3f} last {acc_last:.3f}; AUC best {auc_best:.3f} last {auc_last:.3f}; "
           f"best epoch {drift['best'][1]['kept_epoch']}")
     assert acc_best - acc_last >= 0.05
     assert abs(auc_best - auc_last) < acc_best - acc_last
-    non = lambda ev: ev["scores"][ev["labels"] == 0]  # noqa: E731
+    non = lambda ev: ev.scores[ev.labels == 0]  # noqa: E731
     assert (non(last) >= 0.5).mean() > (non(best) >= 0.5).mean(), "non-members did not move up across 0.5"
 

@@ -19,8 +19,8 @@ from mintkit.attacks import (
     add_attack_rows,
     audit_attacks,
     plan_references,
+    pipeline,
     results_table,
-    run_attacks,
     stage,
     train_references,
 )
@@ -229,9 +229,11 @@ def test_bad_requests_fail_before_training():
     pool = load_pool("digits")
     model = mlp("mlp", 10, 1, 8)
     with pytest.raises(ValueError, match="valid: salem"):
-        run_attacks(model, pool, split, None, CPU, attacks=("loss",))
+        audit_attacks(model, pool, split, CPU, attacks=("loss",))
     with pytest.raises(ValueError, match="need reference models"):
-        run_attacks(model, pool, split, None, CPU, attacks=("yeom", "lira-offline"))
+        audit_attacks(model, pool, split, CPU, attacks=("yeom", "lira-offline"))
+    with pytest.raises(ValueError, match="valid: offline, online"):
+        audit_attacks(model, pool, split, CPU, attacks=("yeom",), mode="shadow")
 
 
 # ------------------------------------------------------------------------------ models
@@ -256,8 +258,10 @@ def test_every_attack_is_at_chance_on_an_untrained_model():
     seed_everything(0)
     untrained = mlp("mlp", pool.num_classes, pool.in_channels, pool.image_size).eval()
     for mode, attacks in (("offline", OFFLINE_ATTACKS), ("online", ATTACKS)):
-        results, data, refs = audit_attacks(untrained, pool, split, CPU, "mlp", cfg, seed=0, k=4, mode=mode,
-                                            cache_dir=None, build_fn=mlp, n_boot=0)
+        audit = audit_attacks(untrained, pool, split, CPU, "mlp", cfg, seed=0, k=4, mode=mode, cache_dir=None,
+                              build_fn=mlp, n_boot=0)
+        results, data, refs = audit.only, audit.data[(pipeline.SPLIT, mode)], audit.refs[mode]
+        assert set(audit.modes.values()) == {mode}
         assert set(results) == set(attacks)
         assert accuracy(refs.models[0], pool, split["eval_nonmembers"], CPU) > 0.5  # the references did learn (chance 0.1)
         evaluated = np.r_[split["eval_members"], split["eval_nonmembers"]]
@@ -278,9 +282,9 @@ def test_lira_and_rmia_beat_the_loss_attack_at_low_fpr(mnist_root):
     cfg = TrainConfig(epochs=30, batch_size=64)
     model, _ = train_audited(pool, split, "mlp", cfg, CPU, seed=0, cache_dir=None, build_fn=mlp, progress=False)
     assert accuracy(model, pool, split["members"], CPU) == 1.0
-    results, _, _ = audit_attacks(model, pool, split, CPU, "mlp", cfg, seed=0, k=16, mode="online",
-                                  cache_dir=None, build_fn=mlp, n_boot=0,
-                                  attacks=("yeom", "lira-online", "rmia-online", "lira-offline", "rmia-offline"))
+    results = audit_attacks(model, pool, split, CPU, "mlp", cfg, seed=0, k=16, mode="online", cache_dir=None,
+                            build_fn=mlp, n_boot=0,
+                            attacks=("yeom", "lira-online", "rmia-online", "lira-offline", "rmia-offline")).only
     tpr = {n: r.metrics["tpr_at_1pct_fpr"] for n, r in results.items()}
     print("TPR at 1% FPR:", {n: round(v, 3) for n, v in tpr.items()})
     for name in ("lira-online", "rmia-online", "lira-offline", "rmia-offline"):
@@ -298,7 +302,7 @@ def test_rows_use_the_published_table3_labels(tmp_path):
     assert {LABELS[a] for a in ("salem", "yeom", "song", "ye", "watson")} == published
     pool, split = _digits_split()
     model = mlp("mlp", 10, 1, 8).eval()
-    results, _ = run_attacks(model, pool, split, None, CPU, n_boot=20)
+    results = audit_attacks(model, pool, split, CPU, attacks=("yeom",), n_boot=20).only
     run = Run(tmp_path / "run", "amint", {}, seed=0)
     add_attack_rows(run, results, {"audited_accuracy": 0.1}, table="Table 3", dataset="digits", model="mlp")
     with open(tmp_path / "run" / "results.csv") as f:
@@ -336,13 +340,13 @@ def test_views_of_one_split_share_one_plan_per_mode(tmp_path, monkeypatch):
     inside = np.random.default_rng(0).choice(a["mint_train_members"], 80, replace=False)
     b = Split(dict(a.sets) | {"eval_members": inside}, a.pool, a.pool_size, a.seed, overlap="paper")
     trainings = []
-    real = stage.train_references
-    monkeypatch.setattr(stage, "train_references", lambda *x, **kw: trainings.append(x[2].mode) or real(*x, **kw))
+    real = pipeline.train_references
+    monkeypatch.setattr(pipeline, "train_references", lambda *x, **kw: trainings.append(x[2].mode) or real(*x, **kw))
     seed_everything(0)
     model = mlp("mlp", pool.num_classes, pool.in_channels, pool.image_size).eval()
     names = ("yeom", "watson", "lira-online")
-    audit = stage.audit_views(model, pool, {"a": a, "b": b}, CPU, "mlp", TrainConfig(epochs=3, batch_size=64),
-                              names, k=4, cache_dir=None, build_fn=mlp, n_boot=50)
+    audit = audit_attacks(model, pool, {"a": a, "b": b}, CPU, "mlp", TrainConfig(epochs=3, batch_size=64),
+                          names, k=4, cache_dir=None, build_fn=mlp, n_boot=50)
     assert trainings == ["offline", "online"]
     evaluated = np.concatenate([a["eval_members"], b["eval_members"], a["eval_nonmembers"]])
     assert not audit.refs["offline"].plan.membership(evaluated).any()
@@ -358,9 +362,9 @@ def test_views_of_one_split_share_one_plan_per_mode(tmp_path, monkeypatch):
     base = loss_baseline(model, pool, a, CPU, n_boot=50)  # the same scores and resamples: the same AUC interval
     yeom = audit.results["a"]["yeom"].metrics
     for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr"):
-        assert yeom[key] == pytest.approx(base[key], abs=1e-9), key
+        assert yeom[key] == pytest.approx(base.metrics[key], abs=1e-9), key
     curves = audit.curves("b", ("lira-online", "salem"))
-    assert list(curves) == ["LiRA (online)"] and len(curves["LiRA (online)"]["scores"]) == 80 + 150
+    assert list(curves) == ["LiRA (online)"] and len(curves["LiRA (online)"].scores) == 80 + 150
     run = Run(tmp_path / "run", "mint", {}, seed=0)
     add_attack_rows(run, audit.results["b"], label_column="feature", label_suffix=";Model Outcome",
                     scores_prefix="attack_b", table="Table 6")
@@ -369,7 +373,7 @@ def test_views_of_one_split_share_one_plan_per_mode(tmp_path, monkeypatch):
     assert features == {"Yeom et al.;Model Outcome", "Watson et al.;Model Outcome", "LiRA (online);Model Outcome"}
     assert "attack_b_lira_online_scores" in np.load(tmp_path / "run" / "scores.npz")
     with pytest.raises(ValueError, match="views must come from one split"):
-        stage.merged_split({"a": a, "c": build_split(pool, n_members=400, n_external=300, n_eval=150, seed=1)})
+        pipeline.merged_split({"a": a, "c": build_split(pool, n_members=400, n_external=300, n_eval=150, seed=1)})
 
 
 def test_face_models_and_other_class_counts_are_skipped():

@@ -191,7 +191,7 @@ def test_stand_in_rows_say_jpeg_stand_in_and_sit_beside_cifar10(tmp_path):
 def test_amint_tables_of_a_stand_in_run_sit_beside_the_cifar10_cells(tmp_path):
     P = amint.Params(dataset="cifar10-jpeg", arch="mobilenet", setup="entry")
     run = Run(tmp_path / "run", "amint", {}, protocol="paper")
-    run.add("mint_accuracy", 0.7, table="Table 1", setup="Entry", condition="Active", **P.labels)
+    run.add("accuracy", 0.7, table="Table 1", setup="Entry", condition="Active", **P.labels)
     t = amint.paper_tables(run, P)["Table 1"]
     assert "0.86 | 0.70" in t.to_string()  # published CIFAR-10 MobileNet Entry, Active: 0.86
     assert "CIFAR-10 (JPEG q75 stand-in)" in t.attrs["title"] and "published cells are CIFAR-10)" in t.attrs["title"]

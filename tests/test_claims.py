@@ -15,7 +15,7 @@ def _gmint(folder, seed, value, variant="definition"):
     for setup in ("Entry", "Combined"):
         for red in ("MEAN", "MIN"):
             for frac in ("D100", "D1"):
-                run.add_metrics({"mint_accuracy": value(setup, red, frac), "auc": 0.5} | COUNTS,
+                run.add_metrics({"accuracy": value(setup, red, frac), "auc": 0.5} | COUNTS,
                                 {"audited_accuracy": 0.96}, table="Table 1", dataset="MNIST", model="MobileNet",
                                 setup=setup, condition=f"{red};{frac}")
     run.finish()
@@ -24,11 +24,11 @@ def _gmint(folder, seed, value, variant="definition"):
 def _amint(folder, seed, active, passive, variant="definition"):
     run = Run(folder, "amint", {"seed": seed}, seed=seed, protocol="paper", variant=variant)
     for setup, a in zip(("Entry", "Middle", "Output"), active):
-        run.add_metrics({"mint_accuracy": a} | COUNTS, {"audited_accuracy": 0.9}, table="Table 1", dataset="MNIST",
+        run.add_metrics({"accuracy": a} | COUNTS, {"audited_accuracy": 0.9}, table="Table 1", dataset="MNIST",
                         model="MobileNet", setup=setup, condition="Active")
-    run.add_metrics({"mint_accuracy": active[0]} | COUNTS, {}, table="Table 2", dataset="MNIST", model="MobileNet",
+    run.add_metrics({"accuracy": active[0]} | COUNTS, {}, table="Table 2", dataset="MNIST", model="MobileNet",
                     setup="Entry", condition="Active")
-    run.add_metrics({"mint_accuracy": passive} | COUNTS, {}, table="Table 2", dataset="MNIST", model="MobileNet",
+    run.add_metrics({"accuracy": passive} | COUNTS, {}, table="Table 2", dataset="MNIST", model="MobileNet",
                     setup="Entry", condition="Passive")
     run.finish()
 

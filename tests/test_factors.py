@@ -107,7 +107,8 @@ def _built(P, scenario, value, split):
 def test_sweep_margin_heads_match_their_formula(head):
     pool = synthetic_pool(n=64, num_classes=4)
     P = params(arch="smallcnn", dropout=0.0, margin_scale=16.0)
-    split = fac.make_split(pool, "loss", P.replace(n_members=30, n_external=10, n_eval=5))
+    ctx = common.Context(None, pool, torch.device("cpu"))
+    split = fac.make_split(ctx, "loss", P.replace(n_members=30, n_external=10, n_eval=5))
     model = _built(P, "loss", head, split).train()
     assert model.needs_labels and type(model.margin).__name__.lower().startswith(head[:3])
     x, y = pool.batch(torch.arange(8))
@@ -168,7 +169,8 @@ def test_sweep_iresnet_uses_zoo_heads_with_margin_scale(tmp_path, monkeypatch):
 def test_sweep_dropout_toggle_changes_the_model_as_stated():
     pool = synthetic_pool(n=64, num_classes=4)
     P = params(dropout=0.5)
-    split = fac.make_split(pool, "dropout", P.replace(n_members=30, n_external=10, n_eval=5))
+    ctx = common.Context(None, pool, torch.device("cpu"))
+    split = fac.make_split(ctx, "dropout", P.replace(n_members=30, n_external=10, n_eval=5))
     assert P.values("dropout") == [0.5, 0.0]
     assert [fac.condition("dropout", v) for v in (0.5, 0.0)] == ["with dropout", "without dropout"]
     on, off = _built(P, "dropout", 0.5, split), _built(P, "dropout", 0.0, split)
@@ -197,7 +199,7 @@ def test_sweep_rows_and_paper_table(tmp_path):
     ctx = fac.setup(P)
     rows = fac.sweep(ctx, "loss", P)
     assert list(rows.columns) == list(RESULT_COLUMNS)
-    acc = rows[rows.metric == "mint_accuracy"]
+    acc = rows[rows.metric == "accuracy"]
     assert set(acc.table) == {"Table 5"} and list(dict.fromkeys(acc.condition)) == ["Softmax loss", "ArcFace loss"]
     assert set(acc.feature) == {f"Vanilla MINT;{f}" for f in fac.FEATURE_SETS}
     assert set(rows.dataset) == {"digits"} and set(rows.model) == {"SmallCNN"}
@@ -233,7 +235,7 @@ def test_mnist_exposure_x30_more_detectable_than_x1(mnist_root, tmp_path):
                device="cpu", out_dir=str(tmp_path / "run"))
     t0 = time.perf_counter()
     rows = fac.sweep(fac.setup(P), "exposure", P)
-    acc = rows[rows.metric == "mint_accuracy"].pivot(index="feature", columns="condition", values="value")
+    acc = rows[rows.metric == "accuracy"].pivot(index="feature", columns="condition", values="value")
     print(f"\n{time.perf_counter() - t0:.0f} s\n{acc.round(3)}")
     deep = [f"Vanilla MINT;{f}" for f in ("Conv Layer #4", "Model Outcome", "All Conv Layers")]
     gain = acc.loc[deep, "x30"] - acc.loc[deep, "x1"]

@@ -282,17 +282,17 @@ def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     ctx = g.setup(P)
     split = g.make_split(ctx, P)
     model, info = g.audited(ctx, split, P, progress=False)
-    _t3, t3res = g.table3(ctx, model, split, info, {}, P)
-    mia = g.membership_attacks(ctx, model, split, info, P)
+    _t3, t3res = g.table3(ctx, split, model, info, {}, P)
+    mia = g.membership_attacks(ctx, split, model, info, P)
     res = mia.results[P.protocol]
     assert [r.label for r in res.values()] == ["Yeom et al.", "LiRA (offline)"]
-    assert np.array_equal(res["yeom"].labels, t3res["LOSS (Yeom et al.)"]["labels"])
-    conds = {r["condition"] for r in ctx.run.rows if r["table"] == "Table 3" and r["metric"] == "mint_accuracy"}
+    assert np.array_equal(res["yeom"].labels, t3res["LOSS (Yeom et al.)"].labels)
+    conds = {r["condition"] for r in ctx.run.rows if r["table"] == "Table 3" and r["metric"] == "accuracy"}
     assert conds == {"MINT", "LOSS (Yeom et al.)", "Yeom et al.", "LiRA (offline)"}
     t = g.attack_table(t3res, mia, P)
     assert list(t["method"]) == ["MINT (activations)", "LOSS (Yeom et al.)", "Yeom et al.", "LiRA (offline)"]
     assert list(g.attack_curves(mia, P)) == ["LiRA (offline)"] and g.attack_curves(None, P) == {}
-    assert g.membership_attacks(ctx, model, split, info, P.replace(n_reference=0)) is None
+    assert g.membership_attacks(ctx, split, model, info, P.replace(n_reference=0)) is None
     save_checkpoint(tmp_path / "own.pt", model, {"model": model.config})
     Pc = P.replace(checkpoint=str(tmp_path / "own.pt"), attacks="yeom,watson", out_dir=str(tmp_path / "ck"))
     ctx_c = g.setup(Pc)
@@ -315,13 +315,13 @@ def test_real_mnist_combined_beats_chance(mnist_root, tmp_path):
     ctx = g.setup(P)
     split = g.make_split(ctx, P)
     model, info = g.audited(ctx, split, P, progress=False)
-    mods = g.modifiers(ctx, model, split, info, P, progress=False)
-    df, cells = g.grid(ctx, mods, split, info, P)
-    m = cells[("combined", "mean", 1.0)]["metrics"]
+    mods = g.modifiers(ctx, split, model, info, P, progress=False)
+    df, cells = g.grid(ctx, split, mods, info, P)
+    m = cells[("combined", "mean", 1.0)].metrics
     n = m["n_eval_members"] + m["n_eval_nonmembers"]
-    correct = int(round(m["mint_accuracy"] * n))
+    correct = int(round(m["accuracy"] * n))
     p = binomtest(correct, n, 0.5, alternative="greater").pvalue
-    print(f"MNIST test split, Combined/MEAN/D100/sgd: {correct}/{n} correct (accuracy {m['mint_accuracy']:.3f}, "
+    print(f"MNIST test split, Combined/MEAN/D100/sgd: {correct}/{n} correct (accuracy {m['accuracy']:.3f}, "
           f"AUC {m['auc']:.3f}, p={p:.1e}); audited train/test accuracy {info['accuracy']}")
     assert n == 120 and m["n_eval_members"] == 60
     # enough optimiser steps for BatchNorm's running statistics: the eval-mode model must have learnt

@@ -178,20 +178,20 @@ def test_stage_rows_name_their_variant(tmp_path, digits_pool):
         ctx = g.setup(P)
         split = g.make_split(ctx, P)
         model, info = g.audited(ctx, split, P, progress=False)
-        mods = g.modifiers(ctx, model, split, info, P, progress=False)
+        mods = g.modifiers(ctx, split, model, info, P, progress=False)
         if not over:
             idx = np.concatenate([split["members"], split["external"], split["eval_nonmembers"]])
             ref = weight_modifiers(model, ctx.pool, idx, list(P.layers.values()), CPU, rules=P.rules,
                                    reductions=FILTER_REDUCTIONS, opt=Optimiser(lr=P.lr), chunk_size=P.chunk_size)
             assert all(torch.equal(mods.features[k], ref.features[k]) for k in ref.features)
-        g.grid(ctx, mods, split, info, P)
+        g.grid(ctx, split, mods, info, P)
         rows = read_results([ctx.run.dir])
         assert len(rows) and set(rows["variant"]) == {label}
 
 
 def _fixture_run(folder, seed, variant, acc):
     run = Run(folder, "gmint", {"seed": seed}, seed=seed, protocol="heldout", variant=variant)
-    run.add_metrics({"mint_accuracy": acc, "auc": acc}, {"audited_accuracy": 0.99}, table="Table 1",
+    run.add_metrics({"accuracy": acc, "auc": acc}, {"audited_accuracy": 0.99}, table="Table 1",
                     dataset="MNIST", model="MobileNet", setup="Output", condition="MEAN;D100")
     run.finish()
 
@@ -206,7 +206,7 @@ def test_report_never_averages_variants_into_one_cell(tmp_path):
     old = runs / "old"
     old.mkdir()
     (old / "results.csv").write_text("paper,table,dataset,model,setup,condition,feature,metric,value,protocol,seed,"
-                                     "run_id\ngmint,Table 1,MNIST,MobileNet,Entry,MEAN;D100,,mint_accuracy,0.5,"
+                                     "run_id\ngmint,Table 1,MNIST,MobileNet,Entry,MEAN;D100,,accuracy,0.5,"
                                      "heldout,0,old\n")
     (old / "status.json").write_text('{"status": "complete", "end": "x"}')
     rows, _ = collect(tmp_path / "runs")
@@ -214,7 +214,7 @@ def test_report_never_averages_variants_into_one_cell(tmp_path):
     assert set(rows["variant"]) == {DEFINITION, carried}
     report.build(tmp_path / "runs", tmp_path / "fig", papers=["gmint"])
     t1 = pd.read_csv(tmp_path / "fig" / "gmint" / "table1.csv", keep_default_na=False)
-    cell = t1[(t1.setup == "Output") & (t1.condition == "MEAN;D100") & (t1.metric == "mint_accuracy")
+    cell = t1[(t1.setup == "Output") & (t1.condition == "MEAN;D100") & (t1.metric == "accuracy")
               & (t1.model == "MobileNet") & (t1.dataset == "MNIST")]
     got = {r.variant: (round(float(r.reproduced), 3), int(float(r.n_seeds))) for r in cell.itertuples()}
     assert got == {DEFINITION: (0.54, 2), carried: (0.98, 2)}

@@ -17,12 +17,12 @@ from mintkit.core import thresholds as T
 def test_hand_computed_example():
     r = M.membership_metrics([0.9, 0.8, 0.3, 0.6], [1, 1, 0, 0], n_boot=0)
     # members 0.9, 0.8 >= 0.5 (right); non-members 0.3 (right), 0.6 (wrong)
-    assert r["mint_accuracy"] == pytest.approx(0.75)
+    assert r["accuracy"] == pytest.approx(0.75)
     assert r["balanced_accuracy"] == pytest.approx(0.75)
     assert r["auc"] == pytest.approx(1.0)  # every member scores above every non-member
     assert r["n_eval_members"] == 2 and r["n_eval_nonmembers"] == 2
     assert r["fpr_resolution"] == pytest.approx(0.5)
-    assert math.isnan(r["mint_accuracy_calibrated"]) and math.isnan(r["threshold_calibrated"])
+    assert math.isnan(r["accuracy_calibrated"]) and math.isnan(r["threshold_calibrated"])
     # TPR = 1 at FPR 0 (threshold 0.8)
     assert r["tpr_at_1pct_fpr"] == 1.0 and r["tpr_at_0.1pct_fpr"] == 1.0
     assert r["tpr_at_1pct_fpr_max_fp"] == 0 and r["tpr_at_0.1pct_fpr_max_fp"] == 0
@@ -48,7 +48,7 @@ def test_ties_auc_and_accuracy():
     assert r["auc"] == pytest.approx((0.5 + 0.5 + 1 + 3) / 6)
     assert r["auc"] == pytest.approx(roc_auc_score(y, s))
     # score >= 0.5 is "member": members right 2/2, non-members right 1/3
-    assert r["mint_accuracy"] == pytest.approx(3 / 5)
+    assert r["accuracy"] == pytest.approx(3 / 5)
     assert r["balanced_accuracy"] == pytest.approx((1 + 1 / 3) / 2)
 
 
@@ -81,7 +81,7 @@ def test_calibrated_threshold_uses_calibration_data_only():
     assert T.calibrate_threshold(es, ey) == pytest.approx(0.3)
     r = M.membership_metrics(es, ey, cs, cy, n_boot=0)
     assert r["threshold_calibrated"] == pytest.approx(0.7)
-    assert r["mint_accuracy_calibrated"] == pytest.approx(0.5)  # not the eval-optimal 1.0
+    assert r["accuracy_calibrated"] == pytest.approx(0.5)  # not the eval-optimal 1.0
     # changing eval data never changes the calibrated threshold
     r2 = M.membership_metrics(es[::-1] + 0.01, ey[::-1], cs, cy, n_boot=0)
     assert r2["threshold_calibrated"] == r["threshold_calibrated"]
@@ -150,13 +150,13 @@ def test_ci_contains_estimate_and_narrows_with_n():
     for n in (400, 6400):
         s, y = _data(n, seed=2)
         r = M.membership_metrics(s, y, s, y, n_boot=200, seed=0)
-        for m in ("mint_accuracy", "mint_accuracy_calibrated", "balanced_accuracy", "auc",
+        for m in ("accuracy", "accuracy_calibrated", "balanced_accuracy", "auc",
                   "tpr_at_1pct_fpr"):
             assert r[f"{m}_ci_low"] <= r[m] <= r[f"{m}_ci_high"], m
         for t in M.TPR_METRICS:
             assert r[f"{t}_cp_low"] <= r[t] <= r[f"{t}_cp_high"]
-        widths.append({m: r[f"{m}_ci_high"] - r[f"{m}_ci_low"] for m in ("mint_accuracy", "auc")})
-    for m in ("mint_accuracy", "auc"):
+        widths.append({m: r[f"{m}_ci_high"] - r[f"{m}_ci_low"] for m in ("accuracy", "auc")})
+    for m in ("accuracy", "auc"):
         assert widths[1][m] < widths[0][m] / 2  # ~ 1/sqrt(16) = 1/4
 
 
@@ -224,8 +224,8 @@ def test_loss_threshold_attack_separable():
         calib_nonmember_losses=[1.5, 0.8],
         n_boot=20,
     )
-    assert r["mint_accuracy"] == 1.0 and r["auc"] == 1.0
-    assert r["mint_accuracy_calibrated"] == 1.0
+    assert r["accuracy"] == 1.0 and r["auc"] == 1.0
+    assert r["accuracy_calibrated"] == 1.0
     # threshold on -loss between -0.8 and -0.04; members have loss <= loss_threshold
     assert r["loss_threshold"] == pytest.approx(0.42)
     assert r["threshold"] == pytest.approx(-0.42)

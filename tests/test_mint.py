@@ -86,24 +86,24 @@ def test_mint_models_find_the_planted_signal(family, feature, how):
     AUC 0.89 at best). Accuracy at 0.5 is not asserted: an uncalibrated CNN may put every score on one side."""
     P = P_(mint_epochs=5, cnn_epochs=5, mint_batch_size=16, n_boot=0, cnn_combination=how, mint_l1=0.01)
     r = mint.fit_one(CPU, _toy_feats(), family, feature, P)
-    assert r["scores"].shape == (96,) and set(np.unique(r["labels"])) == {0, 1}
-    assert r["n_train"] == 96 and r["n_train_members"] == 48 and r["params"] > 0
-    assert r["label"] == f"{mint.FAMILIES[family]};{mint.LABELS[feature]}"
-    assert r["metrics"]["auc"] >= 0.8, r["metrics"]["auc"]
-    assert r["metrics"]["mint_accuracy_calibrated"] >= 0.7, r["metrics"]["mint_accuracy_calibrated"]
+    assert r.scores.shape == (96,) and set(np.unique(r.labels)) == {0, 1}
+    assert r.n_train == 96 and r.n_train_members == 48 and r.params > 0
+    assert r.label == f"{mint.FAMILIES[family]};{mint.LABELS[feature]}"
+    assert r.metrics["auc"] >= 0.8, r.metrics["auc"]
+    assert r.metrics["accuracy_calibrated"] >= 0.7, r.metrics["accuracy_calibrated"]
     if family == "cnn" and feature == "combination":
-        assert isinstance(r["model"], CNNCombination) == (how == "branches")
+        assert isinstance(r.model, CNNCombination) == (how == "branches")
 
 
 def test_data_fraction_subsamples_both_classes_and_scales_cnn():
     feats = _toy_feats(n=40)
     P = P_(mint_epochs=1, cnn_epochs=1, n_boot=0)
     r = mint.fit_one(CPU, feats, "mlp", "stage1", P, fraction=0.25)
-    assert r["n_train"] == 20 and r["n_train_members"] == 10
+    assert r.n_train == 20 and r.n_train_members == 10
     base = mint.fit_one(CPU, feats, "cnn", "stage1", P)
     big = mint.fit_one(CPU, feats, "cnn", "stage1", P.replace(cnn_params_scale=4.0))
-    assert big["label"] == "CNN MINT x4 params" + ";Conv Layer #1"
-    assert 2.0 < big["params"] / base["params"] < 5.0   # conv part grows by 2, the dense part by 4
+    assert big.label == "CNN MINT x4 params" + ";Conv Layer #1"
+    assert 2.0 < big.params / base.params < 5.0   # conv part grows by 2, the dense part by 4
 
 
 def test_identification_accuracy_separates_identities():
@@ -186,7 +186,7 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     assert {"Table 1", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 5"} <= set(df["table"])
     assert (df["dataset"] == "Glint360K").all() and (df["model"] == "FR Model 2").all()
     assert set(df["protocol"]) == {"heldout"}
-    acc = df[(df.metric == "mint_accuracy") & (df.table == "Table 1")]
+    acc = df[(df.metric == "accuracy") & (df.table == "Table 1")]
     assert set(acc["feature"]) >= {"Vanilla MINT;Conv Layer #1", "Vanilla MINT;Combination",
                                    "Domain control (untrained) Vanilla MINT;Combination"}
     assert set(acc["condition"]) == {"40;Baseline Case"}                       # 20 members + 20 external
@@ -213,10 +213,10 @@ def test_baseline_attacks_on_a_classifier_beside_mint(tmp_path, capsys):
     loss = mint.loss_baseline(ctx, split, model, P)
     mia = mint.membership_attacks(ctx, split, model, audited, results, P)
     yeom = mia.results["heldout"]["yeom"].metrics
-    assert yeom["auc"] == pytest.approx(loss["auc"]) and yeom["n_eval_members"] == P.n_eval
-    rows = [r for r in ctx.run.rows if r["table"] == "Table 6" and r["metric"] == "mint_accuracy"]
+    assert yeom["auc"] == pytest.approx(loss.metrics["auc"]) and yeom["n_eval_members"] == P.n_eval
+    rows = [r for r in ctx.run.rows if r["table"] == "Table 6" and r["metric"] == "accuracy"]
     assert {r["feature"] for r in rows} == {"Yeom et al.;Model Outcome", "Ye et al.;Model Outcome"}
-    assert {r["condition"] for r in rows} == {P.condition_label(results[("mlp", "outcome")]["n_train"])}
+    assert {r["condition"] for r in rows} == {P.condition_label(results[("mlp", "outcome")].n_train)}
     t = mint.attack_table(results, loss, mia)
     assert list(t["method"]) == ["Vanilla MINT;Model Outcome", mint.LOSS_FEATURE, "Yeom et al.;Model Outcome",
                                  "Ye et al.;Model Outcome"]
@@ -311,12 +311,12 @@ def test_mnist_test_split_end_to_end(mnist_root, tmp_path):
     print(mint.report.summary(results, control, loss, audited, cinfo, P).round(3).to_string())
 
     n = 2 * P.n_eval                                                           # 150 members + 150 non-members
-    best = max(results.values(), key=lambda r: r["metrics"]["mint_accuracy"])
-    correct = round(best["metrics"]["mint_accuracy"] * n)
-    assert correct >= 186, (best["label"], correct)                            # >= 62%: 4 sigma above chance
-    assert best["metrics"]["auc"] >= 0.65
+    best = max(results.values(), key=lambda r: r.metrics["accuracy"])
+    correct = round(best.metrics["accuracy"] * n)
+    assert correct >= 186, (best.label, correct)                            # >= 62%: 4 sigma above chance
+    assert best.metrics["auc"] >= 0.65
     for r in control.values():                                                 # control: within 3 sigma of chance
-        c = round(r["metrics"]["mint_accuracy"] * n)
-        assert 124 <= c <= 176, (r["label"], c)
-        assert r["metrics"]["auc"] < 0.62
-    assert best["metrics"]["mint_accuracy"] - max(r["metrics"]["mint_accuracy"] for r in control.values()) > 0.07
+        c = round(r.metrics["accuracy"] * n)
+        assert 124 <= c <= 176, (r.label, c)
+        assert r.metrics["auc"] < 0.62
+    assert best.metrics["accuracy"] - max(r.metrics["accuracy"] for r in control.values()) > 0.07

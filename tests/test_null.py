@@ -77,20 +77,20 @@ def test_gmint_null_model_reads_chance_and_the_order_artifact_does_not(tmp_path)
     model, info = g.audited(ctx, split, P, progress=False)
     acc = info["accuracy"]
     assert abs(acc["audited_train_accuracy"] - acc["audited_accuracy"]) < 0.08, acc  # D is unseen data too
-    _df, cells = g.grid(ctx, g.modifiers(ctx, model, split, info, P, progress=False), split, info, P)
-    _t3, t3 = g.table3(ctx, model, split, info, {}, P)
-    checks = {"gMINT": cells[("combined", "mean", 1.0)]["metrics"]} | {k: v["metrics"] for k, v in t3.items()}
+    _df, cells = g.grid(ctx, split, g.modifiers(ctx, split, model, info, P, progress=False), info, P)
+    _t3, t3 = g.table3(ctx, split, model, info, {}, P)
+    checks = {"gMINT": cells[("combined", "mean", 1.0)].metrics} | {k: v.metrics for k, v in t3.items()}
     for name, m in checks.items():
         n = m["n_eval_members"] + m["n_eval_nonmembers"]
-        assert _chance(m["mint_accuracy"], n), f"{name} on the null model: {m['mint_accuracy']:.3f} of {n}"
+        assert _chance(m["accuracy"], n), f"{name} on the null model: {m['accuracy']:.3f} of {n}"
     assert {r["variant"] for r in ctx.run.rows} == {"null=other-data"}
 
     Pv = P.replace(optim_state="carried", out_dir=str(tmp_path / "carried"))
     ctx_v = g.setup(Pv)
-    _df, cells_v = g.grid(ctx_v, g.modifiers(ctx_v, model, split, info, Pv, progress=False), split, info, Pv)
-    m = cells_v[("combined", "mean", 1.0)]["metrics"]
+    _df, cells_v = g.grid(ctx_v, split, g.modifiers(ctx_v, split, model, info, Pv, progress=False), info, Pv)
+    m = cells_v[("combined", "mean", 1.0)].metrics
     n = m["n_eval_members"] + m["n_eval_nonmembers"]
-    assert m["mint_accuracy"] > 0.65 and m["auc"] > 0.7 and not _chance(m["mint_accuracy"], n), m  # the ledger's alpha
+    assert m["accuracy"] > 0.65 and m["auc"] > 0.7 and not _chance(m["accuracy"], n), m  # the ledger's alpha
     assert {r["variant"] for r in ctx_v.run.rows} == {"optim_state=carried,order=members_first,null=other-data"}
 
 
@@ -146,11 +146,11 @@ def test_chance_table_reads_each_cell_with_its_own_counts():
     def cell(setup, acc, n):
         keys = {"table": "Table 1", "setup": setup, "condition": "", "feature": "", "protocol": "heldout"}
         return [keys | {"metric": m, "value": v} for m, v in
-                (("mint_accuracy", acc), ("auc", acc), ("n_eval_members", n / 2), ("n_eval_nonmembers", n / 2))]
+                (("accuracy", acc), ("auc", acc), ("n_eval_members", n / 2), ("n_eval_nonmembers", n / 2))]
 
     rows = cell("a", 0.52, 1000) + cell("b", 0.58, 1000) + cell("c", 0.58, 50)
     rows += [{"table": "Table 1", "setup": "d", "condition": "", "feature": "", "protocol": "heldout",
-              "metric": "mint_accuracy", "value": 0.9}]
+              "metric": "accuracy", "value": 0.9}]
     t = chance_table(rows).set_index("setup")
     assert list(t.index) == ["a", "b", "c"]
     assert list(t["beyond_chance"]) == [False, True, False] and list(t["n"]) == [1000, 1000, 50]

@@ -105,7 +105,7 @@ def tidy():
     for model, base in (("MobileNet", 0.8), ("ResNet50", 0.85)):
         for setup in ("Entry", "Middle"):
             for seed in range(3):
-                rows.append(dict(dataset="MNIST", model=model, setup=setup, metric="mint_accuracy",
+                rows.append(dict(dataset="MNIST", model=model, setup=setup, metric="accuracy",
                                  seed=seed, value=base + 0.01 * seed + (setup == "Middle") * 0.05))
     return pd.DataFrame(rows)
 
@@ -131,8 +131,8 @@ def test_results_table(tidy):
 def test_published_vs_reproduced(tidy):
     keys = ["dataset", "model", "setup", "metric"]
     published = pd.DataFrame([
-        dict(dataset="MNIST", model="MobileNet", setup="Entry", metric="mint_accuracy", value=0.86),
-        dict(dataset="MNIST", model="Xception", setup="Entry", metric="mint_accuracy", value=0.9),
+        dict(dataset="MNIST", model="MobileNet", setup="Entry", metric="accuracy", value=0.86),
+        dict(dataset="MNIST", model="Xception", setup="Entry", metric="accuracy", value=0.9),
     ])
     out = P.published_vs_reproduced(tidy, published, keys)
     assert list(out.columns) == [*keys, "published", "reproduced", "sd", "n_seeds", "difference"]

@@ -20,7 +20,7 @@ def test_run_folder_describes_itself(tmp_path, digits_pool):
     from mintkit.core.splits import build_split
     run = Run(tmp_path / "r1", "mint", {"seed": 0, "lr": 1e-3}, seed=0)
     run.save_split(build_split(digits_pool, 500, 300, 100))
-    run.add_metrics({"mint_accuracy": 0.8, "auc": 0.9, "n_eval_members": 100},
+    run.add_metrics({"accuracy": 0.8, "auc": 0.9, "n_eval_members": 100},
                     {"audited_accuracy": 0.95, "audited_train_accuracy": 1.0}, table="Table 1", feature="x")
     run.time("mint", 1.5)
     run.save_scores(a_scores=np.r_[0.1, 0.9], a_labels=np.r_[0, 1])
@@ -31,9 +31,29 @@ def test_run_folder_describes_itself(tmp_path, digits_pool):
     assert env["torch"] == torch.__version__ and env["end"] is not None and "git_commit" in env
     df = read_results([tmp_path / "r1"])
     assert tuple(df.columns) == RESULT_COLUMNS
-    assert set(df.metric) == {"mint_accuracy", "auc", "n_eval_members", "audited_accuracy",
+    assert set(df.metric) == {"accuracy", "auc", "n_eval_members", "audited_accuracy",
                               "audited_train_accuracy", "time_mint"}
     assert (df.run_id == "r1").all()
+
+
+def test_results_of_earlier_versions_are_read_under_the_current_metric_names(tmp_path):
+    """Files written while every method's accuracy was keyed `mint_accuracy` (results.csv, the committed report
+    tables) read as `accuracy`, its suffixed keys too; other keys are left alone."""
+    from pathlib import Path
+    from mintkit.batch.merge import read_table
+    old = pd.DataFrame({c: "" for c in RESULT_COLUMNS}, index=range(4))
+    old["metric"] = ["mint_accuracy", "mint_accuracy_calibrated", "mint_accuracy_ci_low", "audited_accuracy"]
+    old["value"] = [0.6, 0.61, 0.55, 0.9]
+    old.to_csv(tmp_path / "results.csv", index=False)
+    assert list(read_results([tmp_path]).metric) == ["accuracy", "accuracy_calibrated", "accuracy_ci_low",
+                                                     "audited_accuracy"]
+    committed = Path(__file__).parents[1] / "figures" / "gmint" / "table1.csv"
+    if committed.is_file():
+        raw = pd.read_csv(committed, dtype=str, keep_default_na=False)
+        table = read_table(committed)
+        assert "mint_accuracy" not in set(table.metric)
+        assert (table.metric == "accuracy").sum() == ((raw.metric.isin(["mint_accuracy", "accuracy"]))
+                                                      & (pd.to_numeric(raw.n_seeds) > 0)).sum() > 0
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

@@ -31,12 +31,12 @@ def built(tmp_path_factory):
     mnist = dict(T1, dataset="MNIST", model="ResNet50")
     for seed, v in [(0, 0.80), (1, 0.84)]:
         _run(paper / f"table1-seed={seed}-0000000{seed}", seed,
-             [(mnist, {"mint_accuracy": v, "auc": 0.9}, {"audited_accuracy": 0.95, "audited_train_accuracy": 1.0})])
-    _run(paper / "table1-broken", 0, [(mnist, {"mint_accuracy": 0.1}, {})], finish=False)  # not complete
+             [(mnist, {"accuracy": v, "auc": 0.9}, {"audited_accuracy": 0.95, "audited_train_accuracy": 1.0})])
+    _run(paper / "table1-broken", 0, [(mnist, {"accuracy": 0.1}, {})], finish=False)  # not complete
     (paper.parent / "batch.json").write_text(json.dumps(
         {"profile": "paper", "commands": ["python -m mintkit reproduce --profile paper"], "runs": {}}))
     quick = runs / "quick" / "amint" / "quick-11111111"
-    _run(quick, 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"mint_accuracy": 0.61},
+    _run(quick, 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"accuracy": 0.61},
                      {"audited_accuracy": 0.9})])
     out = root / "figures"
     assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--paper", "amint"]) == 0
@@ -45,7 +45,7 @@ def built(tmp_path_factory):
 
 def test_published_reproduced_difference_and_no_run(built):
     t = pd.read_csv(built / "amint" / "table1.csv", keep_default_na=False)
-    row = t[(t.dataset == "MNIST") & (t.model == "ResNet50") & (t.setup == "Entry") & (t.metric == "mint_accuracy")]
+    row = t[(t.dataset == "MNIST") & (t.model == "ResNet50") & (t.setup == "Entry") & (t.metric == "accuracy")]
     assert len(row) == 1
     r = row.iloc[0].replace("", float("nan"))
     num = lambda k: float(r[k])  # noqa: E731
@@ -53,9 +53,9 @@ def test_published_reproduced_difference_and_no_run(built):
     assert num("sd") == pytest.approx(0.0282843, abs=1e-5) and num("difference") == pytest.approx(-0.01)
     assert num("audited_accuracy_published") == 0.97 and num("audited_accuracy_reproduced") == pytest.approx(0.95)
     assert r.status == "reproduced"
-    other = t[(t.model == "MobileNet") & (t.metric == "mint_accuracy")]
+    other = t[(t.model == "MobileNet") & (t.metric == "accuracy")]
     assert (other.status == "no run").all() and (other.reproduced == "").all()  # never filled from the paper
-    assert len(t[t.metric == "mint_accuracy"]) == 72 and not (t.metric == "audited_accuracy").any()
+    assert len(t[t.metric == "accuracy"]) == 72 and not (t.metric == "audited_accuracy").any()
     md = (built / "amint" / "table1.md").read_text()
     assert "| MNIST / ResNet50 | 0.83 → 0.82 ± 0.03 (Δ -0.01) | 0.82 → no run |" in md
     assert "Audited model, test accuracy" in md and "0.97 → 0.95" in md
@@ -94,7 +94,7 @@ def test_report_on_a_missing_or_empty_runs_folder_exits_2(tmp_path, capsys):
 
 def test_report_with_only_unrelated_runs_says_no_run_everywhere(tmp_path):
     _run(tmp_path / "runs" / "quick" / "mint" / "quick-1", 0, [(dict(table="", dataset="digits", model="SmallCNN"),
-                                                               {"mint_accuracy": 0.6}, {})], paper="mint")
+                                                               {"accuracy": 0.6}, {})], paper="mint")
     report.build(tmp_path / "runs", tmp_path / "fig", papers=["factors"])
     t = pd.read_csv(tmp_path / "fig" / "factors" / "table1.csv", keep_default_na=False)
     assert (t.status == "no run").all()
@@ -120,7 +120,7 @@ def standin(tmp_path_factory):
         folder = runs / f"table1-seed={seed}"
         run = Run(folder, "amint", {"dataset": "mnist-test", "seed": seed}, seed=seed, protocol="paper")
         for model, v in (("MobileNet", 0.70 + 0.01 * seed), ("ResNet50", 0.84)):
-            run.add_metrics({"mint_accuracy": v, "auc": v}, {"audited_accuracy": 0.97},
+            run.add_metrics({"accuracy": v, "auc": v}, {"audited_accuracy": 0.97},
                             **dict(T1, dataset="MNIST (test split)", model=model))
         (folder / "split.json").write_text(json.dumps(split | {"seed": seed}))
         run.finish()
@@ -133,7 +133,7 @@ def standin(tmp_path_factory):
 
 def test_standin_rows_sit_beside_the_published_cells_with_data_and_reasons(standin):
     t = pd.read_csv(standin / "amint" / "table1.csv", keep_default_na=False)
-    acc = t[(t.metric == "mint_accuracy") & (t.dataset == "MNIST") & (t.setup == "Entry")].set_index("model")
+    acc = t[(t.metric == "accuracy") & (t.dataset == "MNIST") & (t.setup == "Entry")].set_index("model")
     mob, res = acc.loc["MobileNet"], acc.loc["ResNet50"]
     assert float(mob.reproduced) == pytest.approx(0.71) and int(mob.n_seeds) == 3
     assert "stand-in" in mob.data and "10,000 images" in mob.data and "D 4,500" in mob.data
@@ -167,8 +167,8 @@ def test_mplus_loss_rows_of_each_setup_are_kept_and_shared_rows_counted_once(tmp
     keys = dict(table="Table 3", dataset="MNIST", model="MobileNet", setup="")
     for setup, v in (("entry", 0.85), ("middle", 0.62), ("output", 0.54)):
         run = Run(runs / f"table1-setup={setup}", "amint", {"setup": setup, "seed": 0}, seed=0, protocol="paper")
-        run.add_metrics({"mint_accuracy": v}, {}, condition="Yeom et al. (on M+)", **keys)
-        run.add_metrics({"mint_accuracy": 0.91}, {}, condition="Yeom et al.", **keys)
+        run.add_metrics({"accuracy": v}, {}, condition="Yeom et al. (on M+)", **keys)
+        run.add_metrics({"accuracy": 0.91}, {}, condition="Yeom et al.", **keys)
         run.finish()
     rows, _ = collect(tmp_path / "runs")
     mplus = rows[rows.condition == "Yeom et al. (on M+)"].set_index("setup")["value"]
@@ -180,7 +180,7 @@ def test_mplus_loss_rows_of_each_setup_are_kept_and_shared_rows_counted_once(tmp
 def test_figure_footer_names_only_the_runs_that_filled_cells():
     """A quick-profile run on digits sits in no published cell: the table's footer must not name its profile."""
     cell = dict(paper="amint", table="Table 1", dataset="MNIST", model="MobileNet", setup="Entry", condition="Active",
-                feature="", metric="mint_accuracy")
+                feature="", metric="accuracy")
     pub = pd.DataFrame([cell | {"value": 0.86}])
     rep = pd.DataFrame([cell | {"value": 0.64, "protocol": "paper", "seed": 0, "run_dir": "/nowhere/a",
                                 "profile": "mnist", "data": "MNIST (stand-in: 10k)"},
@@ -193,7 +193,7 @@ def test_figure_footer_names_only_the_runs_that_filled_cells():
 def test_fp32_and_bf16_runs_never_share_a_mean(tmp_path):
     """Rows of runs made in different precisions are two views of a table, each with its own mean."""
     cell = dict(paper="amint", table="Table 1", dataset="MNIST", model="MobileNet", setup="Entry", condition="Active",
-                feature="", metric="mint_accuracy")
+                feature="", metric="accuracy")
     pub = pd.DataFrame([cell | {"value": 0.86}])
     rep = pd.DataFrame([cell | {"value": v, "protocol": "paper", "seed": s, "run_dir": f"/nowhere/{q}{s}",
                                 "profile": "mnist", "data": "MNIST", "precision": q, "variant": "definition"}
@@ -212,7 +212,7 @@ def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
     mnist = tmp_path / "mnist-runs" / "mnist" / "amint"
     cell = dict(T1, dataset="MNIST", model="MobileNet")
     for seed, v in [(0, 0.70), (1, 0.72)]:
-        _run(mnist / f"table1-seed={seed}", seed, [(cell, {"mint_accuracy": v}, {"audited_accuracy": 0.6})])
+        _run(mnist / f"table1-seed={seed}", seed, [(cell, {"accuracy": v}, {"audited_accuracy": 0.6})])
     (mnist.parent / "batch.json").write_text(json.dumps({"profile": "mnist", "commands": ["mnist batch"]}))
     figures = tmp_path / "figures"
     assert cli.main(["report", "--runs", "mnist-runs", "--out", "figures", "--paper", "amint"]) == 0
@@ -222,18 +222,18 @@ def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
     committed = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
     # a fresh checkout: only the quick profile ran, on digits (no published cell), plus one rerun cell
     quick = tmp_path / "runs" / "quick" / "amint"
-    _run(quick / "quick-1", 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"mint_accuracy": 0.61}, {})])
-    _run(quick / "rerun", 0, [(dict(cell, model="ResNet50"), {"mint_accuracy": 0.9}, {})])
+    _run(quick / "quick-1", 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"accuracy": 0.61}, {})])
+    _run(quick / "rerun", 0, [(dict(cell, model="ResNet50"), {"accuracy": 0.9}, {})])
     (quick.parent / "batch.json").write_text(json.dumps({"profile": "quick", "commands": ["quick batch"]}))
     assert cli.main(["report", "--runs", "runs/quick", "--out", "figures", "--paper", "amint"]) == 0
     t = pd.read_csv(figures / "amint" / "table1.csv", keep_default_na=False)
     key = ["dataset", "model", "setup", "condition", "metric", "protocol"]
-    mob = t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "mint_accuracy")
+    mob = t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "accuracy")
             & (t.protocol == "paper")].iloc[0]
     assert float(mob.reproduced) == pytest.approx(0.71) and int(mob.n_seeds) == 2 and mob.status == "reproduced"
     assert float(mob.audited_accuracy_reproduced) == pytest.approx(0.6) and mob.source == "earlier report"
     assert float(mob.difference) == pytest.approx(0.71 - float(mob.published))
-    res = t[(t.model == "ResNet50") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "mint_accuracy")
+    res = t[(t.model == "ResNet50") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "accuracy")
             & (t.protocol == "paper")].iloc[0]
     assert float(res.reproduced) == pytest.approx(0.9) and res.source == "runs/quick"
     before = committed[committed.n_seeds.astype(int) > 0].set_index(key)["reproduced"]
@@ -255,7 +255,7 @@ def test_the_index_names_no_folder_of_the_machine_that_made_it(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs" / "mnist"
     _run(runs / "amint" / "table1-seed=0-00000000", 0,
-         [(dict(T1, dataset="MNIST", model="MobileNet"), {"mint_accuracy": 0.8}, {"audited_accuracy": 0.9})])
+         [(dict(T1, dataset="MNIST", model="MobileNet"), {"accuracy": 0.8}, {"audited_accuracy": 0.9})])
     machine = "/home/someone/big disk"
     (runs / "batch.json").write_text(json.dumps({"profile": "mnist", "runs": {}, "commands": [
         f"python -m mintkit reproduce --profile mnist -p data_root '{machine}/data' -p cache_dir {tmp_path}/cache "
@@ -280,11 +280,11 @@ def test_seeds_run_in_separate_sessions_pool_into_one_cell(tmp_path, monkeypatch
     def report_of(name, seeds, offset=0.0):
         for s in seeds:
             _run(tmp_path / name / "mnist" / "amint" / f"t1-seed={s}", s,
-                 [(cell, {"mint_accuracy": values[s] + offset}, {"audited_accuracy": accs[s]})])
+                 [(cell, {"accuracy": values[s] + offset}, {"audited_accuracy": accs[s]})])
         assert cli.main(["report", "--runs", name, "--out", "figures", "--paper", "amint"]) == 0
         t = pd.read_csv(tmp_path / "figures" / "amint" / "table1.csv", keep_default_na=False)
         return t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.protocol == "paper")
-                 & (t.condition == "Active") & (t.metric == "mint_accuracy")].iloc[0]
+                 & (t.condition == "Active") & (t.metric == "accuracy")].iloc[0]
 
     first = report_of("runs-a", [0])
     assert int(first.n_seeds) == 1 and str(first.seeds) == "0"

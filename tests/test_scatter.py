@@ -12,6 +12,8 @@ import pytest
 
 from mintkit.batch import cli, merge, scatter
 from mintkit.core.records import Run
+from mintkit.core.result import MembershipResult
+from mintkit.papers.amint.evaluation import MplusResult
 from mintkit.papers.amint.report import plot_scores
 
 CARRIED = "optim_state=carried,order=members_first"
@@ -22,7 +24,7 @@ CELLS = [(setup, f"{red};{frac}") for setup in ("Entry", "Combined") for red in 
 def _gmint(folder, seed: int, base: float, variant: str = "definition") -> None:
     run = Run(folder, "gmint", {"seed": seed}, seed=seed, protocol="heldout", variant=variant)
     for setup, condition in CELLS:
-        run.add_metrics({"mint_accuracy": base + 0.02 * seed, "auc": 0.5}, {"audited_accuracy": 0.95 + 0.01 * seed},
+        run.add_metrics({"accuracy": base + 0.02 * seed, "auc": 0.5}, {"audited_accuracy": 0.95 + 0.01 * seed},
                         table="Table 1", dataset="MNIST", model="MobileNet", setup=setup, condition=condition)
     run.finish()
 
@@ -58,7 +60,7 @@ def test_compact_table_lists_exactly_the_reproduced_cells_with_their_values(buil
     csv = pd.read_csv(built / "gmint" / "reproduced.csv", keep_default_na=False)
     key = ["table", "setup", "condition", "variant"]
     assert sorted(map(tuple, csv[key].to_numpy())) == sorted(map(tuple, tables[key].to_numpy()))
-    assert (csv["n_seeds"] == 2).all() and set(csv["metric"]) == {"mint_accuracy"}
+    assert (csv["n_seeds"] == 2).all() and set(csv["metric"]) == {"accuracy"}
     md = (built / "gmint" / "reproduced.md").read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith("| Table 1 ")]
     assert len(rows) == len(tables) and not any("no run" in r or "Combined" in r for r in rows)
@@ -86,9 +88,10 @@ def test_write_redraws_every_paper_folder_with_reproduced_cells(built):
         "scatter.pdf", "scatter.png", "reproduced.md", "reproduced.csv"}
 
 
-def _result(rng, n: int = 60) -> dict:
+def _result(rng, n: int = 60) -> MplusResult:
     y = np.arange(n) % 2
-    return {"scores": rng.random(n) + 0.3 * y, "labels": y, "loss_baseline": {"scores": rng.random(n), "labels": y}}
+    return MplusResult("mplus", "M+", rng.random(n) + 0.3 * y, y,
+                       loss=MembershipResult("loss", "loss", rng.random(n), y))
 
 
 def test_amint_score_histograms_keep_their_legend(tmp_path):

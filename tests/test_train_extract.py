@@ -163,5 +163,5 @@ def test_run_mint_does_not_depend_on_the_global_generator():
     results = []
     for state in (1, 2):
         torch.manual_seed(state)  # what the audited-model stage left behind
-        results.append(run_mint(data, "mlp", torch.device("cpu"), epochs=3, seed=0, n_boot=0)["scores"])
+        results.append(run_mint(data, "mlp", torch.device("cpu"), epochs=3, seed=0, n_boot=0).scores)
     assert (results[0] == results[1]).all()

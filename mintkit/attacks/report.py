@@ -41,7 +41,7 @@ def results_table(results: dict[str, AttackResult]) -> pd.DataFrame:
         m = r.metrics
         cells = metric_cells(m)
         rows.append({"attack": r.label, **{k: v for k, v in cells.items() if k != "n_eval"},
-                     "acc (calibrated)": f"{m['mint_accuracy_calibrated']:.3f}",
+                     "acc (calibrated)": f"{m['accuracy_calibrated']:.3f}",
                      "seconds": round(r.seconds, 2), "n_eval": cells["n_eval"]})
     return pd.DataFrame(rows)
 
@@ -52,7 +52,7 @@ def comparison_table(methods: dict[tuple[str, ...], dict], index: tuple[str, ...
     `metric_cells`."""
     rows = []
     for key, m in methods.items():
-        rows.append(dict(zip(index, key)) | {"accuracy": f"{m['mint_accuracy']:.3f}"} | metric_cells(m))
+        rows.append(dict(zip(index, key)) | {"accuracy": f"{m['accuracy']:.3f}"} | metric_cells(m))
     return pd.DataFrame(rows)
 
 

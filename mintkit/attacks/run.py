@@ -1,12 +1,13 @@
-"""One entry point: per-sample scores and membership metrics of each requested attack on the same split.
+"""Per-sample scores and membership metrics of each requested attack on one split, given the reference models.
 
-:func:`run_attacks` scores ``split['eval_members']`` + ``split['eval_nonmembers']`` with each attack and
+:func:`score_attacks` (called by the one entry point, :func:`mintkit.attacks.pipeline.audit_attacks`) scores
+``split['eval_members']`` + ``split['eval_nonmembers']`` with each attack and
 measures them with :func:`mintkit.core.metrics.membership_metrics`; every fitted part (Song & Mittal's
 thresholds, Salem's classifier, LiRA's global σ, RMIA's population) and every calibrated threshold comes
 from data that is not evaluated (see :mod:`mintkit.attacks.references` and docs/attacks.md).
 
 ==============  =====================  ==============  =====================================================
-name            label (results rows)   references      decision threshold for ``mint_accuracy``
+name            label (results rows)   references      decision threshold for ``accuracy``
 ==============  =====================  ==============  =====================================================
 salem           Salem et al.           shadow = ref 0  0 (MLP probability 0.5)
 yeom            Yeom et al.            none            calibrated on calibration data
@@ -19,7 +20,7 @@ rmia-offline    RMIA (offline)         OUT models      calibrated
 rmia-online     RMIA (online)          IN and OUT      calibrated
 ==============  =====================  ==============  =====================================================
 
-``mint_accuracy_calibrated`` is always at the threshold that maximises balanced accuracy on the
+``accuracy_calibrated`` is always at the threshold that maximises balanced accuracy on the
 calibration data. With online reference models, the label of every attack that reads them and is not
 online by design says "online refs" ("Watson et al. (online refs)", "LiRA (offline, online refs)"): its
 shadow/OUT models were drawn from data holding the evaluated samples (each sample still only meets models
@@ -40,6 +41,7 @@ from mintkit.attacks.references import ReferenceModels, calibration_sets
 from mintkit.attacks.signals import Signals, check_queries, model_signals, p_true_from_phi
 from mintkit.core.data import Pool
 from mintkit.core.metrics import membership_metrics
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 from mintkit.core.thresholds import calibrate_threshold
 
@@ -153,12 +155,17 @@ def _global_sd(d: AttackData) -> tuple[float, float]:
     return lira.pooled_sd(d.ref_phi[:, p], d.inside[:, p])
 
 
-def _lira_online(d: AttackData, at: np.ndarray, min_per_sample: int = lira.MIN_PER_SAMPLE) -> np.ndarray:
-    return lira.lira_online(d.target.phi[at], d.ref_phi[:, at], d.inside[:, at], _global_sd(d), min_per_sample)
+def _lira_online(d: AttackData, at: np.ndarray, min_per_sample: int = lira.MIN_PER_SAMPLE,
+                 center: str = "mean") -> np.ndarray:
+    """center: μ_in / μ_out as the mean (ours) or the median (Carlini et al.'s code), lira.CENTERS."""
+    return lira.lira_online(d.target.phi[at], d.ref_phi[:, at], d.inside[:, at], _global_sd(d), min_per_sample,
+                            center)
 
 
-def _lira_offline(d: AttackData, at: np.ndarray, min_per_sample: int = lira.MIN_PER_SAMPLE) -> np.ndarray:
-    return lira.lira_offline(d.target.phi[at], d.ref_phi[:, at], d.inside[:, at], _global_sd(d)[1], min_per_sample)
+def _lira_offline(d: AttackData, at: np.ndarray, min_per_sample: int = lira.MIN_PER_SAMPLE,
+                  center: str = "mean") -> np.ndarray:
+    return lira.lira_offline(d.target.phi[at], d.ref_phi[:, at], d.inside[:, at], _global_sd(d)[1], min_per_sample,
+                             center)
 
 
 def _rmia(d: AttackData, at: np.ndarray, online: bool, gamma: float, a: float) -> np.ndarray:
@@ -221,20 +228,12 @@ def check_request(attacks: tuple[str, ...], refs: ReferenceModels | None, option
 
 
 @dataclass
-class AttackResult:
-    """One attack on one split: eval scores [n_eval] / labels (1 = member), calibration scores / labels,
-    metrics (membership_metrics keys), seconds (fit + score; shared signal costs are in AttackData)."""
+class AttackResult(MembershipResult):
+    """One attack on one split: the fields of every membership method (seconds = fit + score; the shared signal
+    costs are in AttackData) plus the reference mode it read and the options it ran with."""
 
-    name: str
-    label: str
-    scores: np.ndarray
-    labels: np.ndarray
-    calib_scores: np.ndarray
-    calib_labels: np.ndarray
-    metrics: dict
-    seconds: float
-    reference_mode: str | None
-    options: dict
+    reference_mode: str | None = None
+    options: dict = field(default_factory=dict)
 
 
 def score_attack(d: AttackData, name: str, options: dict | None = None, n_boot: int = 200,
@@ -258,7 +257,7 @@ def score_attack(d: AttackData, name: str, options: dict | None = None, n_boot: 
                         d.mode, opts)
 
 
-def run_attacks(model: nn.Module, pool: Pool, split: Split, refs: ReferenceModels | None, device: torch.device,
+def score_attacks(model: nn.Module, pool: Pool, split: Split, refs: ReferenceModels | None, device: torch.device,
                 attacks: tuple[str, ...] | None = None, options: dict[str, dict] | None = None,
                 queries: tuple[str, ...] = ("identity",), top_k: int = 3, max_calibration: int | None = 1000,
                 n_boot: int = 200, seed: int = 0) -> tuple[dict[str, AttackResult], AttackData]:

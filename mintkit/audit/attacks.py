@@ -23,7 +23,8 @@ import numpy as np
 from torch import nn
 
 from mintkit.attacks.references import ReferenceModels, plan_references, train_references
-from mintkit.attacks.run import LABELS, run_attacks
+from mintkit.attacks.pipeline import audit_attacks
+from mintkit.attacks.run import LABELS, AttackResult
 from mintkit.audit.data import AuditInputError, AuditPool
 from mintkit.audit.models import AuditedModel, build_architecture, build_from_callable
 from mintkit.core.records import Run, write_json
@@ -72,19 +73,20 @@ def train_reference_models(A, progress: bool = False, cache_dir=DEFAULT_CACHE) -
     return A.refs
 
 
-def attack_methods(A, model: AuditedModel) -> dict[str, tuple[str, np.ndarray, np.ndarray, dict, float]]:
-    """{attack: (what, held-out scores [n1 + n0], labels, metrics, seconds)} of ``model`` against A.refs."""
+def attack_methods(A, model: AuditedModel) -> dict[str, AttackResult]:
+    """{attack: result} of ``model`` against A.refs on the held-out samples; the label says what it read and the
+    seconds include its share of the signals."""
     if A.refs is None:
         raise AuditInputError("n_reference > 0 but no reference models: call train_reference_models(A) first")
     t0 = time.perf_counter()
-    results, data = run_attacks(model.module, A.pool, A.split, A.refs, A.device, tuple(A.P.attack_list()),
-                                n_boot=A.P.n_boot, seed=A.P.seed)
+    results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=tuple(A.P.attack_list()), refs=A.refs,
+                            n_boot=A.P.n_boot, seed=A.P.seed).only
     shared = time.perf_counter() - t0 - sum(r.seconds for r in results.values())
     k, n_train = A.refs.plan.k, int(A.refs.plan.inside.sum(1).mean())
     out = {}
     for name, r in results.items():
         what = f"{LABELS[name]}, {k} offline reference models (~{n_train} images each)"
-        out[name] = (what, r.scores, r.labels, r.metrics, r.seconds + shared / len(results))
+        out[name] = replace(r, label=what, seconds=r.seconds + shared / len(results))
     return out
 
 

@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from mintkit.audit.data import AuditPool
 from mintkit.audit.stats import TestResult, holm, rank_test
 from mintkit.core.metrics import membership_metrics
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 
 BLIND = {"blind-pixels": "pixel statistics (mean, std, percentiles, histogram, gradient), logistic regression",
@@ -47,17 +48,13 @@ BLIND_SETS = ("mint_train_members", "external", "eval_members", "eval_nonmembers
 
 
 @dataclass
-class BlindResult:
-    """One blind classifier: held-out scores [n1 + n0] (members high), labels, metrics, test, Holm p."""
+class BlindResult(MembershipResult):
+    """One blind classifier, or one of the audit's methods: the fields of every membership method (held-out
+    scores [n1 + n0], members high; calibration = its MINT-training scores) plus the rank test of its held-out
+    scores and its Holm-adjusted p-value."""
 
-    method: str
-    what: str
-    scores: np.ndarray
-    labels: np.ndarray
-    metrics: dict
-    test: TestResult
+    test: TestResult | None = None
     p_holm: float = float("nan")
-    seconds: float = 0.0
 
 
 def pixel_stat_names(channels: int) -> list[str]:
@@ -151,8 +148,8 @@ def run_blind(pool: AuditPool, split: Split, n_boot: int = 200, seed: int = 0) -
         t0 = time.perf_counter()
         s, lab, st, yt = _fit_score(f, rows, seed)
         m = membership_metrics(s, lab, st, yt, threshold=0.0, n_boot=n_boot, seed=seed)
-        out[name] = BlindResult(name, BLIND[name], s, lab, m, rank_test(s[lab == 1], s[lab == 0]),
-                                seconds=time.perf_counter() - t0 + shared)
+        out[name] = BlindResult(name, BLIND[name], s, lab, st, yt, m, time.perf_counter() - t0 + shared,
+                                test=rank_test(s[lab == 1], s[lab == 0]))
     for k, p in holm({k: r.test.p for k, r in out.items()}).items():
         out[k].p_holm = p
     return out

@@ -129,9 +129,9 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(f"control: {control.verdict.sentence}")
     for k, r in main_res.methods.items():
         print(f"  {k:<16} AUC {r.test.auc:.3f}  p {r.test.p:.2g}  p(Holm) {r.p_holm:.2g}  "
-              f"p beats blind(Holm) {r.p_vs_blind_holm:.2g}  {r.what}")
+              f"p beats blind(Holm) {r.p_vs_blind_holm:.2g}  {r.label}")
     for k, b in main_res.blind.items():
-        print(f"  {k:<16} AUC {b.test.auc:.3f}  p {b.test.p:.2g}  p(Holm) {b.p_holm:.2g}  {b.what}")
+        print(f"  {k:<16} AUC {b.test.auc:.3f}  p {b.test.p:.2g}  p(Holm) {b.p_holm:.2g}  {b.label}")
     print(f"accuracy on labelled non-members: {main_res.nonmember_accuracy:.3f}")
     print(f"report: {run.dir / 'audit.md'}")
     return 0

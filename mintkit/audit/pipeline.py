@@ -39,12 +39,13 @@ from mintkit.audit.params import AuditParams
 from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
 from mintkit.core.metrics import loss_threshold_attack
 from mintkit.core.records import Run
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, build_split, set_hash
 from mintkit.core.train import apply_threads, pick_device, seed_everything
-from mintkit.methods.mint import MintData, run_mint
+from mintkit.methods.mint import MINT_SETS, MintData, run_mint
 from mintkit.methods.modifiers import Optimiser, weight_modifiers
 
-REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "mint_accuracy", "mint_accuracy_calibrated",
+REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "accuracy", "accuracy_calibrated",
             "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_eval_members", "n_eval_nonmembers")
 GMINT_MLP = {"hidden": (128, 128, 64), "batchnorm": False}  # the gMINT paper's MINT model (no BatchNorm)
 
@@ -72,8 +73,8 @@ class Audit:
 
 @dataclass
 class MethodResult(BlindResult):
-    """One method on one model: the fields of a blind classifier's result (held-out scores [n1 + n0], higher =
-    member, labels, metrics, test, Holm p) plus its paired comparison with the blind baseline."""
+    """One method on one model: the fields of a blind classifier's result (every membership method's fields, the
+    rank test, Holm p) plus its paired comparison with the blind baseline."""
 
     p_vs_blind: float = float("nan")       # one-sided DeLong p of beating every blind classifier (largest)
     p_vs_blind_holm: float = float("nan")  # ... Holm-adjusted over the methods
@@ -191,11 +192,11 @@ def _mint_data(x: torch.Tensor, order: np.ndarray, split: Split) -> MintData:
     return MintData(xt, yt, xe, ye)
 
 
-def _result(method: str, what: str, scores: np.ndarray, labels: np.ndarray, metrics: dict, t0: float) -> MethodResult:
-    labels = np.asarray(labels).astype(int)
-    test = rank_test(scores[labels == 1], scores[labels == 0])
-    return MethodResult(method, what, np.asarray(scores, dtype=np.float64), labels, metrics, test,
-                        seconds=time.perf_counter() - t0)
+def _tested(res: MembershipResult, label: str) -> MethodResult:
+    """A method's result with the rank test of its held-out scores (members vs non-members)."""
+    test = rank_test(res.members, res.nonmembers)
+    return MethodResult(res.name, label, res.scores, res.labels, res.calib_scores, res.calib_labels, res.metrics,
+                        res.seconds, test=test)
 
 
 def blind_baseline(A: Audit) -> dict[str, BlindResult]:
@@ -207,12 +208,64 @@ def blind_baseline(A: Audit) -> dict[str, BlindResult]:
     return A.blind_cache[key]
 
 
+def _loss_method(A: Audit, losses: np.ndarray, order: np.ndarray) -> MembershipResult:
+    """The loss attack on the per-sample losses [len(order)], threshold calibrated on the MINT-training sets."""
+    L = {s: losses[_rows(A.split[s], order).numpy()] for s in MINT_SETS}
+    m = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"],
+                              n_boot=A.P.n_boot, seed=A.P.seed)
+    # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
+    def score(pos: str, neg: str) -> tuple[np.ndarray, np.ndarray]:
+        return (-np.log(np.concatenate([L[pos], L[neg]]) + 1e-12), np.r_[np.ones(len(L[pos])), np.zeros(len(L[neg]))])
+    s, lab = score("eval_members", "eval_nonmembers")
+    calib, calib_lab = score("mint_train_members", "external")
+    return MembershipResult("loss", "the loss attack", s, lab, calib, calib_lab, m)
+
+
+def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.ndarray, order: np.ndarray,
+            progress: bool) -> MembershipResult:
+    """One of the audit's own methods (loss, mint, gmint) on the held-out samples; label = what it read."""
+    P = A.P
+    if method == "loss":
+        return _loss_method(A, losses, order)
+    if method == "mint":
+        x = torch.cat([feats[t] for t in A.taps], dim=1)
+        return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
+                        n_boot=P.n_boot, label=f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}")
+    mods = weight_modifiers(model.module, A.pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
+                            reductions=("mean",), opt=Optimiser(), progress=progress)
+    x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
+    res = run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
+                   n_boot=P.n_boot, model_kw=GMINT_MLP,
+                   label=f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}")
+    res.name = "gmint"
+    return res
+
+
+def _against_blind(A: Audit, out: dict[str, MethodResult]) -> dict[str, BlindResult]:
+    """Holm over the methods, then each method's paired comparison with the blind baseline (Holm again)."""
+    for k, p in holm({k: r.test.p for k, r in out.items()}).items():
+        out[k].p_holm = p
+    blind = blind_baseline(A)
+    for r in out.values():
+        assert all(np.array_equal(r.labels, b.labels) for b in blind.values()), "blind and method labels differ"
+        r.p_vs_blind, r.vs_blind = beats_blind(r.scores, r.labels, {k: b.scores for k, b in blind.items()})
+    for k, p in holm({k: r.p_vs_blind for k, r in out.items()}).items():
+        out[k].p_vs_blind_holm = p
+    return blind
+
+
+def _summary(r: BlindResult) -> dict:
+    """What the verdict reads of one result."""
+    return {"test": r.test, "p_holm": r.p_holm, "auc_ci_low": r.metrics.get("auc_ci_low", float("nan")),
+            "auc_ci_high": r.metrics.get("auc_ci_high", float("nan")), "what": r.label,
+            "p_vs_blind": getattr(r, "p_vs_blind_holm", float("nan"))}
+
+
 def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress: bool = False) -> ModelResult:
     """Features of every sample once, then each method's held-out scores, tests and the verdict."""
     P, pool, split = A.P, A.pool, A.split
     seed_everything(P.seed)  # the control gets the same MINT initialisation as the audited model
-    order = np.unique(np.concatenate([split[s] for s in ("mint_train_members", "external", "eval_members",
-                                                          "eval_nonmembers")] + [pool.of("nonmembers")]))
+    order = np.unique(np.concatenate([split[s] for s in MINT_SETS] + [pool.of("nonmembers")]))
     t0 = time.perf_counter()
     feats, logits = tapmod.extract(model, pool, order, A.taps, A.device, P.batch_size)
     y = pool.y[torch.as_tensor(order)].cpu()
@@ -223,52 +276,18 @@ def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress:
     out: dict[str, MethodResult] = {}
     for method in A.methods:
         t0 = time.perf_counter()
-        if method == "loss":
-            L = {s: losses[_rows(split[s], order).numpy()] for s in ("eval_members", "eval_nonmembers",
-                                                                    "mint_train_members", "external")}
-            m = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"],
-                                      L["external"], n_boot=P.n_boot, seed=P.seed)
-            # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
-            s = -np.log(np.concatenate([L["eval_members"], L["eval_nonmembers"]]) + 1e-12)
-            lab = np.r_[np.ones(len(L["eval_members"])), np.zeros(len(L["eval_nonmembers"]))]
-            out[method] = _result(method, "the loss attack", s, lab, m, t0)
-        elif method == "mint":
-            x = torch.cat([feats[t] for t in A.taps], dim=1)
-            res = run_mint(_mint_data(x, order, split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                           n_boot=P.n_boot)
-            what = f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}"
-            out[method] = _result(method, what, res["scores"], res["labels"], res["metrics"], t0)
-        elif method == "gmint":
-            mods = weight_modifiers(model.module, pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
-                                    reductions=("mean",), opt=Optimiser(), progress=progress)
-            x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
-            res = run_mint(_mint_data(x, order, split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                           n_boot=P.n_boot, model_kw=GMINT_MLP)
-            what = f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}"
-            out[method] = _result(method, what, res["scores"], res["labels"], res["metrics"], t0)
-        seconds[method] = time.perf_counter() - t0
+        res = _method(A, model, method, feats, losses, order, progress)
+        res.seconds = seconds[method] = time.perf_counter() - t0
+        out[method] = _tested(res, res.label)
     if A.attacks:  # one family with the methods: the same held-out samples, the same rank test and Holm step
-        for name, (what, s, lab, m, sec) in attack_methods(A, model).items():
-            out[name] = _result(name, what, s, lab, m, time.perf_counter())
-            out[name].seconds = seconds[name] = sec
-    adjusted = holm({k: r.test.p for k, r in out.items()})
-    for k, r in out.items():
-        r.p_holm = adjusted[k]
+        for name, r in attack_methods(A, model).items():
+            out[name] = _tested(r, r.label)
+            seconds[name] = r.seconds
     t0 = time.perf_counter()
-    blind = blind_baseline(A)
+    blind = _against_blind(A, out)
     seconds["blind"] = time.perf_counter() - t0
-    for r in out.values():
-        assert all(np.array_equal(r.labels, b.labels) for b in blind.values()), "blind and method labels differ"
-        r.p_vs_blind, r.vs_blind = beats_blind(r.scores, r.labels, {k: b.scores for k, b in blind.items()})
-    for k, p in holm({k: r.p_vs_blind for k, r in out.items()}).items():
-        out[k].p_vs_blind_holm = p
-
-    def summary(r) -> dict:
-        return {"test": r.test, "p_holm": r.p_holm, "auc_ci_low": r.metrics.get("auc_ci_low", float("nan")),
-                "auc_ci_high": r.metrics.get("auc_ci_high", float("nan")), "what": r.what,
-                "p_vs_blind": getattr(r, "p_vs_blind_holm", float("nan"))}
-    v = verdict({k: summary(r) for k, r in out.items()}, P.alpha, "the members" if label == "audited" else
-                "the members (control model)", {k: summary(b) for k, b in blind.items()}, A.design["name"])
+    v = verdict({k: _summary(r) for k, r in out.items()}, P.alpha, "the members" if label == "audited" else
+                "the members (control model)", {k: _summary(b) for k, b in blind.items()}, A.design["name"])
     return ModelResult(label, out, acc, len(non), v, seconds, blind)
 
 
@@ -279,12 +298,12 @@ def record(run: Run, res: ModelResult) -> None:
                  "p_vs_blind_holm": r.p_vs_blind_holm}
         run.add_metrics(r.metrics | extra, audited={"audited_nonmember_accuracy": res.nonmember_accuracy},
                         metric_names=[m for m in REPORTED if m in r.metrics] + list(extra),
-                        model=res.label, setup=k, feature=r.what)
+                        model=res.label, setup=k, feature=r.label)
         run.save_scores(**{f"{res.label}_{k}_scores": r.scores, f"{res.label}_{k}_labels": r.labels})
     for k, b in res.blind.items():  # the blind baseline: once per run folder, model = "blind"
         if any(row["model"] == "blind" and row["setup"] == k for row in run.rows):
             continue
         run.add_metrics(b.metrics | {"p_value": b.test.p, "p_holm": b.p_holm, "mann_whitney_u": b.test.u},
                         metric_names=[m for m in REPORTED if m in b.metrics] + ["p_value", "p_holm", "mann_whitney_u"],
-                        model="blind", setup=k, feature=b.what)
+                        model="blind", setup=k, feature=b.label)
         run.save_scores(**{f"blind_{k}_scores": b.scores, f"blind_{k}_labels": b.labels})

@@ -81,7 +81,7 @@ def results_table(res: ModelResult, blind: bool = True) -> list[str]:
     for k, r, vs in rows:
         m = r.metrics
         ci = "" if math.isnan(m.get("auc_ci_low", math.nan)) else f" [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]"
-        lines.append(f"| {k} | {r.what} | {r.test.auc:.3f}{ci} | {m['tpr_at_1pct_fpr']:.3f} | "
+        lines.append(f"| {k} | {r.label} | {r.test.auc:.3f}{ci} | {m['tpr_at_1pct_fpr']:.3f} | "
                      f"{m['tpr_at_0.1pct_fpr']:.3f} | {m['balanced_accuracy']:.3f} | {fmt_p(r.test.p)} | "
                      f"{fmt_p(r.p_holm)} | {vs} | {r.test.n_members} + {r.test.n_nonmembers} |")
     return lines

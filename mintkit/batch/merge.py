@@ -28,7 +28,7 @@ import pandas as pd
 from mintkit.batch.collect import KEYS
 from mintkit.batch.index import NO_RUN
 from mintkit.batch.provenance import add_reasons
-from mintkit.core.records import DEFINITION
+from mintkit.core.records import DEFINITION, current_metrics
 
 SOURCE = "source"
 EARLIER = "earlier report"
@@ -50,7 +50,8 @@ def source_name(runs_root: Path) -> str:
 
 def read_table(path: Path) -> pd.DataFrame:
     """The reproduced rows (n_seeds > 0) of a table csv the report wrote earlier; empty when there is none.
-    Key columns come back as strings ("" for empty), the values as numbers."""
+    Key columns come back as strings ("" for empty), the values as numbers, renamed metric keys under their
+    current name (mintkit.core.records.RENAMED_METRICS)."""
     if not path.is_file():
         return pd.DataFrame()
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -58,6 +59,8 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     df["n_seeds"] = pd.to_numeric(df["n_seeds"], errors="coerce").fillna(0)
     df = df[df["n_seeds"] > 0].copy()
+    if "metric" in df.columns:
+        df["metric"] = current_metrics(df["metric"])
     if SOURCE not in df.columns or not len(df):
         df[SOURCE] = EARLIER
     df[SOURCE] = df[SOURCE].replace("", EARLIER)
@@ -272,6 +275,7 @@ def keep_unmatched(new: pd.DataFrame, path: Path, source: str) -> pd.DataFrame:
         return new
     if SOURCE not in old.columns:
         old[SOURCE] = EARLIER
+    old["metric"] = current_metrics(old["metric"])
     for c in ("mean", "sd", "n"):
         old[c] = pd.to_numeric(old[c], errors="coerce")
     if not len(new):

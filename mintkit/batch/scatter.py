@@ -3,7 +3,7 @@
 `<out>/<paper>/scatter.{pdf,png}` reads the table csvs the report wrote (`<paper>/<table>.csv`, reproduced rows,
 n_seeds > 0, through `mintkit.batch.merge.read_table`) and draws two panels:
 
-- left, one point per reproduced accuracy cell (metric mint_accuracy or accuracy): x the published value, y the
+- left, one point per reproduced accuracy cell (metric accuracy): x the published value, y the
   reproduced mean with its sd over seeds as an error bar. The diagonal y = x is "reproduced as published", the
   dotted line y = 0.5 is chance. Colour = the view (protocol, variant, and precision when the paper has two),
   marker = dataset; a note gives the median Δ and how many cells are off by more than the reason threshold.
@@ -32,7 +32,7 @@ from mintkit.batch.provenance import REASON_THRESHOLD
 from mintkit.core.plots import save_figure, use_style
 from mintkit.core.records import DEFINITION
 
-ACCURACY = ("mint_accuracy", "accuracy")
+ACCURACY = ("accuracy",)
 STEM, MD, CSV = "scatter", "reproduced.md", "reproduced.csv"
 MARKERS = "osD^vPX*<>"
 COLUMNS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "protocol", "variant",

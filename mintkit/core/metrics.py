@@ -7,8 +7,8 @@ Conventions (used by every function here)
 * ``labels``: 1 = member, 0 = non-member (bool or int).
 * Decision rule: a sample is predicted *member* when ``score >= threshold``. This is the
   convention of :func:`sklearn.metrics.roc_curve`.
-* Thresholds are never chosen on evaluation data. ``mint_accuracy`` uses the fixed threshold
-  (0.5 by default: the papers' number); ``mint_accuracy_calibrated`` uses the threshold that
+* Thresholds are never chosen on evaluation data. ``accuracy`` uses the fixed threshold
+  (0.5 by default: the papers' number); ``accuracy_calibrated`` uses the threshold that
   maximises balanced accuracy on *calibration* data (the data the MINT model was trained on),
   see :func:`mintkit.core.thresholds.calibrate_threshold`.
 
@@ -16,8 +16,8 @@ Keys returned by :func:`membership_metrics`
 -------------------------------------------
 Point estimates, exactly :data:`METRICS`::
 
-    mint_accuracy             accuracy at ``threshold``
-    mint_accuracy_calibrated  accuracy at the calibrated threshold (NaN without calibration data)
+    accuracy             accuracy at ``threshold``
+    accuracy_calibrated  accuracy at the calibrated threshold (NaN without calibration data)
     balanced_accuracy         (TPR + TNR) / 2 at ``threshold``
     auc                       ROC AUC (ties count one half)
     tpr_at_1pct_fpr           largest TPR with FPR <= 1%
@@ -68,8 +68,8 @@ __all__ = [
 ]
 
 METRICS = (
-    "mint_accuracy",
-    "mint_accuracy_calibrated",
+    "accuracy",
+    "accuracy_calibrated",
     "balanced_accuracy",
     "auc",
     "tpr_at_1pct_fpr",
@@ -97,8 +97,8 @@ def _point_estimates(s: np.ndarray, y: np.ndarray, threshold: float, thr_cal: fl
 
     acc, bacc = acc_at(threshold)
     out: dict = {
-        "mint_accuracy": acc,
-        "mint_accuracy_calibrated": acc_at(thr_cal)[0] if not math.isnan(thr_cal) else math.nan,
+        "accuracy": acc,
+        "accuracy_calibrated": acc_at(thr_cal)[0] if not math.isnan(thr_cal) else math.nan,
         "balanced_accuracy": bacc,
         "auc": auc_ranks(s_mem, s_non),
     }
@@ -123,12 +123,12 @@ def _intervals(s_mem: np.ndarray, s_non: np.ndarray, point: dict, n_boot: int, s
         thresholds = [threshold] + ([] if math.isnan(thr_cal) else [thr_cal])
         boot = stratified_bootstrap(s_mem, s_non, thresholds, tuple(FPR_LEVELS.values()), n_boot, seed)
         dist = {
-            "mint_accuracy": boot["acc@0"],
+            "accuracy": boot["acc@0"],
             "balanced_accuracy": boot["bacc@0"],
             "auc": boot["auc"],
         }
         if len(thresholds) == 2:
-            dist["mint_accuracy_calibrated"] = boot["acc@1"]
+            dist["accuracy_calibrated"] = boot["acc@1"]
         for name, f in FPR_LEVELS.items():
             dist[name] = boot[f"tpr@{f}"]
         q = [100 * (1 - ci) / 2, 100 * (1 + ci) / 2]
@@ -194,8 +194,8 @@ def loss_threshold_attack(
     equal terms. (Yeom et al. use the audited model's mean training loss; that is one
     possible calibration set, pass those losses to reproduce it.)
 
-    Returns :func:`membership_metrics` on the evaluation losses, with ``mint_accuracy``
-    measured at the calibrated threshold (so it equals ``mint_accuracy_calibrated``), plus
+    Returns :func:`membership_metrics` on the evaluation losses, with ``accuracy``
+    measured at the calibrated threshold (so it equals ``accuracy_calibrated``), plus
     ``threshold`` and ``loss_threshold`` (= ``-threshold``; members have loss <= it).
     """
     mem = -np.asarray(member_losses, dtype=np.float64).reshape(-1)

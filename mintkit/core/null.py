@@ -36,7 +36,7 @@ from mintkit.core.train import TrainConfig
 
 NULL_MODELS: tuple[str, ...] = ("off", "other-data", "untrained")
 CHANCE_ALPHA = 1e-3  # two-sided binomial test of a null-control cell's accuracy against 0.5
-ACCURACY_KEYS = ("mint_accuracy", "accuracy")  # the published tables' key, and the plain name of the same number
+ACCURACY_KEYS = ("accuracy",)  # every method's accuracy at its decision threshold (records.RENAMED_METRICS: old keys)
 CELL = ["table", "setup", "condition", "feature", "protocol"]
 NULL_HELP = ("null control: off, other-data (the audited model trains on |D| pool samples outside every set, never "
              "on D: every method must read chance), untrained (its initial weights)")

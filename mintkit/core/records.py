@@ -167,10 +167,31 @@ class Run:
         write_json(self.dir / "status.json", {"status": "complete", "end": self.env["end"], "rows": len(self.rows)})
 
 
+# Metric keys renamed since results were first written: old key -> current. A suffixed key follows its stem
+# (mint_accuracy_calibrated -> accuracy_calibrated, mint_accuracy_ci_low -> accuracy_ci_low). Readers of files
+# written by an earlier version (results.csv, the report's table csvs) map them with `current_metrics`, so old
+# runs still pool and join the published tables.
+RENAMED_METRICS = {"mint_accuracy": "accuracy"}
+
+
+def current_metric(name: str) -> str:
+    """The current name of a metric key (itself unless RENAMED_METRICS renamed its stem)."""
+    for old, new in RENAMED_METRICS.items():
+        if name == old or name.startswith(old + "_"):
+            return new + name[len(old):]
+    return name
+
+
+def current_metrics(metrics: pd.Series) -> pd.Series:
+    """A `metric` column with every renamed key mapped to its current name."""
+    return metrics.astype(str).map(current_metric)
+
+
 def read_results(paths: Iterable[str | Path]):
     """Concatenate results.csv files (paths to files or run folders) into one DataFrame; ``value`` is float
     (key columns stay strings, "" included; a metric without a value, e.g. an interval with n_boot = 0, is NaN).
-    Files written before the ``variant`` column existed get ``DEFINITION`` there (no variant existed then)."""
+    Files written before the ``variant`` column existed get ``DEFINITION`` there (no variant existed then), and
+    renamed metric keys their current name (RENAMED_METRICS)."""
     frames = []
     for p in paths:
         p = Path(p)
@@ -179,6 +200,8 @@ def read_results(paths: Iterable[str | Path]):
         if "variant" not in df.columns:
             df.insert(list(df.columns).index("protocol") + 1 if "protocol" in df.columns else len(df.columns),
                       "variant", DEFINITION)
+        if "metric" in df.columns:
+            df["metric"] = current_metrics(df["metric"])
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)

@@ -17,6 +17,7 @@ from torch import nn
 
 from mintkit.core.data import Pool
 from mintkit.core.metrics import membership_metrics
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 from mintkit.core.train import EarlyStopping, autocast, ensure_finite
 from mintkit.models.classifiers import CNNMint, VanillaMLP
@@ -136,6 +137,24 @@ def mint_data(feats: dict[str, dict[str, torch.Tensor]], taps: list[str], flat: 
     return MintData(xt, yt, xe, ye, {"taps": taps})
 
 
+@dataclass
+class MintResult(MembershipResult):
+    """A MINT model's result: the fields of every membership method (calibration = its MINT-training scores, or
+    the validation slice of them) plus its training history, the fitted model and what it was fitted on."""
+
+    history: dict = field(default_factory=dict)
+    model: nn.Module | None = None
+    n_train: int = 0             # MINT-training samples (a validation slice of them included)
+    n_train_members: int = 0
+    family: str = ""             # the papers' labels of the fit ('mlp' / 'cnn', the feature set)
+    feature: str = ""
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters of the MINT model."""
+        return sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
+
+
 def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
     """'mlp' (Vanilla) on [N, D] or 'cnn' on [N, C, H, W]; unknown kinds list the valid ones."""
     if kind == "mlp":
@@ -147,12 +166,12 @@ def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
 
 def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
              batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
-             val_fraction: float = 0.0, model: nn.Module | None = None) -> dict:
-    """Fit a MINT model on data.x_train and score data.x_eval.
+             val_fraction: float = 0.0, model: nn.Module | None = None, label: str = "MINT") -> MintResult:
+    """Fit a MINT model on data.x_train and score data.x_eval [n_eval].
 
-    Returns {'metrics', 'scores', 'labels', 'train_scores', 'history', 'seconds', 'model'}; the calibrated
-    threshold is chosen on MINT-training scores (or a validation slice of them), never on evaluation data.
-    `model` (optional) is a ready MINT model used instead of `build_mint_model(kind, ...)`.
+    The calibrated threshold is chosen on MINT-training scores (or a validation slice of them), never on
+    evaluation data; those scores are the result's calibration. `model` (optional) is a ready MINT model used
+    instead of `build_mint_model(kind, ...)`.
     """
     t0 = time.perf_counter()
     if model is None:
@@ -172,5 +191,6 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
     calib = score(model, calib_x, device)
     s = score(model, data.x_eval, device)
     m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
-    return {"metrics": m, "scores": s, "labels": data.y_eval.numpy(), "train_scores": calib, "history": hist,
-            "seconds": time.perf_counter() - t0, "model": model}
+    return MintResult("mint", label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
+                      history=hist, model=model, n_train=int(len(data.y_train)),
+                      n_train_members=int(data.y_train.sum()))

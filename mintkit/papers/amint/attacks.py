@@ -4,7 +4,7 @@ The paper's Table 3 sets Active MINT beside five published attacks. Here they ru
 mintkit.attacks) on the **passive audited model**: the architecture trained plainly on D
 (methods.audited.train_audited, the model passive MINT reads), i.e. the model a developer would release
 without aMINT. The split is the run's own; each protocol view is scored with the same reference models
-(mintkit.attacks.stage.audit_views). Rows go to Table 3 with the attacks' labels, the published
+(mintkit.attacks.pipeline.audit_attacks). Rows go to Table 3 with the attacks' labels, the published
 ``condition`` labels ("Salem et al." ... "Watson et al."), so `paper_tables` shows them beside Passive and
 Active MINT and the published numbers. docs/amint.md, "Membership attacks".
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mintkit.attacks import AttackAudit, add_attack_rows, audit_views, comparison_table
+from mintkit.attacks import AttackAudit, add_attack_rows, audit_attacks, comparison_table
 from mintkit.core.splits import Split
 from mintkit.methods.mplus import MintPlus
 from mintkit.papers.amint.params import Params
@@ -33,10 +33,10 @@ def membership_attacks(ctx: Context, split: Split, passive: tuple[MintPlus, dict
         print("attacks off (n_reference = 0): Table 3 keeps the loss-threshold attack of the evaluation only")
         return None
     audited = passive[0].audited.eval()
-    audit = audit_views(audited, ctx.pool, protocol_views(split), ctx.device, P.arch, P.audited_config,
-                        P.attack_list, P.n_reference, P.seed, P.cache_dir or None, n_boot=P.n_boot)
+    audit = audit_attacks(audited, ctx.pool, protocol_views(split), ctx.device, P.arch, P.audited_config,
+                          P.attack_list, k=P.n_reference, seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot)
     for protocol, res in audit.results.items():
-        aud = results[(protocol, "Passive")]["audited"]
+        aud = results[(protocol, "Passive")].audited
         add_attack_rows(ctx.run, res, aud, table="Table 3", setup="", protocol=protocol,
                         scores_prefix=f"attack_{protocol}", **P.labels)
     for mode, refs in audit.refs.items():
@@ -53,7 +53,7 @@ def attack_table(results: dict, audit: AttackAudit | None) -> pd.DataFrame:
     for protocol in dict.fromkeys(p for p, _ in results):
         for cond, label in MINT_ROWS.items():
             if (protocol, cond) in results:
-                methods[(protocol, label)] = results[(protocol, cond)]["metrics"]
+                methods[(protocol, label)] = results[(protocol, cond)].metrics
         for r in (audit.results.get(protocol, {}) if audit is not None else {}).values():
             methods[(protocol, r.label)] = r.metrics
     return comparison_table(methods, index=("protocol", "method"))

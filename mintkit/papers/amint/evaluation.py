@@ -9,6 +9,7 @@ protocols' loss attacks.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from torch.nn import functional as F
 
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 from mintkit.core.train import predict, signal_precision
 from mintkit.methods.loss import loss_attack
@@ -25,6 +27,18 @@ from mintkit.methods.mplus import MintPlus, mint_scores
 from mintkit.papers.amint.params import Params, setup_label
 from mintkit.papers.amint.splits import protocol_views, training_sets
 from mintkit.papers.common import Context
+
+
+@dataclass
+class MplusResult(MembershipResult):
+    """M+'s MINT head under one protocol: the fields of every membership method (calibration = the validation
+    slice) plus the audited accuracies {audited_train_accuracy, audited_accuracy}, the loss-threshold attack on
+    the same audited weights and the oracle accuracy (optimistic, never reported). ``seconds`` is the whole
+    evaluation, shared by the protocols."""
+
+    audited: dict = field(default_factory=dict)
+    loss: MembershipResult | None = None
+    oracle_accuracy: float = float("nan")
 
 
 def oracle_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -47,13 +61,12 @@ def audited_pass(ctx: Context, audited: nn.Module, split: Split) -> tuple[np.nda
     return idx, F.cross_entropy(logits, y, reduction="none").numpy(), (logits.argmax(1) == y).numpy()
 
 
-def evaluate(ctx: Context, model: MintPlus, split: Split, P: Params) -> dict[str, dict]:
-    """{protocol: result} for every protocol of the split, all from `model`'s one set of weights.
+def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str, MplusResult]:
+    """{protocol: MplusResult} for every protocol of the split, all from `model`'s one set of weights.
 
-    result: metrics (threshold 0.5 and the threshold calibrated on the validation slice; AUC, TPR at low
-    FPR, intervals, counts), audited (train accuracy on D, test accuracy on the evaluation non-members),
-    scores [n_mem + n_non] / labels (1 = member), the loss-threshold attack on the same audited weights,
-    the oracle accuracy (optimistic) and seconds (the whole evaluation, shared).
+    metrics: threshold 0.5 and the threshold calibrated on the validation slice; AUC, TPR at low FPR,
+    intervals, counts. audited: train accuracy on D, test accuracy on the evaluation non-members.
+    scores [n_mem + n_non] / labels (1 = member).
     """
     t0 = time.perf_counter()
     dev, pool = ctx.device, ctx.pool
@@ -70,45 +83,44 @@ def evaluate(ctx: Context, model: MintPlus, split: Split, P: Params) -> dict[str
         s, y = _labelled(mint_scores(model, pool, view["eval_members"], dev), s_non)
         m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed)
         base = loss_attack({k: loss[rows(view[k])] for k in MINT_SETS}, n_boot=P.n_boot, seed=P.seed)
-        out[protocol] = {"metrics": m, "audited": aud, "scores": s, "labels": y, "oracle_accuracy": oracle_accuracy(s, y),
-                         "loss_baseline": base}
+        out[protocol] = MplusResult("mplus", "M+ MINT head", s, y, calib, calib_y, m, audited=aud, loss=base,
+                                    oracle_accuracy=oracle_accuracy(s, y))
     seconds = time.perf_counter() - t0
     for r in out.values():
-        r["seconds"] = seconds
+        r.seconds = seconds
     return out
 
 
-def record(run: Run, P: Params, protocol: str, condition: str, ev: dict, seconds: dict[str, float]) -> None:
+def record(run: Run, P: Params, protocol: str, condition: str, ev: MplusResult, seconds: dict[str, float]) -> None:
     """Rows of one (protocol, condition) result: Tables 1-3 keys, the audited accuracies, Yeom et al. (on the
     passive model only when the attacks of mintkit.papers.amint.attacks do not write it), timings."""
     keys = dict(**P.labels, protocol=protocol)
     st = setup_label(P.setup)
     tables = ("Table 1", "Table 2", "Table 3") if condition == "Active" else ("Table 2", "Table 3")
     for t in tables:
-        run.add_metrics(ev["metrics"], ev["audited"], table=t, setup=st, condition=condition, **keys)
+        run.add_metrics(ev.metrics, ev.audited, table=t, setup=st, condition=condition, **keys)
     # the passive model is the same in every setup run (no setup: the report keeps one of the repeats); M+ is
     # trained per setup, so its own loss row carries the setup or the setups' rows would collide
     yeom, yeom_setup = ("Yeom et al.", "") if condition == "Passive" else ("Yeom et al. (on M+)", st)
     # with the attacks on, their Yeom row (threshold calibrated without the evaluated members) is Table 3's
     # "Yeom et al." on the passive model; a second row under the same keys would make the join ambiguous
     if condition != "Passive" or "yeom" not in P.attack_list:
-        run.add_metrics(ev["loss_baseline"], ev["audited"], table="Table 3", setup=yeom_setup, condition=yeom, **keys)
+        run.add_metrics(ev.loss.metrics, ev.audited, table="Table 3", setup=yeom_setup, condition=yeom, **keys)
     tag = f"{condition.lower()}_{protocol}"
-    run.save_scores(**{f"{tag}_scores": ev["scores"], f"{tag}_labels": ev["labels"],
-                       f"{tag}_loss_scores": ev["loss_baseline"]["scores"]})
+    run.save_scores(**{f"{tag}_scores": ev.scores, f"{tag}_labels": ev.labels, f"{tag}_loss_scores": ev.loss.scores})
     for stage, sec in seconds.items():
         run.add(f"time_{stage}", sec, table="", setup=st, condition=condition, protocol=protocol, **P.labels)
 
 
 def evaluate_all(ctx: Context, split: Split, trained: dict[str, tuple[MintPlus, dict]], P: Params
-                 ) -> dict[tuple[str, str], dict]:
+                 ) -> dict[tuple[str, str], MplusResult]:
     """Score every trained model ({condition: (model, history)}) under every protocol, write rows and
     scores: {(protocol, condition): result}."""
     results = {}
     for cond, (model, hist) in trained.items():
-        per_protocol = evaluate(ctx, model, split, P)
+        per_protocol = evaluate(ctx, split, model, P)
         for protocol, ev in per_protocol.items():
-            secs = {f"train_{cond.lower()}": hist["seconds"], f"evaluate_{cond.lower()}": ev["seconds"]}
+            secs = {f"train_{cond.lower()}": hist["seconds"], f"evaluate_{cond.lower()}": ev.seconds}
             if "seconds" in hist.get("audited", {}):
                 secs["train_audited_alone"] = hist["audited"]["seconds"]
             record(ctx.run, P, protocol, cond, ev, secs)
@@ -121,16 +133,16 @@ def summary(results: dict) -> pd.DataFrame:
     the loss attack and the oracle accuracy (optimistic, shown for contrast only)."""
     rows = []
     for (protocol, cond), ev in results.items():
-        m, a = ev["metrics"], ev["audited"]
-        rows.append({"protocol": protocol, "condition": cond, "mint_acc@0.5": m["mint_accuracy"],
-                     "ci95": f"[{m['mint_accuracy_ci_low']:.2f}, {m['mint_accuracy_ci_high']:.2f}]",
-                     "mint_acc_calibrated": m["mint_accuracy_calibrated"], "auc": m["auc"],
+        m, a = ev.metrics, ev.audited
+        rows.append({"protocol": protocol, "condition": cond, "mint_acc@0.5": m["accuracy"],
+                     "ci95": f"[{m['accuracy_ci_low']:.2f}, {m['accuracy_ci_high']:.2f}]",
+                     "mint_acc_calibrated": m["accuracy_calibrated"], "auc": m["auc"],
                      "tpr@1%fpr": m["tpr_at_1pct_fpr"], "Aud (test acc)": a["audited_accuracy"],
                      "train acc": a["audited_train_accuracy"],
                      "gen. gap": a["audited_train_accuracy"] - a["audited_accuracy"],
-                     "loss attack acc": ev["loss_baseline"]["mint_accuracy"],
+                     "loss attack acc": ev.loss.metrics["accuracy"],
                      "n members/non": f"{m['n_eval_members']}/{m['n_eval_nonmembers']}",
-                     "oracle acc (optimistic, not reported)": ev["oracle_accuracy"]})
+                     "oracle acc (optimistic, not reported)": ev.oracle_accuracy})
     return pd.DataFrame(rows)
 
 
@@ -144,12 +156,12 @@ def verdict(results: dict) -> pd.DataFrame:
         a, p = results.get((protocol, "Active")), results.get((protocol, "Passive"))
         if a is None or p is None:
             continue
-        ma, mp = a["metrics"], p["metrics"]
-        rows.append({"protocol": protocol, "active": ma["mint_accuracy"], "passive": mp["mint_accuracy"],
-                     "difference": ma["mint_accuracy"] - mp["mint_accuracy"],
-                     "active > chance": ma["mint_accuracy_ci_low"] > 0.5,
-                     "active >> passive (CIs apart)": ma["mint_accuracy_ci_low"] > mp["mint_accuracy_ci_high"],
-                     "Aud active / passive": f"{a['audited']['audited_accuracy']:.3f} / "
-                                             f"{p['audited']['audited_accuracy']:.3f}"})
+        ma, mp = a.metrics, p.metrics
+        rows.append({"protocol": protocol, "active": ma["accuracy"], "passive": mp["accuracy"],
+                     "difference": ma["accuracy"] - mp["accuracy"],
+                     "active > chance": ma["accuracy_ci_low"] > 0.5,
+                     "active >> passive (CIs apart)": ma["accuracy_ci_low"] > mp["accuracy_ci_high"],
+                     "Aud active / passive": f"{a.audited['audited_accuracy']:.3f} / "
+                                             f"{p.audited['audited_accuracy']:.3f}"})
     return pd.DataFrame(rows)
 

@@ -51,7 +51,7 @@ def plot_scores(run: Run, results: dict):
     n = max(len(results), len(prots))
     fig, axes = plt.subplots(2, n, figsize=(2.8 * n, 6.4), squeeze=False)
     for j, ((protocol, cond), ev) in enumerate(results.items()):
-        score_histogram(axes[0, j], ev["scores"], ev["labels"], bins=30)
+        score_histogram(axes[0, j], ev.scores, ev.labels, bins=30)
         # move seaborn's hue legend below the axes: a fresh ax.legend() finds no labelled artists in a seaborn
         # histogram, warns and drops the members / non-members key
         sns.move_legend(axes[0, j], "upper center", bbox_to_anchor=(0.5, -0.25), ncol=1, title=None)
@@ -60,9 +60,9 @@ def plot_scores(run: Run, results: dict):
         ax = axes[1, j]
         for (p, cond), ev in results.items():
             if p == protocol:
-                roc_loglog(ax, ev["scores"], ev["labels"], label=f"{cond} MINT")
+                roc_loglog(ax, ev.scores, ev.labels, label=f"{cond} MINT")
         ev = results.get((protocol, "Passive")) or next(ev for (p, _), ev in results.items() if p == protocol)
-        roc_loglog(ax, ev["loss_baseline"]["scores"], ev["loss_baseline"]["labels"], label="loss attack")
+        roc_loglog(ax, ev.loss.scores, ev.loss.labels, label="loss attack")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25))  # below the axes: curves stay visible
         ax.set_title(f"ROC, {protocol}")
     for ax in axes[1, len(prots):]:
@@ -84,18 +84,18 @@ def paper_tables(run: Run, P: Params, protocol: str = "paper") -> dict[str, pd.D
     ref = next((d for d in (ds, label_dataset(STANDIN_FOR.get(P.dataset, ""))) if (pub["dataset"] == d).any()),
                "MNIST")
     keys = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric"]
-    rep = rows[(rows["protocol"] == protocol) & rows["metric"].isin(["mint_accuracy", "audited_accuracy"])]
+    rep = rows[(rows["protocol"] == protocol) & rows["metric"].isin(["accuracy", "audited_accuracy"])]
     if ref != ds and len(rep):
         rep = rep.assign(dataset=np.where(rep["table"] == "Table 3", ds, ref))
     j = published_vs_reproduced(rep, pub, keys, how="outer")
     j = j.assign(cell=[("-" if pd.isna(p) else f"{p:.2f}") + ("" if pd.isna(r) else f" | {r:.2f}")
                        for p, r in zip(j["published"], j["reproduced"])],
-                 col=j["model"] + " " + j["metric"].map({"mint_accuracy": "MINT", "audited_accuracy": "Aud"}))
+                 col=j["model"] + " " + j["metric"].map({"accuracy": "MINT", "audited_accuracy": "Aud"}))
     layouts = {"Table 1": ("setup", "col"), "Table 2": ("condition", "col"), "Table 3": ("condition", "dataset")}
     out = {}
     for table, (index, columns) in layouts.items():
         t = j[j["table"] == table]
-        t = t[t["metric"] == "mint_accuracy"] if table == "Table 3" else t[t["dataset"] == ref]
+        t = t[t["metric"] == "accuracy"] if table == "Table 3" else t[t["dataset"] == ref]
         t = t.pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=False).fillna("")
         t.attrs["title"] = (f"aMINT {table}, published | ours ({ds}, {PROTOCOL_LABELS[protocol]}"
                             + ("" if ref == ds else f"; published cells are {ref}") + ")")

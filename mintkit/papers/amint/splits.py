@@ -113,12 +113,13 @@ def training_sets(split: Split) -> dict[str, np.ndarray]:
             "val_members": np.asarray(split.meta["val_members"], dtype=np.int64), "val_nonmembers": vn}
 
 
-def split_table(split: Split) -> pd.DataFrame:
-    """Set sizes per protocol view, and how many of its evaluated members trained the MINT loss."""
+def split_table(ctx: Context, split: Split) -> pd.DataFrame:
+    """Set sizes per protocol view, and how many of its evaluated members trained the MINT loss; `pool` is the
+    number of images of ``ctx.pool`` the sets are drawn from."""
     sets = training_sets(split)
     rows = {}
     for p, view in protocol_views(split).items():
-        rows[p] = view.sizes() | {"val_members": len(sets["val_members"]),
+        rows[p] = {"pool": len(ctx.pool)} | view.sizes() | {"val_members": len(sets["val_members"]),
                                   "val_nonmembers": len(sets["val_nonmembers"]),
                                   "E used in training": len(sets["external"]),
                                   "eval members in MINT loss": int(np.isin(view["eval_members"],

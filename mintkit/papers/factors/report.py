@@ -19,7 +19,7 @@ from mintkit.reference import published
 QUALITY_ROW = "Audited quality"
 
 
-def paper_table(rows: pd.DataFrame, scenario: str, metric: str = "mint_accuracy") -> pd.DataFrame:
+def paper_table(rows: pd.DataFrame, scenario: str, metric: str = "accuracy") -> pd.DataFrame:
     """The paper's layout of one factor: auditable data x condition, cells 'reproduced (published)'; a last row
     gives the audited model's quality (paper: FR verification accuracy). Cells of conditions not run stay '-'."""
     table = SCENARIOS[scenario]
@@ -51,7 +51,7 @@ def save_tables(run: Run, results: dict[str, pd.DataFrame]) -> None:
         paper_table(rows, scenario).to_csv(run.dir / f"table_{SCENARIOS[scenario][-1]}_{scenario}.csv")
 
 
-def plot_factor(rows: pd.DataFrame, scenario: str, ax, metric: str = "mint_accuracy"):
+def plot_factor(rows: pd.DataFrame, scenario: str, ax, metric: str = "accuracy"):
     """MINT accuracy of each feature set against the factor's values; audited accuracy on a second axis."""
     mine = rows[rows["metric"] == metric]
     conds = list(dict.fromkeys(mine["condition"]))

@@ -10,7 +10,6 @@ import time
 import pandas as pd
 import torch
 
-from mintkit.core.data import Pool
 from mintkit.core.metrics import METRICS
 from mintkit.core.null import null_training
 from mintkit.core.records import RESULT_COLUMNS
@@ -54,8 +53,9 @@ def condition(scenario: str, value) -> str:
     return "Baseline"
 
 
-def make_split(pool: Pool, scenario: str, P: Params) -> Split:
+def make_split(ctx: Context, scenario: str, P: Params) -> Split:
     """The exposure split (quarters) or the split every other factor shares (so their base value is one model)."""
+    pool = ctx.pool
     if scenario == "exposure":
         return exposure_split(pool, P.exposure_members, P.n_external, P.n_eval, len(P.exposure_list), P.seed,
                               P.identity_disjoint)
@@ -94,11 +94,12 @@ def mint_rows(device: torch.device, feats: dict, keys: dict, P: Params) -> tuple
     rows, scores = [], {}
     for name, taps in FEATURE_SETS.items():
         res = run_mint(mint_data(feats, taps), "mlp", device, P.mint_epochs, P.seed, lr=MINT_LR,
-                              n_boot=P.n_boot, model_kw={"hidden": P.mint_hidden, "dropout": P.mint_dropout})
-        k = keys | {"feature": f"{MINT_LABEL};{name}"}
-        rows += [(m, res["metrics"][m], k) for m in METRICS if m in res["metrics"]]
-        scores[score_key(keys["table"], keys["condition"], name, "scores")] = res["scores"]
-        scores[score_key(keys["table"], keys["condition"], name, "labels")] = res["labels"]
+                       n_boot=P.n_boot, model_kw={"hidden": P.mint_hidden, "dropout": P.mint_dropout},
+                       label=f"{MINT_LABEL};{name}")
+        k = keys | {"feature": res.label}
+        rows += [(m, res.metrics[m], k) for m in METRICS if m in res.metrics]
+        scores[score_key(keys["table"], keys["condition"], name, "scores")] = res.scores
+        scores[score_key(keys["table"], keys["condition"], name, "labels")] = res.labels
     return rows, scores
 
 
@@ -108,7 +109,7 @@ def sweep(ctx: Context, scenario: str, P: Params, *, progress: bool = False) -> 
 
     exposure: one model; each quarter's MINT model gets its own condition (x1, x10, ...).
     """
-    split = make_split(ctx.pool, scenario, P)
+    split = make_split(ctx, scenario, P)
     if scenario == "exposure":
         split.save(ctx.run.dir / "split_exposure.json")
     elif not (ctx.run.dir / "split.json").exists():

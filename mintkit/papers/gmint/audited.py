@@ -46,7 +46,7 @@ def audited(ctx: Context, split: Split, P: Params, progress: bool = True) -> tup
     return model, info
 
 
-def modifiers(ctx: Context, model: nn.Module, split: Split, info: dict, P: Params,
+def modifiers(ctx: Context, split: Split, model: nn.Module, info: dict, P: Params,
               progress: bool = True) -> Modifiers:
     """Reduced weight modifiers [N, F_out] of every sample of D and E, for the three layers, every rule
     of ``P.rules`` the model allows and every filter reduction, from one batched gradient pass (the definition)

@@ -16,7 +16,8 @@ from torch import nn
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
 from mintkit.methods.loss import loss_baseline
-from mintkit.methods.mint import fit_mint, score, set_features
+from mintkit.core.result import MembershipResult
+from mintkit.methods.mint import MintResult, fit_mint, score, set_features
 from mintkit.methods.modifiers import Modifiers
 from mintkit.models.classifiers import VanillaMLP
 from mintkit.papers.common import Context
@@ -34,14 +35,14 @@ def _xy(get: Features, pos: np.ndarray, neg: np.ndarray) -> tuple[torch.Tensor, 
 
 
 def fit_eval(device: torch.device, get: Features, sets: dict[str, np.ndarray], P: Params,
-             seed: int | None = None) -> dict:
+             seed: int | None = None, name: str = "gmint", label: str = "gMINT") -> MintResult:
     """Fit the MINT MLP on features ``get(indices)`` of the MINT-training sets and score the evaluation sets.
 
     The kept epoch follows ``P.selection``: 'val' = best accuracy on a stratified slice (``val_fraction``)
     of the MINT-training sets, which then do not train; 'paper' = best on the evaluation set (the paper's
     choice, optimistic); 'last'. The calibrated threshold comes from the validation slice ('val') or the
-    training data, never from evaluation data. Returns {metrics, scores [n_eval], labels, history, n_train,
-    seconds}.
+    training data, never from evaluation data. The result's scores are [n_eval]; n_train counts the samples
+    that trained (the validation slice left out).
     """
     seed = P.seed if seed is None else seed
     t0 = time.perf_counter()
@@ -64,22 +65,22 @@ def fit_eval(device: torch.device, get: Features, sets: dict[str, np.ndarray], P
     s = score(model, xe, device)
     calib = score(model, cx, device)
     m = membership_metrics(s, ye.numpy(), calib, cy.numpy(), n_boot=P.n_boot, seed=seed)
-    return {"metrics": m, "scores": s, "labels": ye.numpy(), "history": hist, "n_train": int(len(y)),
-            "seconds": time.perf_counter() - t0}
+    return MintResult(name, label, s, ye.numpy(), calib, cy.numpy(), m, time.perf_counter() - t0, history=hist,
+                      model=model, n_train=int(len(y)), n_train_members=int(y.sum()))
 
 
-def _add(ctx: Context, res: dict, info: dict, P: Params, **keys: str) -> None:
-    ctx.run.add_metrics(res["metrics"], audited=info["accuracy"], **P.labels, **keys)
+def _add(ctx: Context, res: MembershipResult, info: dict, P: Params, **keys: str) -> None:
+    ctx.run.add_metrics(res.metrics, audited=info["accuracy"], **P.labels, **keys)
 
 
-def _summary_row(res: dict) -> dict:
-    m = res["metrics"]
-    return {"accuracy": m["mint_accuracy"], "auc": m["auc"],
-            "acc_ci": f"[{m['mint_accuracy_ci_low']:.3f}, {m['mint_accuracy_ci_high']:.3f}]",
+def _summary_row(res: MembershipResult) -> dict:
+    m = res.metrics
+    return {"accuracy": m["accuracy"], "auc": m["auc"],
+            "acc_ci": f"[{m['accuracy_ci_low']:.3f}, {m['accuracy_ci_high']:.3f}]",
             "tpr@1%fpr": m["tpr_at_1pct_fpr"]}
 
 
-def grid(ctx: Context, mods: Modifiers, split: Split, info: dict, P: Params) -> tuple[pd.DataFrame, dict]:
+def grid(ctx: Context, split: Split, mods: Modifiers, info: dict, P: Params) -> tuple[pd.DataFrame, dict]:
     """A MINT MLP per setup x reduction x fraction for ``P.rule``: (tidy table, {(setup, reduction, f): fit}).
 
     Rows go to the run: Table 1 (every reduction; Combined labelled "All" as printed there) and Table 2 (MEAN).
@@ -93,8 +94,8 @@ def grid(ctx: Context, mods: Modifiers, split: Split, info: dict, P: Params) -> 
                 res = fit_eval(ctx.device, lambda i: mods.get(layers, P.rule, red, i), sets, P)
                 out[(su, red, f)] = res
                 rows.append({"setup": setup_label(su), "reduction": red.upper(), "data": fraction_label(f),
-                             "n_train": res["n_train"], **_summary_row(res),
-                             "best_epoch": res["history"].get("best_epoch"), "seconds": res["seconds"]})
+                             "n_train": res.n_train, **_summary_row(res),
+                             "best_epoch": res.history.get("best_epoch"), "seconds": res.seconds})
                 label = "All" if su == "combined" else setup_label(su)
                 _add(ctx, res, info, P, table="Table 1", setup=label, condition=condition(red, f))
                 if red == "mean":
@@ -102,7 +103,7 @@ def grid(ctx: Context, mods: Modifiers, split: Split, info: dict, P: Params) -> 
     return pd.DataFrame(rows), out
 
 
-def compare_rules(ctx: Context, mods: Modifiers, split: Split, info: dict, P: Params) -> pd.DataFrame:
+def compare_rules(ctx: Context, split: Split, mods: Modifiers, info: dict, P: Params) -> pd.DataFrame:
     """Combined / MEAN / D100 for every rule computed: the effect of the paper's open choice of optimiser.
 
     One row per rule (accuracy, AUC, interval, TPR at 1% FPR, scores, labels); empty when ``P.compare_rules``
@@ -115,12 +116,12 @@ def compare_rules(ctx: Context, mods: Modifiers, split: Split, info: dict, P: Pa
     rows = []
     for r in mods.rules:
         res = fit_eval(ctx.device, lambda i: mods.get(layers, r, "mean", i), sets, P)
-        rows.append({"rule": r, **_summary_row(res), "scores": res["scores"], "labels": res["labels"]})
+        rows.append({"rule": r, **_summary_row(res), "scores": res.scores, "labels": res.labels})
         _add(ctx, res, info, P, table="Rules", setup="Combined", condition="MEAN;D100", feature=f"rule={r}")
     return pd.DataFrame(rows)
 
 
-def activation_features(ctx: Context, model: nn.Module, split: Split) -> Features:
+def activation_features(ctx: Context, split: Split, model: nn.Module) -> Features:
     """Per-channel max of the entry/middle/output activations of every sample of the four MINT sets,
     from one extraction pass: a lookup pool indices [n] -> [n, C_entry + C_middle + C_output]."""
     feats = set_features(model, ctx.pool, split, ACTIVATION_TAPS, ctx.device, reduce="max")
@@ -131,23 +132,23 @@ def activation_features(ctx: Context, model: nn.Module, split: Split) -> Feature
     return lambda idx: table[torch.as_tensor(row[np.asarray(idx)], dtype=torch.long)]
 
 
-def table3(ctx: Context, model: nn.Module, split: Split, info: dict, cells: dict, P: Params
+def table3(ctx: Context, split: Split, model: nn.Module, info: dict, cells: dict, P: Params
            ) -> tuple[pd.DataFrame, dict]:
     """gMINT (Combined, MEAN, smallest fraction run) vs activation MINT (the same MLP on the per-channel max
     of three stage taps, D100) vs the loss-threshold attack, on the same audited model and split."""
-    act = fit_eval(ctx.device, activation_features(ctx, model, split), mint_sets(split, 1.0, P.seed), P)
+    act = fit_eval(ctx.device, activation_features(ctx, split, model), mint_sets(split, 1.0, P.seed), P,
+                   name="mint", label="MINT (activations)")
     loss = loss_baseline(model, ctx.pool, split, ctx.device, n_boot=P.n_boot)
     f = min(P.fractions)
     red = "mean" if "mean" in P.reductions else P.reductions[0]
     g = cells.get(("combined", red, f))
-    out = {"MINT (activations)": act, "LOSS (Yeom et al.)": {"metrics": loss, "scores": loss["scores"],
-                                                             "labels": loss["labels"]}}
+    out = {"MINT (activations)": act, "LOSS (Yeom et al.)": loss}
     if g is not None:
         out[f"gMINT;{condition(red, f)}"] = g
     _add(ctx, act, info, P, table="Table 3", setup="", condition="MINT")
     _add(ctx, out["LOSS (Yeom et al.)"], info, P, table="Table 3", setup="", condition="LOSS (Yeom et al.)")
     if g is not None:
         _add(ctx, g, info, P, table="Table 3", setup="Combined", condition=f"gMINT;{condition(red, f)}")
-    rows = [{"method": k, "accuracy": v["metrics"]["mint_accuracy"], "auc": v["metrics"]["auc"],
-             "tpr@1%fpr": v["metrics"]["tpr_at_1pct_fpr"], **info["accuracy"]} for k, v in out.items()]
+    rows = [{"method": k, "accuracy": v.metrics["accuracy"], "auc": v.metrics["auc"],
+             "tpr@1%fpr": v.metrics["tpr_at_1pct_fpr"], **info["accuracy"]} for k, v in out.items()]
     return pd.DataFrame(rows), out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mintkit.core.plots import plot_table, roc_loglog, save_figure, use_style
 from mintkit.core.records import Run
+from mintkit.core.result import MembershipResult
 from mintkit.papers.gmint.params import Params, fraction_label
 from mintkit.reference import published
 
@@ -29,7 +30,7 @@ def published_layout(P: Params, table: str = "Table 2") -> tuple[pd.DataFrame, s
     """The published block for this dataset and model in % (Tab. 1: MNIST by reduction; Tab. 2: MEAN, all
     datasets), or, when the paper has no such setting, the MNIST block of every model as context."""
     pub = published("gmint")
-    pub = pub[(pub["table"] == table) & (pub["metric"] == "mint_accuracy")].copy()
+    pub = pub[(pub["table"] == table) & (pub["metric"] == "accuracy")].copy()
     lab = P.labels
     sel = pub[(pub["dataset"] == lab["dataset"]) & (pub["model"] == lab["model"])]
     note = f"published, {lab['dataset']} / {lab['model']}"
@@ -78,12 +79,12 @@ def figure_fractions(run: Run, df: pd.DataFrame):
     return fig
 
 
-def figure_roc(run: Run, curves: dict[str, dict]):
-    """Log-log ROC of several methods (each {'scores', 'labels'}), TPR at 1% FPR marked; legend below."""
+def figure_roc(run: Run, curves: dict[str, MembershipResult]):
+    """Log-log ROC of several methods ({label: result}), TPR at 1% FPR marked; legend below."""
     use_style()
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
     for name, r in curves.items():
-        roc_loglog(ax, r["scores"], r["labels"], label=name, mark_fprs=(0.01,))
+        roc_loglog(ax, r.scores, r.labels, label=name, mark_fprs=(0.01,))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     save_figure(fig, run.dir, "roc")
     return fig
@@ -108,10 +109,10 @@ def save_scores(run: Run, cells: dict, rules: pd.DataFrame, t3: dict) -> None:
     arr = {}
     for (su, red, f), r in cells.items():
         name = f"gmint_{su}_{red}_{fraction_label(f)}"
-        arr[f"{name}_scores"], arr[f"{name}_labels"] = r["scores"], r["labels"]
+        arr[f"{name}_scores"], arr[f"{name}_labels"] = r.scores, r.labels
     for _, r in rules.iterrows():
         arr[f"rule_{r['rule']}_scores"], arr[f"rule_{r['rule']}_labels"] = r["scores"], r["labels"]
     for k, r in t3.items():
         name = "table3_" + "".join(c if c.isalnum() else "_" for c in k)
-        arr[f"{name}_scores"], arr[f"{name}_labels"] = r["scores"], r["labels"]
+        arr[f"{name}_scores"], arr[f"{name}_labels"] = r.scores, r.labels
     run.save_scores(**arr)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from mintkit.attacks import AttackAudit, add_attack_rows, audit_views, comparison_table, skip_reason
+from mintkit.attacks import AttackAudit, add_attack_rows, audit_attacks, comparison_table, skip_reason
 from mintkit.attacks.stage import model_recipe
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 from mintkit.papers.common import Context
 from mintkit.papers.mint.data import SOURCE_MAIN, sources
@@ -44,11 +45,11 @@ def membership_attacks(ctx: Context, split: Split, model: nn.Module, audited: di
     if P.checkpoint:
         print(f"reference models: the checkpoint's {recipe['arch']} trained with this run's audited_epochs, "
               "batch_size and lr (the checkpoint does not say how it was trained)")
-    audit = audit_views(model, ctx.pool, {VIEW: split}, ctx.device, recipe["arch"], P.audited_config,
-                        P.attack_list, P.n_reference, P.seed, P.cache_dir or None, n_boot=P.n_boot,
-                        dropout=recipe["dropout"], head=recipe["head"])
+    audit = audit_attacks(model, ctx.pool, {VIEW: split}, ctx.device, recipe["arch"], P.audited_config,
+                          P.attack_list, k=P.n_reference, seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot,
+                          dropout=recipe["dropout"], head=recipe["head"])
     if results and (not P.table_filter or "Table 6" in P.table_filter):
-        n_train = next(iter(results.values()))["n_train"]
+        n_train = next(iter(results.values())).n_train
         aud = {m: audited[m] for m in AUDITED_KEYS}
         add_attack_rows(ctx.run, audit.results[VIEW], aud, label_column="feature", label_suffix=OUTCOME,
                         table="Table 6", condition=P.condition_label(n_train), dataset=P.dataset_row_label,
@@ -60,12 +61,12 @@ def membership_attacks(ctx: Context, split: Split, model: nn.Module, audited: di
     return audit
 
 
-def attack_table(results: dict, loss: dict | None, audit: AttackAudit | None) -> pd.DataFrame:
+def attack_table(results: dict, loss: MembershipResult | None, audit: AttackAudit | None) -> pd.DataFrame:
     """The MINT models of ``results`` ({(family, feature): fit}), the loss baseline and every attack: accuracy
     at each method's own threshold, AUC, TPR at 1% / 0.1% FPR with 95% intervals, counts."""
-    methods = {(r["label"],): r["metrics"] for r in results.values()}
+    methods = {(r.label,): r.metrics for r in results.values()}
     if loss is not None:
-        methods[(LOSS_FEATURE,)] = loss
+        methods[(LOSS_FEATURE,)] = loss.metrics
     if audit is not None:
         methods |= {(r.label + OUTCOME,): r.metrics for r in audit.results[VIEW].values()}
     return comparison_table(methods)

@@ -12,6 +12,7 @@ from torch import nn
 
 from mintkit.core.data import Pool
 from mintkit.core.null import null_training
+from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import seed_everything
 from mintkit.methods import audited as shared
@@ -100,7 +101,7 @@ def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tu
                              "seconds": time.perf_counter() - t0} | quality
 
 
-def loss_baseline(ctx: Context, split: Split, model: nn.Module, P: Params) -> dict | None:
+def loss_baseline(ctx: Context, split: Split, model: nn.Module, P: Params) -> MembershipResult | None:
     """Yeom et al.'s loss threshold (calibrated on the MINT-training sets), or None where the loss is undefined:
     face models (a fresh or identity-specific head) and non-members from other datasets (no labels)."""
     if is_face_model(model) or (sources(ctx.pool) != SOURCE_MAIN).any():

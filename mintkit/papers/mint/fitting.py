@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mintkit.core.splits import Split
-from mintkit.methods.mint import MintData, mint_data, run_mint
+from mintkit.methods.mint import MintData, MintResult, mint_data, run_mint
 from mintkit.models.classifiers import CNNCombination
 from mintkit.papers.common import Context
 from mintkit.papers.mint.features import extract_features, taps_of
@@ -58,11 +58,9 @@ def cnn_layout(P: Params, channels: int) -> dict:
 
 
 def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Params, *,
-            fraction: float | None = None) -> dict:
-    """Train and evaluate one MINT model on `feats` (`extract_features`' dict).
-
-    Returns `core.run_mint`'s dict ('metrics', 'scores' [n_eval], 'labels', 'model', ...) plus
-    'n_train', 'n_train_members', 'params' (MINT-model parameters), 'family', 'feature' and 'label'.
+            fraction: float | None = None) -> MintResult:
+    """Train and evaluate one MINT model on `feats` (`extract_features`' dict): `run_mint`'s result, labelled
+    with the paper's name of the fit (`P.fit_label`), its family and feature set.
     fraction: of the MINT-training data (default `P.data_fraction`).
     """
     fraction = P.data_fraction if fraction is None else fraction
@@ -70,18 +68,15 @@ def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Par
     if family == "mlp":
         data = subsample(mint_data(feats["vec"], list(taps_of(feature))), fraction, P.seed)
         out = run_mint(data, "mlp", device, P.mint_epochs, P.seed, l1=P.mint_l1,
-                              model_kw={"dropout": P.mint_dropout}, **fit)
+                       model_kw={"dropout": P.mint_dropout}, label=P.fit_label(family, feature), **fit)
     else:
         data, shapes = cnn_data(feats["maps"], feature, P.cnn_combination)
         data = subsample(data, fraction, P.seed)
         kw = cnn_layout(P, sum(s[0] for s in shapes) if shapes else int(data.x_train.shape[1]))
         model = CNNCombination(shapes, **kw) if shapes else None
-        out = run_mint(data, "cnn", device, P.cnn_epochs, P.seed, model_kw=kw, model=model, **fit)
-    out["n_train"] = int(len(data.y_train))
-    out["n_train_members"] = int(data.y_train.sum())
-    out["params"] = sum(p.numel() for p in out["model"].parameters())
-    out["family"], out["feature"] = family, feature
-    out["label"] = P.fit_label(family, feature)
+        out = run_mint(data, "cnn", device, P.cnn_epochs, P.seed, model_kw=kw, model=model,
+                       label=P.fit_label(family, feature), **fit)
+    out.family, out.feature = family, feature
     return out
 
 

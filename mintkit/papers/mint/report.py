@@ -6,6 +6,7 @@ Reads what the stages of `mintkit.papers.mint` return; writes nothing but rows, 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ import pandas as pd
 from mintkit.core.plots import (published_vs_reproduced, results_table, roc_linear, roc_loglog, save_figure,
                                 score_histogram, use_style)
 from mintkit.core.records import KEY_COLUMNS, Run
+from mintkit.core.result import MembershipResult
 from mintkit.papers.mint.fitting import HEADLINE
 from mintkit.papers.mint.params import LAYERS, LOSS_FEATURE, MIA_FEATURE, Params
 from mintkit.reference import published
@@ -22,7 +24,7 @@ AUDITED_KEYS = ("audited_accuracy", "audited_train_accuracy")
 SIZE_TABLES = {"mlp": "Table 3", "cnn": "Table 5"}
 
 
-def record(run: Run, results: dict, sweep: dict, control: dict, loss: dict | None, audited: dict,
+def record(run: Run, results: dict, sweep: dict, control: dict, loss: MembershipResult | None, audited: dict,
            control_info: dict, P: Params) -> None:
     """Write every result as tidy rows: Tables 1/2 (Vanilla), 4 (CNN), 3/5 (sizes), 6 (vs MIA), Fig. 5 (AUC),
     domain-control and loss-baseline rows; each with the audited accuracies, counts and MINT-training size."""
@@ -33,75 +35,76 @@ def record(run: Run, results: dict, sweep: dict, control: dict, loss: dict | Non
     def add(table: str, feature: str, r: dict, metrics=None, aud_=aud) -> None:
         if only and table not in only:
             return
-        cond = P.condition_label(r["n_train"])
-        run.add_metrics(r["metrics"], aud_, metric_names=metrics, table=table, condition=cond, feature=feature,
+        cond = P.condition_label(r.n_train)
+        run.add_metrics(r.metrics, aud_, metric_names=metrics, table=table, condition=cond, feature=feature,
                         **keys)
         if metrics is None:
-            run.add("n_mint_train", r["n_train"], table=table, condition=cond, feature=feature, **keys)
+            run.add("n_mint_train", r.n_train, table=table, condition=cond, feature=feature, **keys)
             if table in (P.vanilla_table, P.cnn_table):
-                run.add("params", r["params"], table=table, condition=cond, feature=feature, **keys)
+                run.add("params", r.params, table=table, condition=cond, feature=feature, **keys)
 
     for (fam, _x), r in results.items():
-        add(P.family_table(fam), r["label"], r)
+        add(P.family_table(fam), r.label, r)
     for (fam, _x, _fr), r in sweep.items():
-        add(SIZE_TABLES[fam], r["label"], r)
+        add(SIZE_TABLES[fam], r.label, r)
     for fam, x in HEADLINE:
         if (fam, x) in results:
-            add(SIZE_TABLES[fam], results[(fam, x)]["label"], results[(fam, x)])
-            add("Table 6", results[(fam, x)]["label"], results[(fam, x)])
+            add(SIZE_TABLES[fam], results[(fam, x)].label, results[(fam, x)])
+            add("Table 6", results[(fam, x)].label, results[(fam, x)])
     if ("mlp", "outcome") in results:
         add("Table 6", MIA_FEATURE, results[("mlp", "outcome")])
     if loss is not None and results and (not only or "Table 6" in only):
         ref = next(iter(results.values()))
-        run.add_metrics(loss, aud, table="Table 6", condition=P.condition_label(ref["n_train"]),
+        run.add_metrics(loss.metrics, aud, table="Table 6", condition=P.condition_label(ref.n_train),
                         feature=LOSS_FEATURE, **keys)
     for (fam, x), r in results.items():  # Fig. 5: AUC of the curves the paper draws
         if fam == "mlp" and x in (*LAYERS, "combination") or (fam, x) == ("cnn", "stage1"):
-            add("Fig. 5", r["label"], r, metrics=["auc"], aud_={})
+            add("Fig. 5", r.label, r, metrics=["auc"], aud_={})
     if ("mlp", "outcome") in results:
         add("Fig. 5", MIA_FEATURE, results[("mlp", "outcome")], metrics=["auc"], aud_={})
     caud = {m: control_info.get(m, float("nan")) for m in AUDITED_KEYS}
     for (fam, _x), r in control.items():
-        add(P.family_table(fam), P.control_label(r["label"]), r, aud_=caud)
+        add(P.family_table(fam), P.control_label(r.label), r, aud_=caud)
 
 
-def _row(label: str, r: dict, audited: dict, what: str = "MINT") -> dict:
-    m = r["metrics"] if "metrics" in r else r
+def _row(label: str, r: MembershipResult, audited: dict, what: str = "MINT",
+         n_train: float | None = None) -> dict:
+    m = r.metrics
     ci = f"[{m['auc_ci_low']:.2f}, {m['auc_ci_high']:.2f}]" if not math.isnan(m["auc_ci_low"]) else "-"
-    return {"what": what, "feature": label, "accuracy@0.5": m["mint_accuracy"],
-            "accuracy (calibrated)": m["mint_accuracy_calibrated"], "AUC": m["auc"], "AUC 95% CI": ci,
+    return {"what": what, "feature": label, "accuracy@0.5": m["accuracy"],
+            "accuracy (calibrated)": m["accuracy_calibrated"], "AUC": m["auc"], "AUC 95% CI": ci,
             "TPR@1%FPR": m["tpr_at_1pct_fpr"], "TPR@0.1%FPR": m["tpr_at_0.1pct_fpr"],
-            "n_train": r.get("n_train", float("nan")),
+            "n_train": getattr(r, "n_train", float("nan")) if n_train is None else n_train,
             "n_eval (mem/non)": f"{m['n_eval_members']}/{m['n_eval_nonmembers']}",
             "audited train acc": audited.get("audited_train_accuracy", float("nan")),
             "audited test acc": audited.get("audited_accuracy", float("nan"))}
 
 
-def summary(results: dict, control: dict, loss: dict | None, audited: dict, control_info: dict,
+def summary(results: dict, control: dict, loss: MembershipResult | None, audited: dict, control_info: dict,
             P: Params) -> pd.DataFrame:
     """Every model of this run side by side: accuracy at 0.5 and calibrated, AUC (+CI), TPR at low FPR, counts,
     audited accuracies (the control's own for control rows)."""
-    rows = [_row(r["label"], r, audited) for r in results.values()]
+    rows = [_row(r.label, r, audited) for r in results.values()]
     if ("mlp", "outcome") in results:
         rows.append(_row(MIA_FEATURE, results[("mlp", "outcome")], audited, "baseline"))
     if loss is not None:
-        n_train = next(iter(results.values()))["n_train"] if results else float("nan")
-        rows.append(_row(LOSS_FEATURE, loss | {"n_train": n_train}, audited, "baseline"))
-    rows += [_row(P.control_label(r["label"]), r, control_info, "control") for r in control.values()]
+        n_train = next(iter(results.values())).n_train if results else float("nan")
+        rows.append(_row(LOSS_FEATURE, loss, audited, "baseline", n_train))
+    rows += [_row(P.control_label(r.label), r, control_info, "control") for r in control.values()]
     return pd.DataFrame(rows).set_index(["what", "feature"])
 
 
 def sweep_table(results: dict, sweep: dict) -> pd.DataFrame:
     """Tables 3/5 shape: MINT accuracy (and AUC) vs number of MINT-training samples."""
     runs = list(sweep.values()) + [r for (f, x), r in results.items() if (f, x) in HEADLINE]
-    rows = [{"model": r["label"], "n_train": r["n_train"], "accuracy@0.5": r["metrics"]["mint_accuracy"],
-             "AUC": r["metrics"]["auc"]} for r in runs]
+    rows = [{"model": r.label, "n_train": r.n_train, "accuracy@0.5": r.metrics["accuracy"],
+             "AUC": r.metrics["auc"]} for r in runs]
     if not rows:
         return pd.DataFrame(columns=["model", "n_train", "accuracy@0.5", "AUC"])
     return pd.DataFrame(rows).sort_values(["model", "n_train"]).set_index(["model", "n_train"])
 
 
-def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "mint_accuracy") -> dict[str, pd.DataFrame]:
+def paper_tables(rows: list[dict] | pd.DataFrame, metric: str = "accuracy") -> dict[str, pd.DataFrame]:
     """Tables 1/2, 4 and 6 in the paper's layout from the run's rows: auditable data down, the run's
     (dataset, model, condition) across; domain-control rows kept beside the real ones."""
     df = pd.DataFrame(rows)
@@ -127,26 +130,26 @@ def compare_published(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ figures
 def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dict]]:
-    cur = [(r["label"], r) for (f, x), r in results.items()
+    cur = [(r.label, r) for (f, x), r in results.items()
            if (f, x) == ("cnn", "stage1") or (f == "mlp" and x in (*LAYERS, "combination"))]
     if ("mlp", "outcome") in results:
         cur.append(("MIA* (outcome)", results[("mlp", "outcome")]))
-    cur += [(P.control_label(r["label"]), r) for r in control.values() if r["feature"] != "outcome"]
+    cur += [(P.control_label(r.label), r) for r in control.values() if r.feature != "outcome"]
     return cur
 
 
-def plot_roc(results: dict, control: dict, loss: dict | None, P: Params, *, out_dir: str | Path | None = None):
+def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *, out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR."""
     use_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     curves = _fig5_curves(results, control, P)
     for label, r in curves:
-        roc_linear(axes[0], r["scores"], r["labels"], label=label)
-    best = max(((l, r) for l, r in curves if "control" not in l), key=lambda lr: lr[1]["metrics"]["auc"], default=None)
+        roc_linear(axes[0], r.scores, r.labels, label=label)
+    best = max(((l, r) for l, r in curves if "control" not in l), key=lambda lr: lr[1].metrics["auc"], default=None)
     for label, r in [c for c in [best] if c] + [(l, r) for l, r in curves if "control" in l]:
-        roc_loglog(axes[1], r["scores"], r["labels"], label=label)
+        roc_loglog(axes[1], r.scores, r.labels, label=label)
     if loss is not None:
-        roc_loglog(axes[1], loss["scores"], loss["labels"], label="Loss threshold")
+        roc_loglog(axes[1], loss.scores, loss.labels, label="Loss threshold")
     for ax in axes:
         ax.legend(loc="lower right", fontsize="xx-small")
     axes[0].set_title("ROC (paper Fig. 5)")
@@ -163,14 +166,14 @@ def plot_scores(results: dict, control: dict, P: Params, *, out_dir: str | Path 
     pick = []
     mlp = [r for (f, _), r in results.items() if f == "mlp"]
     if mlp:
-        pick.append(max(mlp, key=lambda r: r["metrics"]["auc"]))
+        pick.append(max(mlp, key=lambda r: r.metrics["auc"]))
     if ("cnn", "stage1") in results:
         pick.append(results[("cnn", "stage1")])
-    pick += [r | {"label": P.control_label(r["label"])} for r in control.values() if r["feature"] != "outcome"]
+    pick += [replace(r, label=P.control_label(r.label)) for r in control.values() if r.feature != "outcome"]
     fig, axes = plt.subplots(1, max(len(pick), 1), figsize=(3.4 * max(len(pick), 1), 3), squeeze=False)
     for ax, r in zip(axes[0], pick):
-        score_histogram(ax, r["scores"], r["labels"], bins=30)
-        ax.set_title(r["label"].replace(";", "\n"), fontsize="small")
+        score_histogram(ax, r.scores, r.labels, bins=30)
+        ax.set_title(r.label.replace(";", "\n"), fontsize="small")
     fig.tight_layout()
     if out_dir:
         save_figure(fig, out_dir, "mint_scores")
@@ -194,12 +197,12 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
     return fig
 
 
-def save_scores(run: Run, results: dict, control: dict, loss: dict | None) -> None:
+def save_scores(run: Run, results: dict, control: dict, loss: MembershipResult | None) -> None:
     """scores.npz: <family>_<feature>[_control]_scores / _labels for every evaluated model."""
     arrays = {}
     for tag, res in (("", results), ("_control", control)):
         for (f, x), r in res.items():
-            arrays[f"{f}_{x}{tag}_scores"], arrays[f"{f}_{x}{tag}_labels"] = r["scores"], r["labels"]
+            arrays[f"{f}_{x}{tag}_scores"], arrays[f"{f}_{x}{tag}_labels"] = r.scores, r.labels
     if loss is not None:
-        arrays["loss_scores"], arrays["loss_labels"] = loss["scores"], loss["labels"]
+        arrays["loss_scores"], arrays["loss_labels"] = loss.scores, loss.labels
     run.save_scores(**arrays)
