@@ -297,7 +297,7 @@ def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     Pc = P.replace(checkpoint=str(tmp_path / "own.pt"), attacks="yeom,watson", out_dir=str(tmp_path / "ck"))
     ctx_c = g.setup(Pc)
     own, info_c = g.audited(ctx_c, split, Pc, progress=False)
-    mia_c = g.membership_attacks(ctx_c, own, split, info_c, Pc)
+    mia_c = g.membership_attacks(ctx_c, split, own, info_c, Pc)
     assert mia_c.recipe["arch"] == "smallcnn" and "checkpoint's smallcnn" in capsys.readouterr().out
     assert mia_c.results[P.protocol]["yeom"].metrics["auc"] == pytest.approx(res["yeom"].metrics["auc"])
 

@@ -8,6 +8,7 @@ command again resumes: complete runs are skipped).
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -206,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         # papermill, asyncio and zmq would each print their part of the traceback; the run folder already says
-        # interrupted (runner.execute), so one line is all a user needs
+        # interrupted (runner.execute), so one line is all a user needs. asyncio would still log the cancelled
+        # cell's "Task exception was never retrieved" when the task is collected at exit.
+        logging.getLogger("asyncio").disabled = True
         print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return INTERRUPTED
 

@@ -12,8 +12,10 @@ parent enforces the per-cell timeout from outside, so a cell stuck in C code is 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import linecache
+import logging
 import os
 import queue
 import signal
@@ -80,14 +82,35 @@ def _kernel_manager(log_path: Path) -> type:
     return RunFolderKernelManager
 
 
+@contextlib.contextmanager
+def _client_log(log_path: Path):
+    """papermill's logger (nbclient logs through it) writes to `log_path` while a notebook runs: on Ctrl-C the
+    kernel can die before the runner sees the interrupt, and "Kernel died while waiting for execute reply"
+    would reach the terminal beside the runner's one line (it stays in the run folder's kernel.log)."""
+    log = logging.getLogger("papermill")
+    handler = logging.FileHandler(log_path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s papermill %(levelname)s: %(message)s"))
+    propagate = log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+        handler.close()
+
+
 def run_papermill(notebook: str, folder: Path, parameters: dict, timeout: float | None, progress: bool,
                   start_timeout: float, cwd: str) -> None:
-    """papermill into folder/executed.ipynb (the kernel's stderr into folder/kernel.log); raises papermill's
-    errors (they carry ename/evalue/exec_count)."""
+    """papermill into folder/executed.ipynb (the kernel's stderr and papermill's log into folder/kernel.log);
+    raises papermill's errors (they carry ename/evalue/exec_count)."""
     import papermill as pm  # deferred: optional (absent on GPU machines without Jupyter; `--engine exec` there)
-    pm.execute_notebook(notebook, str(folder / EXECUTED["papermill"]), parameters=parameters, kernel_name="python3",
-                        progress_bar=progress, execution_timeout=timeout, start_timeout=start_timeout, cwd=cwd,
-                        kernel_manager_class=_kernel_manager(folder / KERNEL_LOG))
+    with _client_log(folder / KERNEL_LOG):
+        pm.execute_notebook(notebook, str(folder / EXECUTED["papermill"]), parameters=parameters,
+                            kernel_name="python3", progress_bar=progress, execution_timeout=timeout,
+                            start_timeout=start_timeout, cwd=cwd,
+                            kernel_manager_class=_kernel_manager(folder / KERNEL_LOG))
 
 
 # --------------------------------------------------------------------------- exec: the parent side
