@@ -13,7 +13,7 @@ any MINT model (``docs/audit.md``, "The split"). Every audit also runs the blind
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +37,11 @@ from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
 from mintkit.audit.params import AuditParams
 from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
-from mintkit.core.metrics import loss_threshold_attack
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, build_split, set_hash
 from mintkit.core.train import apply_threads, pick_device, seed_everything
+from mintkit.methods.loss import loss_attack
 from mintkit.methods.mint import MINT_SETS, MintData, run_mint
 from mintkit.methods.modifiers import Optimiser, weight_modifiers
 
@@ -192,10 +192,10 @@ def _mint_data(x: torch.Tensor, order: np.ndarray, split: Split) -> MintData:
     return MintData(xt, yt, xe, ye)
 
 
-def _tested(res: MembershipResult, label: str) -> MethodResult:
+def _tested(res: MembershipResult) -> MethodResult:
     """A method's result with the rank test of its held-out scores (members vs non-members)."""
     test = rank_test(res.members, res.nonmembers)
-    return MethodResult(res.name, label, res.scores, res.labels, res.calib_scores, res.calib_labels, res.metrics,
+    return MethodResult(res.name, res.label, res.scores, res.labels, res.calib_scores, res.calib_labels, res.metrics,
                         res.seconds, test=test)
 
 
@@ -211,14 +211,13 @@ def blind_baseline(A: Audit) -> dict[str, BlindResult]:
 def _loss_method(A: Audit, losses: np.ndarray, order: np.ndarray) -> MembershipResult:
     """The loss attack on the per-sample losses [len(order)], threshold calibrated on the MINT-training sets."""
     L = {s: losses[_rows(A.split[s], order).numpy()] for s in MINT_SETS}
-    m = loss_threshold_attack(L["eval_members"], L["eval_nonmembers"], L["mint_train_members"], L["external"],
-                              n_boot=A.P.n_boot, seed=A.P.seed)
+    res = loss_attack(L, n_boot=A.P.n_boot, seed=A.P.seed)
+
     # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
-    def score(pos: str, neg: str) -> tuple[np.ndarray, np.ndarray]:
-        return (-np.log(np.concatenate([L[pos], L[neg]]) + 1e-12), np.r_[np.ones(len(L[pos])), np.zeros(len(L[neg]))])
-    s, lab = score("eval_members", "eval_nonmembers")
-    calib, calib_lab = score("mint_train_members", "external")
-    return MembershipResult("loss", "the loss attack", s, lab, calib, calib_lab, m)
+    def log_score(pos: str, neg: str) -> np.ndarray:
+        return -np.log(np.concatenate([L[pos], L[neg]]) + 1e-12)
+    return replace(res, label="the loss attack", scores=log_score("eval_members", "eval_nonmembers"),
+                   calib_scores=log_score("mint_train_members", "external"))
 
 
 def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.ndarray, order: np.ndarray,
@@ -234,11 +233,9 @@ def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.
     mods = weight_modifiers(model.module, A.pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
                             reductions=("mean",), opt=Optimiser(), progress=progress)
     x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
-    res = run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                   n_boot=P.n_boot, model_kw=GMINT_MLP,
-                   label=f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}")
-    res.name = "gmint"
-    return res
+    return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
+                    n_boot=P.n_boot, model_kw=GMINT_MLP, name="gmint",
+                    label=f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}")
 
 
 def _against_blind(A: Audit, out: dict[str, MethodResult]) -> dict[str, BlindResult]:
@@ -278,10 +275,10 @@ def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress:
         t0 = time.perf_counter()
         res = _method(A, model, method, feats, losses, order, progress)
         res.seconds = seconds[method] = time.perf_counter() - t0
-        out[method] = _tested(res, res.label)
+        out[method] = _tested(res)
     if A.attacks:  # one family with the methods: the same held-out samples, the same rank test and Holm step
         for name, r in attack_methods(A, model).items():
-            out[name] = _tested(r, r.label)
+            out[name] = _tested(r)
             seconds[name] = r.seconds
     t0 = time.perf_counter()
     blind = _against_blind(A, out)

@@ -42,7 +42,7 @@ def loss_attack(L: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> M
                               n_boot=n_boot, seed=seed)
 
     def pair(pos: str, neg: str) -> tuple[np.ndarray, np.ndarray]:
-        return (-np.concatenate([L[pos], L[neg]]).astype(np.float64),
+        return (-np.concatenate([L[pos], L[neg]]),
                 np.r_[np.ones(len(L[pos])), np.zeros(len(L[neg]))].astype(int))
     scores, labels = pair("eval_members", "eval_nonmembers")
     calib, calib_labels = pair("mint_train_members", "external")

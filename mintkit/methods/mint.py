@@ -166,7 +166,8 @@ def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
 
 def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
              batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
-             val_fraction: float = 0.0, model: nn.Module | None = None, label: str = "MINT") -> MintResult:
+             val_fraction: float = 0.0, model: nn.Module | None = None, name: str = "mint",
+             label: str = "MINT") -> MintResult:
     """Fit a MINT model on data.x_train and score data.x_eval [n_eval].
 
     The calibrated threshold is chosen on MINT-training scores (or a validation slice of them), never on
@@ -191,6 +192,6 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
     calib = score(model, calib_x, device)
     s = score(model, data.x_eval, device)
     m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
-    return MintResult("mint", label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
+    return MintResult(name, label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
                       history=hist, model=model, n_train=int(len(data.y_train)),
                       n_train_members=int(data.y_train.sum()))
