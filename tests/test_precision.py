@@ -31,10 +31,10 @@ def test_policy_needs_native_bf16_on_cpu_and_never_emulates(fake_cpu):
     assert prec.resolve("auto", "cpu") == "fp32" and prec.resolve("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="no native bf16.*never emulates"):
         prec.resolve("bf16", "cpu")
-    fake_cpu("avx512f", "avx512_bf16")
-    assert prec.resolve("auto", "cpu") == "bf16" and prec.resolve("bf16", "cpu") == "bf16"
+    fake_cpu("avx512f", "avx512_bf16")  # native bf16: an explicit choice; auto stays fp32 (docs/precision.md)
+    assert prec.resolve("auto", "cpu") == "fp32" and prec.resolve("bf16", "cpu") == "bf16"
     fake_cpu("amx_bf16", "amx_tile")
-    assert prec.resolve("auto", "cpu") == "bf16"
+    assert prec.resolve("auto", "cpu") == "fp32" and prec.resolve("bf16", "cpu") == "bf16"
     assert prec.resolve("auto", "cuda") == "bf16" and prec.resolve("fp32", "cuda") == "fp32"
     with pytest.raises(ValueError, match="valid: auto, fp32, bf16"):
         prec.resolve("fp16", "cpu")
@@ -45,13 +45,14 @@ def test_policy_needs_native_bf16_on_cpu_and_never_emulates(fake_cpu):
 def test_channels_last_only_for_conv_models_under_cpu_bf16(fake_cpu):
     fake_cpu("avx512_bf16")
     cnn, mlp = build_model("smallcnn", 4, 1, 8), nn.Sequential(nn.Linear(4, 4))
-    assert prec.memory_format(cnn, CPU, "auto") is torch.channels_last
+    assert prec.memory_format(cnn, CPU, "bf16") is torch.channels_last
+    assert prec.memory_format(cnn, CPU, "auto") is torch.contiguous_format  # auto is fp32 on a CPU
     assert prec.memory_format(cnn, CPU, "fp32") is torch.contiguous_format
-    assert prec.memory_format(mlp, CPU, "auto") is torch.contiguous_format
-    with prec.in_layout(cnn, CPU, "auto") as fmt:
+    assert prec.memory_format(mlp, CPU, "bf16") is torch.contiguous_format
+    with prec.in_layout(cnn, CPU, "bf16") as fmt:
         w = cnn.stage1[0].conv.weight
         assert fmt is torch.channels_last and w.is_contiguous(memory_format=torch.channels_last)
-        with prec.in_layout(cnn, CPU, "auto"):  # nested (an accuracy pass inside training) leaves it set
+        with prec.in_layout(cnn, CPU, "bf16"):  # nested (an accuracy pass inside training) leaves it set
             pass
         assert cnn.stage1[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert cnn.stage1[0].conv.weight.is_contiguous()  # back to the layout checkpoints and gMINT read
@@ -73,10 +74,10 @@ def _old_loop(model, pool, idx, cfg, seed):
 
 
 def test_forced_fp32_is_bitwise_the_old_path_and_bf16_is_not(fake_cpu):
-    fake_cpu("avx512_bf16")  # so that 'auto' would pick bf16: fp32 must still be the old numbers exactly
+    fake_cpu("avx512_bf16")  # bf16 is there: fp32 must still be the old numbers exactly
     pool = synthetic_pool(n=160, size=8)
     idx = np.arange(128)
-    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3, precision="fp32")
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3, precision="fp32", fit_check=False)  # two steps' numerics
     models = []
     for _ in range(2):
         seed_everything(0)
@@ -88,7 +89,7 @@ def test_forced_fp32_is_bitwise_the_old_path_and_bf16_is_not(fake_cpu):
     assert torch.equal(predict(models[0], pool, np.arange(128, 160), CPU, precision="fp32")[0], old_logits)
     seed_everything(0)
     m = build_model("smallcnn", pool.num_classes, 1, 8)
-    train_classifier(m, pool, idx, TrainConfig(epochs=2, batch_size=32, lr=1e-3, precision="bf16"), CPU,
+    train_classifier(m, pool, idx, TrainConfig(epochs=2, batch_size=32, lr=1e-3, precision="bf16", fit_check=False), CPU,
                      seed=0, progress=False)
     assert not torch.equal(m.fc.weight, models[0].fc.weight)  # bf16 really ran: other rounding
     assert m.stage1[0].conv.weight.is_contiguous()

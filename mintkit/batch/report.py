@@ -37,6 +37,7 @@ from mintkit.reference import PAPERS, published
 
 NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
+UNMATCHED_EXTRA = ("precision",)  # keys of a no-counterpart row besides CELL, protocol and variant
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
 FIGURE_EXTS = (".png", ".pdf", ".svg")
 
@@ -243,8 +244,9 @@ def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, pape
     if len(rows):
         rows = rows[[tuple(r) not in published_cells for r in rows[CELL].to_numpy()]]
     if len(rows):
-        keys = ["profile"] + [k for k in CELL if rows[k].astype(str).str.len().gt(0).any()] + ["protocol", "variant"]
-        s = summarize_seeds(rows[keys + ["metric", "seed", "value"]], keys + ["metric"])
+        rows = rows.assign(**{c: rows[c] if c in rows.columns else "" for c in UNMATCHED_EXTRA})
+        keys = ["profile", *CELL, "protocol", "variant", *UNMATCHED_EXTRA]  # every key, empty or not
+        s = summarize_seeds(rows[keys + ["metric", "seed", "value"]].fillna({k: "" for k in keys}), keys + ["metric"])
     elif csv.is_file():
         s, keys = pd.DataFrame(), []
     else:
@@ -253,11 +255,13 @@ def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, pape
     if not len(s):
         return [], 0
     s["variant"] = s["variant"].fillna(DEFINITION) if "variant" in s.columns else DEFINITION  # older files: none
-    keys = (["profile"] + [k for k in CELL if k in s.columns and s[k].astype(str).str.len().gt(0).any()]
-            + ["protocol", "variant"])
+    for k in (*CELL, *UNMATCHED_EXTRA):  # the full key columns, so every reader finds them (claims ledger)
+        s[k] = s[k].fillna("").astype(str) if k in s.columns else ""
+    keys = ["profile", *CELL, "protocol", "variant", *UNMATCHED_EXTRA]
+    shown = [k for k in keys if s[k].astype(str).str.len().gt(0).any()]  # the markdown shows the filled ones
     s["text"] = [f"{num(m, 3)}" + (f" ± {num(sd, 3)}" if pd.notna(sd) else "") for m, sd in zip(s["mean"], s["sd"])]
-    n = s.groupby(keys, sort=False)["n"].max().rename("seeds")
-    wide = results_table(s, keys, "metric", value="text", fmt="{}", na_rep="").join(n)
+    n = s.groupby(shown, sort=False)["n"].max().rename("seeds")
+    wide = results_table(s, shown, "metric", value="text", fmt="{}", na_rep="").join(n)
     s.to_csv(csv, index=False, float_format="%.6g")
     profiles = ", ".join(sorted(s["profile"].unique()))
     md = [f"# {paper}: reproduced (no published counterpart)\n",
@@ -358,7 +362,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
         written += files
         for s, n in made.items():
             counts[s] = counts.get(s, 0) + n
-    written += claims.write(rows, out, source)
+    written += claims.write(out)
     body.append(f"\n## Claims\n\nEvery paper's headline claims tested on these runs: [{claims.MD}]({claims.MD})")
     kept = {s: n for s, n in counts.items() if s != source}
     for s, n in merge.unmatched_counts(out).items():  # settings without a published cell keep their provenance too

@@ -38,6 +38,10 @@ NULL_MODELS: tuple[str, ...] = ("off", "other-data", "untrained")
 CHANCE_ALPHA = 1e-3  # two-sided binomial test of a null-control cell's accuracy against 0.5
 ACCURACY_KEYS = ("accuracy",)  # every method's accuracy at its decision threshold (records.RENAMED_METRICS: old keys)
 CELL = ["table", "setup", "condition", "feature", "protocol"]
+POSITIVE = "control=leaky"  # the results-variant part of a positive control
+POSITIVE_HELP = ("positive control: labels the run's rows control:leaky. Run it with a deliberately leaky recipe "
+                 "(a few hundred members, no early stopping: patience 0); its loss attack must read well above "
+                 "chance, or the claims ledger does not count it (docs/protocol.md, Claims ledger)")
 NULL_HELP = ("null control: off, other-data (the audited model trains on |D| pool samples outside every set, never "
              "on D: every method must read chance), untrained (its initial weights)")
 

@@ -23,6 +23,9 @@ from tqdm.auto import tqdm
 
 from mintkit.core import precision as prec
 from mintkit.core.data import Pool, iterate_batches
+from mintkit.core.fit import check_classifier, require_fit
+
+FIT_SAMPLE = 5000  # training samples the fit guard scores (a seeded subsample above that)
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -126,6 +129,9 @@ class TrainConfig:
     # early stopping: stop after `patience` epochs without a higher validation accuracy, keep the best
     # epoch (0: off, every epoch runs and the last is kept); needs train_classifier(val_indices=...)
     patience: int = 0
+    # the fit guard (mintkit.core.fit): a model that did not learn its training set raises DidNotFit. Off only
+    # for what is meant not to fit (a smoke test of one step); never part of the cache key.
+    fit_check: bool = True
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -139,6 +145,7 @@ class TrainConfig:
         """The fields; ``patience`` only when stopping is on, so configs from before it existed keep their keys."""
         d = asdict(self)
         d.pop("precision")  # resolved per device: train_audited keys the precision a model actually trained in
+        d.pop("fit_check")  # checks the result, does not shape it
         if not self.patience:
             d.pop("patience")
         return d
@@ -244,7 +251,25 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
     if keep_optimizer_state:
         hist["extra"] = extra
     model.eval()
+    if cfg.fit_check and cfg.epochs > 0:
+        guard_fit(model, pool, idx.numpy(), cfg, device, seed, hist)
     return hist
+
+
+def guard_fit(model: nn.Module, pool: Pool, indices: np.ndarray, cfg: TrainConfig, device: torch.device,
+              seed: int, hist: dict) -> None:
+    """The fit guard of a trained classifier (mintkit.core.fit): its accuracy on (up to FIT_SAMPLE of) its own
+    training samples joins `hist` as ``train_acc_final``; raises DidNotFit when it did not learn them."""
+    idx = np.asarray(indices)
+    if len(idx) > FIT_SAMPLE:
+        idx = np.random.default_rng([seed, 7]).choice(idx, FIT_SAMPLE, replace=False)
+    hist["train_acc_final"] = acc = accuracy(model, pool, idx, device)
+    losses = hist["loss"][:hist.get("best_epoch", len(hist["loss"]))]  # up to the epoch kept
+    check = check_classifier(acc, pool.num_classes, losses, "the audited model")
+    require_fit(check, f"Recipe: {cfg.optimizer} lr {cfg.lr:g}, {hist['epochs_run']} epoch(s), batch "
+                       f"{cfg.batch_size}, precision {cfg.precision or prec.policy()}: lower lr, train longer, or "
+                       "use precision fp32 (docs/precision.md)")
+
 
 
 def _optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, names) -> dict[str, torch.Tensor]:

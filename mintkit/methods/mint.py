@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mintkit.core.data import Pool
+from mintkit.core.fit import DID_NOT_TRAIN, FitCheck, check_head
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
@@ -148,6 +149,7 @@ class MintResult(MembershipResult):
     n_train_members: int = 0
     family: str = ""             # the papers' labels of the fit ('mlp' / 'cnn', the feature set)
     feature: str = ""
+    fit: FitCheck | None = None  # the fit guard on its own training samples (mintkit.core.fit)
 
     @property
     def params(self) -> int:
@@ -172,7 +174,8 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
 
     The calibrated threshold is chosen on MINT-training scores (or a validation slice of them), never on
     evaluation data; those scores are the result's calibration. `model` (optional) is a ready MINT model used
-    instead of `build_mint_model(kind, ...)`.
+    instead of `build_mint_model(kind, ...)`. The fit guard (mintkit.core.fit.check_head, on the samples it was
+    fitted on) adds ``head_train_accuracy`` and ``head_fitted`` to the metrics; a head that did not train says so.
     """
     t0 = time.perf_counter()
     if model is None:
@@ -188,10 +191,14 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
         val = (x[perm[:k]], y[perm[:k]])
         x, y = x[perm[k:]], y[perm[k:]]
     hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed)
+    train_scores = score(model, x, device)
+    fit = check_head(train_scores, y.numpy())
+    if not fit.fitted:
+        print(f"{label}: {DID_NOT_TRAIN}: {fit.reason}")
     calib_x, calib_y = val if val is not None else (x, y)
-    calib = score(model, calib_x, device)
+    calib = score(model, calib_x, device) if val is not None else train_scores
     s = score(model, data.x_eval, device)
-    m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed)
+    m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed) | fit.metrics()
     return MintResult(name, label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
                       history=hist, model=model, n_train=int(len(data.y_train)),
-                      n_train_members=int(data.y_train.sum()))
+                      n_train_members=int(data.y_train.sum()), fit=fit)

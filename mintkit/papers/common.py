@@ -17,7 +17,7 @@ import torch
 
 from mintkit.core import precision as prec
 from mintkit.core.data import Pool, load_pool
-from mintkit.core.null import CHANCE_ALPHA, chance_table, join_variant, null_label
+from mintkit.core.null import CHANCE_ALPHA, POSITIVE, chance_table, join_variant, null_label
 from mintkit.core.params import Params
 from mintkit.core.records import DEFINITION, Run
 from mintkit.core.train import apply_threads, pick_device, seed_everything
@@ -39,7 +39,8 @@ def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", ima
     The run folder gets ``params.json`` (every field of ``P``) and ``env.json`` at once; its rows carry
     ``protocol`` and ``variant`` (mintkit.core.records.Run); env.json's ``precision`` is what ``P.precision``
     resolved to on this device (the process's policy from here on). A null control (``P.null_model``,
-    mintkit.core.null) adds ``null=<mode>`` to the variant, so its rows never join the defined cells.
+    mintkit.core.null) adds ``null=<mode>`` to the variant and a positive control (``P.positive_control``)
+    ``control=leaky``, so their rows never join the defined cells.
     """
     seed_everything(P.seed)
     device = pick_device(P.device)
@@ -48,7 +49,8 @@ def setup(P: Params, pool: Pool | None = None, *, protocol: str = "heldout", ima
     prec.set_policy(P.precision)
     if pool is None:
         pool = load_pool(P.dataset, P.data_root, image_size=image_size or None)
-    variant = join_variant(variant, null_label(getattr(P, "null_model", "off")))
+    variant = join_variant(variant, null_label(getattr(P, "null_model", "off")),
+                           POSITIVE if getattr(P, "positive_control", False) else "")
     run = Run(P.out_dir, P.PAPER, P.as_dict(), seed=P.seed, device=device, protocol=protocol, variant=variant,
               precision=resolved)
     return Context(run, pool.to(device), device)

@@ -16,6 +16,7 @@ import pandas as pd
 from torch import nn
 from torch.nn import functional as F
 
+from mintkit.core.fit import DID_NOT_TRAIN, check_head
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
@@ -78,10 +79,16 @@ def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str
     rows = lambda s: np.searchsorted(idx, s)  # noqa: E731 (pool indices -> positions in the pass)
     aud = {"audited_train_accuracy": float(correct[rows(split["members"])].mean()),
            "audited_accuracy": float(correct[rows(split["eval_nonmembers"])].mean())}
+    # the fit guard reads the head on what its MINT loss trained on (mintkit.core.fit): the paper protocol's
+    # evaluated members are among them, so a head at chance there did not train, whatever heldout reads
+    fit = check_head(*_labelled(mint_scores(model, pool, sets["mint_members"], dev),
+                                mint_scores(model, pool, sets["external"], dev)))
+    if not fit.fitted:
+        print(f"M+ MINT head ({P.setup}): {DID_NOT_TRAIN}: {fit.reason}")
     out = {}
     for protocol, view in protocol_views(split).items():
         s, y = _labelled(mint_scores(model, pool, view["eval_members"], dev), s_non)
-        m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed)
+        m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed) | fit.metrics()
         base = loss_attack({k: loss[rows(view[k])] for k in MINT_SETS}, n_boot=P.n_boot, seed=P.seed)
         out[protocol] = MplusResult("mplus", "M+ MINT head", s, y, calib, calib_y, m, audited=aud, loss=base,
                                     oracle_accuracy=oracle_accuracy(s, y))

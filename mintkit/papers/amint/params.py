@@ -14,7 +14,7 @@ from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
 from mintkit.core.data import TEST, Pool
-from mintkit.core.null import NULL_MODELS
+from mintkit.core.null import NULL_MODELS, POSITIVE_HELP
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import TrainConfig
 from mintkit.methods.mplus import POOLINGS
@@ -82,11 +82,15 @@ class Params(base.Params):
     null_model: str = param("off", "null control: off, other-data (the task and MINT losses train on |D| pool "
                                    "samples outside every set, never on D: every row must read chance)",
                             choices=NULL_MODELS[:2])
+    positive_control: bool = param(False, POSITIVE_HELP)
     cache_dir: str = param(".cache/mintkit/models", "cache of passive audited and reference models (empty: no "
                                                     "cache)")
     out_dir: str = param("runs/amint-scratch", "run folder to write")
 
     def check(self) -> None:
+        if self.positive_control and self.patience:
+            raise ParameterError(f"positive_control trains without early stopping (a leaky model): set patience 0 "
+                                 f"(now {self.patience})")
         if self.n_members and self.n_external and self.n_eval:
             self.check_sizes()
         check_attack_params(self.attacks, self.n_reference)

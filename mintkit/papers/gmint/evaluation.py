@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mintkit.core.fit import check_head
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
 from mintkit.methods.loss import loss_baseline
@@ -64,9 +65,10 @@ def fit_eval(device: torch.device, get: Features, sets: dict[str, np.ndarray], P
     cx, cy = val if P.selection == "val" else (x, y)
     s = score(model, xe, device)
     calib = score(model, cx, device)
-    m = membership_metrics(s, ye.numpy(), calib, cy.numpy(), n_boot=P.n_boot, seed=seed)
+    fit = check_head(score(model, x, device), y.numpy())  # mintkit.core.fit: on the samples it was fitted on
+    m = membership_metrics(s, ye.numpy(), calib, cy.numpy(), n_boot=P.n_boot, seed=seed) | fit.metrics()
     return MintResult(name, label, s, ye.numpy(), calib, cy.numpy(), m, time.perf_counter() - t0, history=hist,
-                      model=model, n_train=int(len(y)), n_train_members=int(y.sum()))
+                      model=model, n_train=int(len(y)), n_train_members=int(y.sum()), fit=fit)
 
 
 def _add(ctx: Context, res: MembershipResult, info: dict, P: Params, **keys: str) -> None:

@@ -13,7 +13,7 @@ from typing import ClassVar
 from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core import params as base
-from mintkit.core.null import NULL_HELP, NULL_MODELS
+from mintkit.core.null import NULL_HELP, NULL_MODELS, POSITIVE_HELP
 from mintkit.core.params import ParameterError, param
 from mintkit.core.train import OPTIMIZERS, TrainConfig
 from mintkit.methods.modifier_variants import BN_MODES, OPTIM_STATES, ORDERS, WEIGHTS, Protocol
@@ -112,12 +112,16 @@ class Params(base.Params):
                                  "(the sample's own statistics)", choices=BN_MODES)
     # the null control (mintkit.core.null): the same pipeline on an audited model that never saw D
     null_model: str = param("off", NULL_HELP, choices=NULL_MODELS)
+    positive_control: bool = param(False, POSITIVE_HELP)
     # gMINT's default keeps torch's thread count: the audited model and the per-sample gradients have always run
     # on it, and on CPU the thread count changes the audited model's float rounding (docs/gmint.md, Parameters)
     threads: int = param(0, "torch CPU threads (0 keeps torch's default, as gMINT always ran; 1 is the other "
                             "papers' default)")
 
     def check(self) -> None:
+        if self.positive_control and self.patience:
+            raise ParameterError(f"positive_control trains without early stopping (a leaky model): set patience 0 "
+                                 f"(now {self.patience})")
         if self.rule == "adam-state" and self.audited_optimizer != "adam" and not self.checkpoint:
             raise ParameterError("rule='adam-state' continues the audited model's Adam state: it needs "
                                  "audited_optimizer='adam' (or a checkpoint that holds one)")

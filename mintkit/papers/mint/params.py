@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.stage import ALL, ATTACKS_HELP, N_REFERENCE_HELP, attack_names, check_attack_params
 from mintkit.core.data import DATASETS, is_dataset_name
-from mintkit.core.null import NULL_HELP, NULL_MODELS
+from mintkit.core.null import NULL_HELP, NULL_MODELS, POSITIVE_HELP
 from mintkit.core.params import ParameterError, param, split_list
 from mintkit.core.params import Params as BaseParams
 from mintkit.core.train import TrainConfig
@@ -108,6 +108,7 @@ class Params(BaseParams):
     n_control: int = param(0, "samples that train the control model (0: n_members, capped by what is left)")
     # the null control (mintkit.core.null): the same pipeline on an audited model that never saw the members
     null_model: str = param("off", NULL_HELP, choices=NULL_MODELS)
+    positive_control: bool = param(False, POSITIVE_HELP)
 
     # ------------------------------------------------------------------ row labels
     condition: str = param("{size};{dataset}", "condition label of the rows: {size} is the MINT-training size as "

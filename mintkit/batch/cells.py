@@ -1,0 +1,136 @@
+"""The reproduced cells the claims ledger reads: every table csv and no-counterpart csv under `figures/`, one line
+per (paper, scope, cell) with its mean, sd, seeds, evaluated samples a seed and whether its MINT head trained.
+
+Scope = dataset, model, protocol, precision, variant (docs/protocol.md, "Claims ledger"). Controls live in the
+variant: ``null=other-data`` (mintkit.core.null, must read chance), ``control=leaky`` (a positive control: a
+deliberately leaky audited model, must be detected).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mintkit.batch import merge
+from mintkit.batch.verdicts import single
+from mintkit.core.null import ACCURACY_KEYS, POSITIVE
+from mintkit.core.records import DEFINITION, current_metric
+
+SCOPE = ["dataset", "model", "protocol", "precision", "variant"]
+CELL_KEYS = ["table", "setup", "condition", "feature"]
+NULL_PART = "null=other-data"
+PAPERS = ("gmint", "amint", "mint", "factors")
+EVAL_TEXT = re.compile(r"eval members ([\d,]+), eval non-members ([\d,]+)")
+COUNT_METRICS = ("n_eval_members", "n_eval_nonmembers")
+FIT_METRIC = "head_fitted"
+COLUMNS = ["ref", *SCOPE, *CELL_KEYS, "mean", "sd", "n", "n_eval", "fitted", "audited", "audited_train", "source"]
+
+
+def _n_eval_from_text(text: str) -> int:
+    """Evaluated samples a seed named in a table's `data` text (the fewest over its parts; 0 when none)."""
+    found = [int(a.replace(",", "")) + int(b.replace(",", "")) for a, b in EVAL_TEXT.findall(str(text))]
+    return min(found) if found else 0
+
+
+def _frame(df: pd.DataFrame, ref: str) -> pd.DataFrame:
+    """One paper's csv (a table or the no-counterpart file) as wide cells: the accuracy with its counts."""
+    df = df.rename(columns={"reproduced": "mean", "n_seeds": "n"})
+    for c in (*SCOPE, *CELL_KEYS, "source", "sd", "data", "audited_accuracy_reproduced",
+              "audited_train_accuracy_reproduced"):
+        df[c] = df[c] if c in df.columns else ""
+    df["metric"] = df["metric"].map(current_metric)
+    for c in ("mean", "sd", "n"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in (*SCOPE, *CELL_KEYS, "source"):
+        df[c] = df[c].fillna("").astype(str)
+    df.loc[df["variant"] == "", "variant"] = DEFINITION
+    key = [*SCOPE, *CELL_KEYS]
+    acc = df[df["metric"].isin(ACCURACY_KEYS) & (df["n"] > 0)].copy()
+    if acc.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    wide = df[df["metric"].isin([*COUNT_METRICS, FIT_METRIC, "audited_accuracy", "audited_train_accuracy"])]
+    side = wide.pivot_table(index=key, columns="metric", values="mean", aggfunc="first") if len(wide) else None
+    acc = acc.set_index(key)
+    if side is not None:
+        acc = acc.join(side, how="left")
+    counts = sum(acc[c].fillna(0) for c in COUNT_METRICS if c in acc.columns)
+    acc["n_eval"] = np.where(np.asarray(counts) > 0, counts, acc["data"].map(_n_eval_from_text)) \
+        if not isinstance(counts, int) else acc["data"].map(_n_eval_from_text)
+    acc["fitted"] = acc[FIT_METRIC] if FIT_METRIC in acc.columns else np.nan
+    acc["audited"] = pd.to_numeric(acc.get("audited_accuracy", acc["audited_accuracy_reproduced"]), errors="coerce")
+    acc["audited_train"] = pd.to_numeric(acc.get("audited_train_accuracy", acc["audited_train_accuracy_reproduced"]),
+                                         errors="coerce")
+    return acc.reset_index().assign(ref=ref)[COLUMNS]
+
+
+def merged_cells(out: Path) -> pd.DataFrame:
+    """Every reproduced accuracy cell under `out` (columns COLUMNS; n = seeds, n_eval = evaluated samples a seed,
+    fitted = the share of seeds whose MINT head trained, NaN where the run did not record it)."""
+    frames = []
+    for ref in PAPERS:
+        tables = merge.read_tables(out / ref)
+        unmatched = out / ref / merge.UNMATCHED
+        extra = pd.read_csv(unmatched, dtype=str, keep_default_na=False) if unmatched.is_file() else pd.DataFrame()
+        for df in (tables, extra):
+            if len(df) and "metric" in df.columns and ({"mean", "reproduced"} & set(df.columns)):
+                frames.append(_frame(df.copy(), ref))
+    frames = [f for f in frames if len(f)]
+    cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    cells["n_eval"] = pd.to_numeric(cells["n_eval"], errors="coerce").fillna(0).astype(int)
+    cells = inherit_precision(cells)
+    cells = cells.drop_duplicates(["ref", *SCOPE, *CELL_KEYS], keep="first").reset_index(drop=True)
+    return infer_amint_fit(cells)
+
+
+def inherit_precision(cells: pd.DataFrame) -> pd.DataFrame:
+    """A no-counterpart file written before it had a precision column: its cells take the precision that the
+    same runs folder's table cells of the same paper, data, model and variant record (when only one)."""
+    cells = cells.copy()
+    group = ["ref", "dataset", "model", "variant", "source"]
+    known = cells[cells["precision"] != ""].groupby(group)["precision"].agg(lambda s: ",".join(sorted(set(s))))
+    missing = cells["precision"] == ""
+    for i in cells.index[missing]:
+        got = known.get(tuple(cells.loc[i, group]), "")
+        if got and "," not in got:
+            cells.loc[i, "precision"] = got
+    return cells
+
+
+def infer_amint_fit(cells: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
+    """aMINT heads of runs that did not record ``head_fitted``: under the ``paper`` protocol a head is scored on
+    members its MINT loss trained on, so a paper-protocol accuracy not above 0.5 (its whole 1 − alpha interval,
+    mintkit.batch.verdicts) means the head did not separate its own training members; both protocols' cells of
+    that head are marked fitted = 0."""
+    cells = cells.copy()
+    head = ["dataset", "model", "precision", "variant", "setup", "condition"]
+    amint = (cells["ref"] == "amint") & cells["fitted"].isna() & cells["condition"].isin(["Active", "Passive"])
+    paper = cells[amint & (cells["protocol"] == "paper")]
+    for _, r in paper.iterrows():
+        if single(float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_eval"]), alpha).low <= 0.5:
+            same = amint.copy()
+            for k in head:
+                same &= cells[k] == r[k]
+            cells.loc[same, "fitted"] = 0.0
+    return cells
+
+
+def is_null(variant: str) -> bool:
+    return "null=" in str(variant)
+
+
+def is_positive(variant: str) -> bool:
+    return POSITIVE in str(variant)
+
+
+def base_variant(variant: str) -> str:
+    """The reading a control belongs to: 'optim_state=carried,null=other-data' -> 'optim_state=carried'."""
+    parts = [p for p in str(variant).split(",") if p and not p.startswith("null=") and p != POSITIVE]
+    return ",".join(parts) or DEFINITION
+
+
+def control_variant(variant: str, part: str) -> str:
+    """The variant label of `variant`'s control `part` (NULL_PART or POSITIVE), as mintkit.core.null joins it."""
+    parts = [p for p in str(variant).split(",") if p and p != DEFINITION]
+    return ",".join([*parts, part])
