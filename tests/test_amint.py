@@ -147,7 +147,7 @@ def test_one_split_records_both_member_sets(tmp_path):
 
 
 def test_one_trained_model_yields_both_protocols(tmp_path, monkeypatch):
-    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1,
+    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1, "fit_check": False,
                                   "mint_width": 8, "n_boot": 0, "cache_dir": "", "out_dir": str(tmp_path / "run")})
     ctx = amint.setup(P)
     split = amint.make_split(ctx, P)
@@ -179,7 +179,7 @@ def test_one_trained_model_yields_both_protocols(tmp_path, monkeypatch):
 def test_attacks_join_table3_beside_passive_and_active(tmp_path):
     """The attacks run on the passive audited model under both protocols; their rows carry Table 3's published
     labels, once per protocol (the evaluation's loss row yields "Yeom et al." to the attacks' one)."""
-    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1,
+    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1, "fit_check": False,
                                   "mint_width": 8, "n_boot": 0, "cache_dir": "", "attacks": "salem,yeom,watson",
                                   "n_reference": 2, "out_dir": str(tmp_path / "run")})
     ctx = amint.setup(P)

@@ -242,7 +242,7 @@ def test_references_are_cached_and_reused(tmp_path):
     pool = synthetic_pool(n=256)
     split = build_split(pool, n_members=64, n_external=64, n_eval=32, seed=0)
     plan = plan_references(split, k=2, mode="offline", seed=0)
-    cfg = TrainConfig(epochs=1, batch_size=32)
+    cfg = TrainConfig(epochs=1, batch_size=32, fit_check=False)
     first = train_references(pool, split, plan, "smallcnn", cfg, CPU, cache_dir=tmp_path)
     again = train_references(pool, split, plan, "smallcnn", cfg, CPU, cache_dir=tmp_path)
     assert [i["cache_hit"] for i in first.infos] == [False, False]

@@ -194,7 +194,7 @@ def test_sweep_dropout_toggle_changes_the_model_as_stated():
 
 
 def test_sweep_rows_and_paper_table(tmp_path):
-    P = params(n_members=120, n_external=60, n_eval=20, audited_epochs=1, mint_epochs=2, mint_hidden1=16,
+    P = params(n_members=120, n_external=60, n_eval=20, audited_epochs=1, fit_check=False, mint_epochs=2, mint_hidden1=16,
                mint_hidden2=8, losses="softmax,arcface", scenarios="loss", device="cpu", out_dir=str(tmp_path / "run"))
     ctx = fac.setup(P)
     rows = fac.sweep(ctx, "loss", P)

@@ -205,7 +205,7 @@ def test_adam_state_kept_by_train_audited(tmp_path):
     split = build_split(pool, 40, 20, 10, seed=0)
     layers = ["stage1.0.conv", "stage4.1.conv"]
     names = [f"{n}.weight" for n in layers]
-    cfg = TrainConfig(epochs=1, batch_size=16)
+    cfg = TrainConfig(epochs=1, batch_size=16, fit_check=False)
     m1, i1 = train_audited(pool, split, "smallcnn", cfg, CPU, 0, cache_dir=tmp_path, progress=False,
                            optimizer_state_of=names)
     m2, i2 = train_audited(pool, split, "smallcnn", cfg, CPU, 0, cache_dir=tmp_path, progress=False,
@@ -275,7 +275,7 @@ def test_early_stopping_validation_is_never_a_membership_set(tmp_path):
 def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     """The attacks score gMINT's evaluated samples on its audited model; rows go to Table 3 with their own
     labels beside MINT and LOSS. A checkpoint's references repeat its architecture, and say so."""
-    P = g.Params.from_values({"n_members": 150, "audited_epochs": 1, "setup": "combined", "reduction": "mean",
+    P = g.Params.from_values({"n_members": 150, "audited_epochs": 1, "fit_check": False, "setup": "combined", "reduction": "mean",
                               "data_fraction": 1.0, "compare_rules": False, "mint_epochs": 2, "n_boot": 0,
                               "cache_dir": "", "attacks": "yeom,lira-offline", "n_reference": 2, "threads": 1,
                               "out_dir": str(tmp_path / "run")})

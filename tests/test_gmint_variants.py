@@ -169,7 +169,7 @@ def test_default_protocol_is_the_batched_path_bit_for_bit(pool, model):
 def test_stage_rows_name_their_variant(tmp_path, digits_pool):
     """Through the notebook's stages on digits: the default is today's batched call and its rows say 'definition';
     a variant's rows name it."""
-    base = {"n_members": 60, "n_eval": 12, "audited_epochs": 1, "mint_epochs": 1, "setup": "output",
+    base = {"n_members": 60, "n_eval": 12, "audited_epochs": 1, "fit_check": False, "mint_epochs": 1, "setup": "output",
             "reduction": "mean", "data_fraction": 1.0, "compare_rules": False, "n_boot": 0, "n_reference": 0,
             "cache_dir": "",
             "threads": 1}

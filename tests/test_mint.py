@@ -203,7 +203,7 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
 def test_baseline_attacks_on_a_classifier_beside_mint(tmp_path, capsys):
     """The attacks score MINT's evaluated samples on the audited classifier; Table 6 rows read
     '<attack>;Model Outcome'; their Yeom attack equals the loss baseline; off with n_reference = 0."""
-    P = P_(audited_epochs=2, mint_models="mlp", mlp_features="outcome", data_sweep="", control="none", n_boot=0,
+    P = P_(audited_epochs=2, fit_check=False, mint_models="mlp", mlp_features="outcome", data_sweep="", control="none", n_boot=0,
            cache_dir="", attacks="yeom,ye", n_reference=2, out_dir=str(tmp_path / "run"))
     ctx = mint.setup(P)
     split = mint.make_split(ctx, P)

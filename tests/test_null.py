@@ -95,7 +95,7 @@ def test_gmint_null_model_reads_chance_and_the_order_artifact_does_not(tmp_path)
 
 
 def test_amint_null_trains_nothing_on_d(tmp_path, monkeypatch):
-    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1,
+    P = amint.Params.from_values({"n_members": 120, "n_external": 120, "n_eval": 30, "audited_epochs": 1, "fit_check": False,
                                   "mint_epochs": 1, "mint_width": 8, "n_boot": 0, "cache_dir": "",
                                   "null_model": "other-data", "out_dir": str(tmp_path / "run")})
     ctx = amint.setup(P)
@@ -124,7 +124,7 @@ def test_mint_null_model_trains_on_stand_ins_or_not_at_all(tmp_path, monkeypatch
     monkeypatch.setattr(mint.audited, "train_audited",
                         lambda pool, s, arch, cfg, *a, **k: calls.append((s, cfg)) or real(pool, s, arch, cfg, *a, **k))
     for mode in ("other-data", "untrained"):
-        P = mint.Params.from_values({"n_members": 100, "n_external": 100, "n_eval": 40, "audited_epochs": 1,
+        P = mint.Params.from_values({"n_members": 100, "n_external": 100, "n_eval": 40, "audited_epochs": 1, "fit_check": False,
                                      "cache_dir": "", "control": "none", "null_model": mode,
                                      "out_dir": str(tmp_path / mode)})
         ctx = mint.setup(P)

@@ -19,7 +19,7 @@ def _train(seed: int, pool=None):
     pool = pool or synthetic_pool(n=256)
     seed_everything(seed)
     model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
-    hist = train_classifier(model, pool, np.arange(200), TrainConfig(epochs=2, batch_size=32), CPU, seed=seed,
+    hist = train_classifier(model, pool, np.arange(200), TrainConfig(epochs=2, batch_size=32, fit_check=False), CPU, seed=seed,
                             progress=False)
     return model, hist
 
@@ -45,7 +45,7 @@ def test_train_mode_during_steps(monkeypatch):
     model = build_model("smallcnn", pool.num_classes, pool.in_channels, pool.image_size)
     modes = []
     model.register_forward_pre_hook(lambda m, i: modes.append(m.training))
-    train_classifier(model, pool, np.arange(64), TrainConfig(epochs=2, batch_size=32), CPU, progress=False,
+    train_classifier(model, pool, np.arange(64), TrainConfig(epochs=2, batch_size=32, fit_check=False), CPU, progress=False,
                      eval_sets={"all": np.arange(64)})
     assert modes == [True, True, False, True, True, False]  # 2 train steps, then an eval pass, per epoch
 
@@ -56,7 +56,7 @@ def test_nan_loss_stops_with_epoch_and_step():
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="epoch 1, step 1"):
-        train_classifier(model, pool, np.arange(64), TrainConfig(epochs=1, batch_size=32), CPU, progress=False)
+        train_classifier(model, pool, np.arange(64), TrainConfig(epochs=1, batch_size=32, fit_check=False), CPU, progress=False)
 
 
 def test_early_stopping_keeps_the_best_validation_epoch_and_its_optimiser_state():

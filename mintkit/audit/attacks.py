@@ -61,7 +61,7 @@ def train_reference_models(A, progress: bool = False, cache_dir=DEFAULT_CACHE) -
         return None
     arch = f"arch:{P.arch}" if P.arch else f"build:{P.build}"
     cfg = TrainConfig(epochs=P.reference_epochs, batch_size=P.reference_batch_size, lr=P.reference_lr,
-                      optimizer=P.reference_optimizer)
+                      optimizer=P.reference_optimizer, fit_check=P.fit_check)
     # the cache key holds split.pool: name it by the images' content, not by the members folder's name
     keyed = replace(A.split, pool=f"{A.split.pool}@{pool_fingerprint(A.pool)}")
     try:

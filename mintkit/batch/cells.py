@@ -56,9 +56,12 @@ def _frame(df: pd.DataFrame, ref: str) -> pd.DataFrame:
     if side is not None:
         acc = acc.join(side, how="left")
     counts = sum(acc[c].fillna(0) for c in COUNT_METRICS if c in acc.columns)
+    if "n_eval_reproduced" in acc.columns:  # a table csv: the report's per-cell column
+        counts = pd.to_numeric(acc["n_eval_reproduced"], errors="coerce").fillna(0)
     acc["n_eval"] = np.where(np.asarray(counts) > 0, counts, acc["data"].map(_n_eval_from_text)) \
         if not isinstance(counts, int) else acc["data"].map(_n_eval_from_text)
-    acc["fitted"] = acc[FIT_METRIC] if FIT_METRIC in acc.columns else np.nan
+    fit = acc[FIT_METRIC] if FIT_METRIC in acc.columns else acc.get("head_fitted_reproduced", np.nan)
+    acc["fitted"] = pd.to_numeric(fit, errors="coerce") if not np.isscalar(fit) else np.nan
     acc["audited"] = pd.to_numeric(acc.get("audited_accuracy", acc["audited_accuracy_reproduced"]), errors="coerce")
     acc["audited_train"] = pd.to_numeric(acc.get("audited_train_accuracy", acc["audited_train_accuracy_reproduced"]),
                                          errors="coerce")
@@ -86,9 +89,9 @@ def merged_cells(out: Path) -> pd.DataFrame:
 
 def inherit_precision(cells: pd.DataFrame) -> pd.DataFrame:
     """A no-counterpart file written before it had a precision column: its cells take the precision that the
-    same runs folder's table cells of the same paper, data, model and variant record (when only one)."""
+    table cells of the same paper, data, model and variant record, when they record only one."""
     cells = cells.copy()
-    group = ["ref", "dataset", "model", "variant", "source"]
+    group = ["ref", "dataset", "model", "variant"]
     known = cells[cells["precision"] != ""].groupby(group)["precision"].agg(lambda s: ",".join(sorted(set(s))))
     missing = cells["precision"] == ""
     for i in cells.index[missing]:

@@ -52,6 +52,9 @@ class Claim:
     reading: str                                     # the statistic and rule, in words
     test: Callable[[pd.DataFrame], "Test | str | None"]  # None: this scope is not about the claim
     detection: bool = False                          # a negative verdict needs a positive control that detects
+    # published (dataset, model) scopes whose own numbers fail the rule: the paper contradicts its claim there;
+    # the ledger says so, and a test checks the list is exact (every other published scope holds)
+    paper_exceptions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def mint_face(sub):
     if not _is_fr(sub):
         return None
     rows = pick(sub, "Table 1", feature=lambda f: f.startswith(("Vanilla MINT;", "CNN MINT;")))
-    return extreme_test(rows, "max", "best MINT cell (Table 1)", "at least", 0.85)
+    return extreme_test(rows, "max", "best MINT cell (Table 1)", "at least", 0.80)
 
 
 def _single_layer(f: str) -> bool:
@@ -264,15 +267,16 @@ def _factor(table: str, first: str, last: str, what: str, rule: str, bound: floa
 CLAIMS: tuple[Claim, ...] = (
     Claim("gmint-near-perfect", "gmint", "gMINT detects the training samples with ~100 % accuracy on every dataset "
           "and architecture (abstract; Tables 1-2)", "the headline cell (Combined, MEAN, D100) ≥ 0.95",
-          gmint_near_perfect, detection=True),
+          gmint_near_perfect, detection=True, paper_exceptions=(("Tiny ImageNet", "Xception"),)),
     Claim("gmint-reductions", "gmint", "all three reductions reach ≈100 % (§6)",
           "the worst of MEAN / MIN / MAX (Combined, D100) ≥ 0.90", gmint_reductions, detection=True),
     Claim("gmint-mean", "gmint", "MEAN is slightly better than MIN and MAX (§6)",
           "MEAN − mean(MIN, MAX) (Combined, D100) ≥ 0", gmint_mean),
     Claim("gmint-d1", "gmint", "D1 ≈ D100: 1 % of the data trains a MINT model as good as all of it (§6)",
-          "|D1 − D100| (Combined, MEAN) ≤ 0.03, an equivalence test", gmint_d1),
+          "|D1 − D100| (Combined, MEAN) ≤ 0.03, an equivalence test", gmint_d1, paper_exceptions=(("Tiny ImageNet", "Xception"),)),
     Claim("gmint-combined", "gmint", "Combined is the best setup (§6)",
-          "Combined − best single layer (MEAN, D100) ≥ −0.01 (ties at the ceiling count)", gmint_combined),
+          "Combined − best single layer (MEAN, D100) ≥ −0.01 (ties at the ceiling count)", gmint_combined,
+          paper_exceptions=(("Tiny ImageNet", "Xception"),)),
     Claim("amint-80", "amint", "Active MINT exceeds 80 % accuracy on five benchmarks and various architectures "
           "(abstract, Table 1)", "the best setup's active accuracy ≥ 0.80 (the paper's own Table 1 has every setup "
           "above 0.80 in only 14 of 24 rows)", amint_80, detection=True),
@@ -281,7 +285,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("amint-output", "amint", "Entry or Middle is best; Output is never best (§5)",
           "best of Entry / Middle − Output ≥ −0.01 (published values are rounded to 0.01)", amint_output),
     Claim("mint-90", "mint", "up to 90 % accuracy on face-recognition models (FR Models 1-3, Table 1)",
-          "the best MINT cell on an FR model ≥ 0.85", mint_face, detection=True),
+          "the best MINT cell of Table 1 on an FR model ≥ 0.80 (Table 1's best cells are 0.81-0.84)", mint_face,
+          detection=True),
     Claim("mint-combination", "mint", "the combination of layers is best for Vanilla MINT (Table 1)",
           "Combination − best single layer (Vanilla) ≥ −0.01", mint_combination),
     Claim("mint-cnn-conv1", "mint", "the CNN MINT on Conv Layer #1 is the best single model (Tables 1, 4)",
@@ -402,8 +407,21 @@ def published_checks() -> pd.DataFrame:
             t = c.test(rows)
             if isinstance(t, Test):
                 out.append({"claim": c.key, "dataset": ds, "model": model, "value": t.estimate.value,
-                            "holds": V.holds_on_values(t.estimate.value, t.rule, t.bound)})
-    return pd.DataFrame(out, columns=["claim", "dataset", "model", "value", "holds"])
+                            "holds": V.holds_on_values(t.estimate.value, t.rule, t.bound),
+                            "exception": (ds, model) in c.paper_exceptions})
+    return pd.DataFrame(out, columns=["claim", "dataset", "model", "value", "holds", "exception"])
+
+
+def paper_notes() -> dict[str, str]:
+    """{claim: the published scopes whose own numbers fail its rule, with their values} for claims with any."""
+    pc = published_checks()
+    notes = {}
+    for key, sub in pc.groupby("claim"):
+        bad = sub[sub["exception"]]
+        if len(bad):
+            notes[key] = ("the paper's own numbers fail this rule at " + ", ".join(
+                f"{r.dataset} {r.model} ({r.value:.3f})" for r in bad.itertuples()) + f" of {len(sub)} published scopes")
+    return notes
 
 
 def write(out: Path) -> list[Path]:
@@ -411,5 +429,5 @@ def write(out: Path) -> list[Path]:
     cells = C.merged_cells(out)
     ev = evaluate(cells)
     ev.to_csv(out / CSV, index=False)
-    (out / MD).write_text(render(ev, CLAIMS, cells))
+    (out / MD).write_text(render(ev, CLAIMS, cells, paper_notes()))
     return [out / CSV, out / MD]

@@ -26,7 +26,7 @@ def headline(ev: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render(ev: pd.DataFrame, claims, cells: pd.DataFrame) -> str:
+def render(ev: pd.DataFrame, claims, cells: pd.DataFrame, notes: dict[str, str]) -> str:
     lines = ["# Claims ledger", "",
              "Each paper's headline claims as stated, each tested as one statistic with its 99 % interval (α = 0.01: "
              "Student's t over seeds, or the binomial floor of the evaluated counts when that is wider) against a "
@@ -40,7 +40,8 @@ def render(ev: pd.DataFrame, claims, cells: pd.DataFrame) -> str:
         lines += [f"## {name}", ""]
         for c in (c for c in claims if c.paper == paper):
             sub = ev[ev["claim"] == c.key]
-            lines += [f"### {c.statement}", "", f"Tested as: {c.reading}.", ""]
+            lines += [f"### {c.statement}", "", f"Tested as: {c.reading}."
+                      + (f" Note: {notes[c.key]}." if c.key in notes else ""), ""]
             if len(sub) == 1 and not sub["scope"].iloc[0]:
                 lines += [f"**{V.UNTESTABLE}**: {sub['why'].iloc[0]}.", ""]
                 continue

@@ -36,7 +36,8 @@ SOURCES_FILE = "sources.json"
 PUBLISHED_COLUMNS = ("published", "audited_accuracy_published", "audited_train_accuracy_published")
 # (mean, sd) column pairs of a table csv, each over the cell's n_seeds seeds
 POOLED = (("reproduced", "sd"), ("audited_accuracy_reproduced", "audited_accuracy_sd"),
-          ("audited_train_accuracy_reproduced", "audited_train_accuracy_sd"))
+          ("audited_train_accuracy_reproduced", "audited_train_accuracy_sd"), ("n_eval_reproduced", "n_eval_sd"),
+          ("head_fitted_reproduced", "head_fitted_sd"))
 WALL = re.compile(r";\s*wall [\d,]+ s$")
 
 

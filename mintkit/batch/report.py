@@ -39,6 +39,9 @@ NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 UNMATCHED_EXTRA = ("precision",)  # keys of a no-counterpart row besides CELL, protocol and variant
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
+# per-cell columns beside the published metric: evaluated samples a seed (members + non-members) and the share of
+# seeds whose MINT head trained (mintkit.core.fit)
+SIDE_METRICS = {"n_eval": ("n_eval_members", "n_eval_nonmembers"), "head_fitted": ("head_fitted",)}
 FIGURE_EXTS = (".png", ".pdf", ".svg")
 
 # (paper label, table) -> (row keys, column keys) of the paper's layout; other varying keys join the rows.
@@ -104,6 +107,13 @@ def compare(pub: pd.DataFrame, rep: pd.DataFrame) -> pd.DataFrame:
         else:
             ra = pd.DataFrame(columns=CELL + [f"{m}_reproduced", f"{m}_sd"])
         out = out.merge(pa, on=CELL, how="left").merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
+    for m, parts in SIDE_METRICS.items():  # what the claims ledger reads beside the number (mintkit.batch.cells)
+        ra = rep[rep["metric"].isin(parts)]
+        if len(ra):
+            ra = ra.groupby([*CELL, "seed"], as_index=False)["value"].sum()
+            ra = summarize_seeds(ra, CELL).rename(columns={"mean": f"{m}_reproduced", "sd": f"{m}_sd"}).drop(
+                columns="n")
+            out = out.merge(ra.astype({c: str for c in CELL}), on=CELL, how="left")
     out["status"] = np.where(out["n_seeds"] > 0, "reproduced", NO_RUN)
     out = out.merge(merge.seeds_per_cell(rep[rep["metric"].isin(main["metric"].unique())]), on=KEYS, how="left")
     out["seeds"] = out["seeds"].fillna("")

@@ -244,8 +244,11 @@ class Params:
     data_root: str = param("data", "folder with downloaded datasets")
     threads: int = param(1, "torch CPU threads of this run (0: torch's default, every core; 1: one core, so a batch "
                             "with --jobs auto runs one run per core)")
-    precision: str = param("auto", "audited models' training and extraction: auto (bf16 on CUDA and on CPUs with "
-                                   "native bf16, else fp32), fp32, bf16 (docs/precision.md)", choices=PRECISIONS)
+    precision: str = param("auto", "audited models' training and extraction: auto (bf16 on CUDA, fp32 on a CPU), "
+                                   "fp32, bf16 (on a CPU only where it has native bf16; docs/precision.md)",
+                           choices=PRECISIONS)
+    fit_check: bool = param(True, "stop the run when an audited model did not learn its own training set "
+                                  "(mintkit.core.fit); false only for a smoke test of the plumbing with too few epochs")
     out_dir: str = param("runs/scratch", "run folder to write")
 
     def __post_init__(self) -> None:

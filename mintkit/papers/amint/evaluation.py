@@ -16,7 +16,7 @@ import pandas as pd
 from torch import nn
 from torch.nn import functional as F
 
-from mintkit.core.fit import DID_NOT_TRAIN, check_head
+from mintkit.core.fit import DID_NOT_TRAIN, check_classifier, check_head, require_fit
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
@@ -79,6 +79,9 @@ def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str
     rows = lambda s: np.searchsorted(idx, s)  # noqa: E731 (pool indices -> positions in the pass)
     aud = {"audited_train_accuracy": float(correct[rows(split["members"])].mean()),
            "audited_accuracy": float(correct[rows(split["eval_nonmembers"])].mean())}
+    if P.fit_check:  # the task half of M+ must have learned D, as any audited model (mintkit.core.fit)
+        require_fit(check_classifier(aud["audited_train_accuracy"], pool.num_classes, [], "the active audited model"),
+                    f"Recipe: lr {P.lr:g}, at most {P.audited_epochs} joint epochs: train longer or lower lr")
     # the fit guard reads the head on what its MINT loss trained on (mintkit.core.fit): the paper protocol's
     # evaluated members are among them, so a head at chance there did not train, whatever heldout reads
     fit = check_head(*_labelled(mint_scores(model, pool, sets["mint_members"], dev),

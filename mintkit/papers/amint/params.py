@@ -127,6 +127,7 @@ class Params(base.Params):
     def audited_config(self) -> TrainConfig:
         """The passive audited model's training (the active M+ uses the same epochs, batch, lr, L2)."""
         return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr,
+                           fit_check=self.fit_check,
                            weight_decay=self.weight_decay, patience=self.patience)
 
     @property

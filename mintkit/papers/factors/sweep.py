@@ -68,7 +68,7 @@ def variant(split: Split, scenario: str, value, P: Params) -> dict:
     build_fn, model_kw = builder(head, P)
     epochs = P.exposure_training_epochs if scenario == "exposure" else P.audited_epochs
     return {"cfg": TrainConfig(epochs=epochs, batch_size=value if scenario == "batch" else P.batch_size, lr=P.lr,
-                               optimizer=P.optimizer, weight_decay=P.weight_decay),
+                               optimizer=P.optimizer, weight_decay=P.weight_decay, fit_check=P.fit_check),
             "dropout": value if scenario == "dropout" else P.dropout, "head": head,
             "repeats": exposure_repeats(split, value) if scenario == "exposure" else None,
             "build_fn": build_fn, "model_kw": model_kw}

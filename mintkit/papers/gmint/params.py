@@ -185,6 +185,7 @@ class Params(base.Params):
     def audited_config(self) -> TrainConfig:
         """The audited model's training (the one place it is built)."""
         return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr,
+                           fit_check=self.fit_check,
                            optimizer=self.audited_optimizer, patience=self.patience)
 
     @property

@@ -160,7 +160,7 @@ class Params(BaseParams):
     @property
     def audited_config(self) -> TrainConfig:
         """The audited model's training (the control model and the attacks' reference models repeat it)."""
-        return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr)
+        return TrainConfig(epochs=self.audited_epochs, batch_size=self.batch_size, lr=self.lr, fit_check=self.fit_check)
 
     @property
     def attack_list(self) -> tuple[str, ...]:
