@@ -31,6 +31,7 @@ AUDITED_MIN_GAIN = 0.5  # halfway from chance to perfect on the training set: an
 CONSTANT_SD = 1e-6
 HEAD_ALPHA = 1e-3
 DID_NOT_TRAIN = "did not train"
+FIT_METRICS = ("head_train_accuracy", "head_fitted")  # results-row keys of a head's fit
 
 
 class DidNotFit(RuntimeError):

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from mintkit import __version__
+from mintkit.core.fit import FIT_METRICS
 from mintkit.core.metrics import METRICS
 from mintkit.core.paths import resolve as resolve_path
 
@@ -125,7 +126,7 @@ class Run:
     def add_metrics(self, metrics: dict, audited: dict | None = None, metric_names: Iterable[str] | None = None,
                     **keys: str) -> None:
         """Rows for a membership result plus the audited model's accuracies (audited_accuracy, ...)."""
-        for m in metric_names or METRICS:
+        for m in metric_names or (*METRICS, *FIT_METRICS):  # the fit guard's keys when the method has them
             if m in metrics:
                 self.rows.append(self._row(m, metrics[m], keys))
         for m, v in (audited or {}).items():
