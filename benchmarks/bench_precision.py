@@ -15,6 +15,8 @@ two 256-bit halves reach half of it).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,8 +37,10 @@ CPU = torch.device("cpu")
 
 
 def peak_gflops(threads: int, bf16: bool) -> tuple[float, str]:
-    """Estimated peak GFLOP/s of `threads` cores: clock × FLOP/cycle (2 FMA pipes × vector lanes × 2; bf16 dot
-    products on AVX512_BF16 / AMX doubles it). The clock is /proc/cpuinfo's current MHz."""
+    """Estimated peak GFLOP/s of `threads` cores: clock × FLOP/cycle of the unit the pass can use. fp32: 2 FMA pipes
+    × vector lanes × 2. bf16: AMX-BF16 tiles where the CPU has them (1,024 FLOP/cycle/core, oneDNN's bf16 matmul and
+    convolution unit on such CPUs), else AVX512_BF16 dot products (2× the fp32 rate). The clock is /proc/cpuinfo's
+    current MHz."""
     flags, mhz = prec.cpu_flags(), 0.0
     try:
         mhz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -44,8 +48,24 @@ def peak_gflops(threads: int, bf16: bool) -> tuple[float, str]:
     except (OSError, ValueError):
         pass
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    per_cycle = 2 * lanes * 2 * (2 if bf16 and prec.cpu_has_native_bf16() else 1)
-    return threads * mhz / 1e3 * per_cycle, f"{mhz / 1e3:.2f} GHz × {per_cycle} FLOP/cycle/core"
+    if bf16 and "amx_bf16" in flags:
+        per_cycle, unit = 1024, "AMX-BF16"
+    elif bf16 and prec.cpu_has_native_bf16():
+        per_cycle, unit = 2 * lanes * 2 * 2, "AVX512_BF16"
+    else:
+        per_cycle, unit = 2 * lanes * 2, "AVX-512 FMA" if lanes == 16 else "AVX2 FMA" if lanes == 8 else "SSE"
+    return threads * mhz / 1e3 * per_cycle, f"{mhz / 1e3:.2f} GHz × {per_cycle} FLOP/cycle/core, {unit}"
+
+
+def onednn_isa() -> str:
+    """The instruction set oneDNN dispatches to on this CPU, from its verbose line (``isa:...``) of one small
+    convolution run in a child process (ONEDNN_VERBOSE is read once at start-up)."""
+    code = ("import torch; c = torch.nn.Conv2d(8, 8, 3).to(memory_format=torch.channels_last); "
+            "x = torch.zeros(2, 8, 16, 16).to(memory_format=torch.channels_last); c(x)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=os.environ | {"ONEDNN_VERBOSE": "1", "DNNL_VERBOSE": "1"}, timeout=120)
+    isa = [line.split("isa:", 1)[1].split(",")[0] for line in out.stdout.splitlines() if "isa:" in line]
+    return isa[0].strip() if isa else "not reported (oneDNN printed no isa line)"
 
 
 def flops(fn) -> float:
@@ -98,7 +118,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
-    fast = prec.resolve("auto", CPU)
+    # the fast path is bf16 where the CPU has it natively (an explicit choice: `auto` is fp32 on every CPU)
+    fast = "bf16" if prec.cpu_has_native_bf16() else "fp32"
+    print(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}; oneDNN ISA: {onednn_isa()}")
     print(f"{cpu_name()}; torch {torch.__version__}; native bf16: {prec.cpu_has_native_bf16()}; "
           f"the policy picks {fast}{' + channels-last' if fast == 'bf16' else ''} on this CPU")
     if fast == "fp32":

@@ -47,7 +47,8 @@ class Profile:
 # aMINT on MNIST runs at the native 28x28, as table1_mnist.yaml says (docs/amint.md).
 MNIST_PROFILE = Profile(
     "mnist",
-    presets={"amint": ("table1_mnist",), "gmint": ("table1",), "mint": ("table1_mnist", "table7_mnist")},
+    presets={"amint": ("table1_mnist",), "gmint": ("table1",), "mint": ("table1_mnist", "table7_mnist"),
+             "factors": ("mnist",)},
     restrict={"dataset": "mnist"},
     standins={"mnist": "mnist-test"},
     seeds=3,
