@@ -299,7 +299,9 @@ PRESET_CHECKS = {
     "mint": lambda f, P: P.condition_label(100000).startswith("100K") or "{size}" not in P.condition,
     "amint": lambda f, P: P.dataset != "mnist" or P.image_size == 0,  # MNIST at its native 28x28 (E1's 7x7 maps)
     "gmint": lambda f, P: True,
-    "factors": lambda f, P: P.arch == "iresnet50" and set(P.scenario_list) <= {f.stem.split("_")[1]},
+    # the face presets: IR-50, one factor a file; mnist.yaml: the local cells, smallcnn (margin heads), every factor
+    "factors": lambda f, P: (P.arch == "iresnet50" and set(P.scenario_list) <= {f.stem.split("_")[1]}) or (
+        f.stem == "mnist" and P.dataset == "mnist" and P.arch == "smallcnn" and len(P.scenario_list) == 4),
 }
 
 

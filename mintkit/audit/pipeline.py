@@ -35,7 +35,7 @@ from mintkit.audit.checks import (
 from mintkit.audit.custody import check_owner_split, file_digest, tree_digest
 from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
-from mintkit.audit.params import AuditParams
+from mintkit.audit.params import METHODS, AuditParams
 from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
@@ -44,10 +44,10 @@ from mintkit.core.train import apply_threads, pick_device, seed_everything
 from mintkit.methods.loss import loss_attack
 from mintkit.methods.mint import MINT_SETS, MintData, run_mint
 from mintkit.methods.modifiers import Optimiser, weight_modifiers
+from mintkit.models.classifiers import GMINT_MLP
 
 REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "accuracy", "accuracy_calibrated",
             "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_eval_members", "n_eval_nonmembers")
-GMINT_MLP = {"hidden": (128, 128, 64), "batchnorm": False}  # the gMINT paper's MINT model (no BatchNorm)
 
 
 @dataclass
@@ -224,12 +224,16 @@ def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.
             progress: bool) -> MembershipResult:
     """One of the audit's own methods (loss, mint, gmint) on the held-out samples; label = what it read."""
     P = A.P
+    if method not in METHODS:  # a name registered in params.METHODS but not here must fail, never run gMINT
+        raise ValueError(f"unknown audit method {method!r}; valid: {', '.join(METHODS)}")
     if method == "loss":
         return _loss_method(A, losses, order)
     if method == "mint":
         x = torch.cat([feats[t] for t in A.taps], dim=1)
         return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
                         n_boot=P.n_boot, label=f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}")
+    if method != "gmint":
+        raise NotImplementedError(f"audit method {method!r} is listed in audit.params.METHODS but has no runner here")
     mods = weight_modifiers(model.module, A.pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
                             reductions=("mean",), opt=Optimiser(), progress=progress)
     x = mods.get(A.gmint_layers, P.gmint_rule, "mean")

@@ -34,6 +34,11 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+# gMINT's MINT model (the paper's FC 128-128-64-1, no BatchNorm, no dropout; docs/gmint.md): the gMINT notebook and
+# the audit's gmint method both build VanillaMLP(d, **GMINT_MLP)
+GMINT_MLP = {"hidden": (128, 128, 64), "batchnorm": False, "dropout": 0.0}
+
+
 class VanillaMLP(nn.Module):
     """[N, D] features -> [N] membership logit."""
 

@@ -20,12 +20,12 @@ from mintkit.methods.loss import loss_baseline
 from mintkit.core.result import MembershipResult
 from mintkit.methods.mint import MintResult, fit_mint, score, set_features
 from mintkit.methods.modifiers import Modifiers
-from mintkit.models.classifiers import VanillaMLP
+from mintkit.models.classifiers import GMINT_MLP, VanillaMLP
 from mintkit.papers.common import Context
 from mintkit.papers.gmint.params import Params, condition, fraction_label, setup_label
 from mintkit.papers.gmint.splits import mint_sets, random_subset
 
-MINT_MLP = dict(hidden=(128, 128, 64), batchnorm=False, dropout=0.0)  # the paper's FC 128-128-64-1
+MINT_MLP = GMINT_MLP  # the paper's FC 128-128-64-1 (mintkit.models.classifiers, shared with the audit)
 ACTIVATION_TAPS = ["entry", "middle", "output"]  # Table 3's activation MINT: the three stage taps, max-reduced
 
 Features = Callable[[np.ndarray], torch.Tensor]  # pool indices [n] -> features [n, D]
