@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from mintkit.batch import merge
-from mintkit.batch.verdicts import single
-from mintkit.core.null import ACCURACY_KEYS, POSITIVE
+from mintkit.core.null import ACCURACY_KEYS, CHANCE_ALPHA, POSITIVE
 from mintkit.core.records import DEFINITION, current_metric
 
 SCOPE = ["dataset", "model", "protocol", "precision", "variant"]
@@ -101,20 +101,21 @@ def inherit_precision(cells: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def infer_amint_fit(cells: pd.DataFrame, alpha: float = 0.01) -> pd.DataFrame:
+def infer_amint_fit(cells: pd.DataFrame, alpha: float = CHANCE_ALPHA) -> pd.DataFrame:
     """aMINT heads of runs that did not record ``head_fitted``: under the ``paper`` protocol a head is scored on
-    members its MINT loss trained on, so a paper-protocol accuracy not above 0.5 (its whole 1 − alpha interval,
-    mintkit.batch.verdicts) means the head did not separate its own training members; both protocols' cells of
-    that head are marked fitted = 0."""
+    members its MINT loss trained on, so when the paper-protocol accuracy of its best-evidenced cell (most seeds) is
+    not beyond 0.5 on its pooled counts (two-sided binomial test, p ≥ alpha, as the null control's cells), the head
+    did not separate its own training members; every cell of that head, both protocols, is marked fitted = 0."""
     cells = cells.copy()
     head = ["dataset", "model", "precision", "variant", "setup", "condition"]
     amint = (cells["ref"] == "amint") & cells["fitted"].isna() & cells["condition"].isin(["Active", "Passive"])
-    paper = cells[amint & (cells["protocol"] == "paper")]
-    for _, r in paper.iterrows():
-        if single(float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_eval"]), alpha).low <= 0.5:
+    paper = cells[amint & (cells["protocol"] == "paper") & (cells["n_eval"] > 0)]
+    for _, r in paper.sort_values(["n", "sd"], ascending=[False, True]).drop_duplicates(head).iterrows():
+        k = int(r["n_eval"] * r["n"])
+        if binomtest(int(round(float(r["mean"]) * k)), k, 0.5).pvalue >= alpha:
             same = amint.copy()
-            for k in head:
-                same &= cells[k] == r[k]
+            for key in head:
+                same &= cells[key] == r[key]
             cells.loc[same, "fitted"] = 0.0
     return cells
 

@@ -172,8 +172,9 @@ def amint_80(sub):
 
 
 def amint_active(sub):
-    act, pas = pick(sub, "Table 2", condition="Active"), pick(sub, "Table 2", condition="Passive")
-    return contrast_test(act, pas, "Active − Passive (Table 2)", "at least", 0.0)
+    # Table 2 is the Entry setup in the paper (its Middle / Output rows here come from the other setups' runs)
+    act, pas = pick(sub, "Table 2", "Entry", "Active").iloc[:1], pick(sub, "Table 2", "Entry", "Passive").iloc[:1]
+    return contrast_test(act, pas, "Active − Passive (Table 2, Entry)", "at least", 0.0)
 
 
 def amint_output(sub):
@@ -281,7 +282,7 @@ CLAIMS: tuple[Claim, ...] = (
           "(abstract, Table 1)", "the best setup's active accuracy ≥ 0.80 (the paper's own Table 1 has every setup "
           "above 0.80 in only 14 of 24 rows)", amint_80, detection=True),
     Claim("amint-active", "amint", "aMINT beats passive MINT (Table 2: 0.86 vs 0.52-0.66 on MNIST)",
-          "Active − Passive (Table 2) ≥ 0", amint_active),
+          "Active − Passive (Table 2, Entry) ≥ 0", amint_active),
     Claim("amint-output", "amint", "Entry or Middle is best; Output is never best (§5)",
           "best of Entry / Middle − Output ≥ −0.01 (published values are rounded to 0.01)", amint_output),
     Claim("mint-90", "mint", "up to 90 % accuracy on face-recognition models (FR Models 1-3, Table 1)",

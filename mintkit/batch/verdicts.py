@@ -128,4 +128,5 @@ def seeds_to_decide(est: Estimate, rule: str, bound: float, alpha: float = ALPHA
     if gap < 1e-6:
         return "no sample size: the effect sits on the bound"
     k = math.ceil((quantile(alpha, math.inf) * est.sd1 / gap) ** 2)
-    return f"≈ {max(k, est.seeds + 1)} seeds at this n would decide it if the effect stays at {est.value:.3f}"
+    return (f"≈ {max(k, est.seeds + 1)} seeds at this n would decide it if the effect stays at {est.value:.3f} "
+            "(normal approximation)")
