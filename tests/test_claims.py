@@ -87,9 +87,9 @@ def test_each_verdict_from_fixture_runs(ledger):
     f = ev[ev["claim"] == "factors-exposure"]
     assert list(f["verdict"]) == [V.UNTESTABLE] and "figures/factors holds no reproduced cell" in f["why"].iloc[0]
     md = (out / claims.MD).read_text()
-    assert "## Controls" in md and "**detects**" in md and "figures/mint holds no reproduced cell" in md
+    assert "## Controls" in md and "**method detects**" in md and "figures/mint holds no reproduced cell" in md
     pos = ev[(ev["claim"] == "gmint-near-perfect") & (ev["variant"] == "definition")]["controls"].iloc[0]
-    assert "positive control" in pos and "detects" in pos and "null control: 0 of" in pos
+    assert "positive control" in pos and "the method detects it" in pos and "null control: 0 of" in pos
 
 
 def test_a_negative_detection_verdict_needs_a_positive_control(tmp_path):

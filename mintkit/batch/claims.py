@@ -329,7 +329,7 @@ def judge(c: Claim, t: Test, ctl: Controls) -> tuple[str, str]:
         why = V.seeds_to_decide(t.estimate, t.rule, t.bound)
     if v == V.HOLDS and ctl.null_fails:
         return V.ARTIFACT, f"its null control reads beyond chance ({ctl.null_text})"
-    if v == V.FAILS and c.detection and not ctl.positive_detects:
+    if v == V.FAILS and c.detection and not ctl.positive_valid:
         return V.INCONCLUSIVE, "sensitivity not shown: " + (ctl.positive_text or "no positive control at this scope")
     return v, why
 

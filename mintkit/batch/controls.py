@@ -4,9 +4,11 @@
   the members. Each of its cells is tested against 0.5 with a two-sided binomial test on its pooled counts
   (evaluated samples a seed × seeds) at ``CHANCE_ALPHA``; one cell beyond chance and the reading measures the
   pipeline, not membership: a *holds* under it is an **artifact**.
-* **Positive control** (``control=leaky``): the same pipeline on a deliberately leaky audited model (a few hundred
-  members, no early stopping). It *detects* when both its loss attack and its best method cell are above 0.5 with
-  their whole (1 − ALPHA) interval; a *does not hold* of a detection claim needs one that detects.
+* **Positive control** (``control=leaky``): the same pipeline on a deliberately leaky audited model (about a thousand
+  members, no early stopping). It is *valid* when its loss attack reads above 0.5 with its whole (1 − ALPHA)
+  interval: membership is there to find. A *does not hold* of a detection claim needs a valid one; whether the
+  method itself detects there (its best cell above 0.5) is shown beside: a method that misses even the leaky model
+  fails for want of sensitivity of its own, not of the data.
 * **Free baselines**: the generalisation-gap attack (a sample is called a member when the audited model classifies
   it correctly: accuracy 0.5 + (train acc − test acc) / 2 on balanced sets) and the loss attack.
 """
@@ -32,7 +34,8 @@ class Controls:
     null_text: str = ""
     null_fails: bool = False
     positive_text: str = ""
-    positive_detects: bool = False
+    positive_valid: bool = False   # its loss attack detects: membership is there to find at this scope
+    positive_detects: bool = False  # and the method finds it too
 
     def summary(self) -> str:
         return "; ".join(t for t in (self.null_text, self.positive_text) if t) or "none at this scope"
@@ -50,10 +53,13 @@ def scope_cells(cells: pd.DataFrame, paper: str, scope: dict, variant: str) -> p
 
 
 def loss_cells(cells: pd.DataFrame, paper: str, scope: dict, variant: str | None = None) -> pd.DataFrame:
-    """The loss attack's cells (Yeom et al. on the audited model) of a scope."""
+    """The loss attack's cells (Yeom et al.) of a scope: on the plainly trained audited model, else (aMINT runs
+    without the attacks) on M+, the model the active head audits."""
     rows = scope_cells(cells, paper, scope, scope["variant"] if variant is None else variant)
     text = rows["condition"].astype(str) + " " + rows["feature"].astype(str)
-    return rows[text.str.contains("Yeom|LOSS", regex=True) & ~text.str.contains("on M+", regex=False)]
+    loss = rows[text.str.contains("Yeom|LOSS", regex=True).to_numpy(bool)]
+    plain = loss[~text[loss.index].str.contains("on M+", regex=False).to_numpy(bool)]
+    return plain if len(plain) else loss
 
 
 def gap_attack(rows: pd.DataFrame) -> float | None:
@@ -78,28 +84,31 @@ def chance_reading(rows: pd.DataFrame) -> tuple[int, int, str]:
     return far, len(rows), text
 
 
-def positive_reading(rows: pd.DataFrame, loss: pd.DataFrame) -> tuple[bool, str]:
-    """(detects, text) of a positive control's cells and its loss-attack cells."""
+def positive_reading(rows: pd.DataFrame, loss: pd.DataFrame) -> tuple[bool, bool, str]:
+    """(valid, method detects, text) of a positive control's cells and its loss-attack cells: valid when the loss
+    attack reads above 0.5 with its whole interval (membership is there to find); the method's best cell beside."""
     method = rows[[not is_attack(r) for _, r in rows.iterrows()]]
-    if method.empty:
-        return False, ""
-    best = V.extreme(*[method[c].to_numpy() for c in ("mean", "sd")], method["n"].to_numpy(int),
-                     method["n_eval"].to_numpy(int), "max")
-    parts = [f"positive control: best method cell {best.text()}"]
-    ok = best.low > 0.5
+    parts, valid, detects = [], False, False
     if len(loss):
         r = loss.iloc[0]
         le = V.single(float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_eval"]))
+        valid = bool(le.low > 0.5)
         parts.append(f"loss attack {le.text()}")
-        ok &= le.low > 0.5
     else:
         parts.append("no loss attack")
-        ok = False
-    tr, te = rows["audited_train"].astype(float).mean(), rows["audited"].astype(float).mean()
+    if len(method):
+        best = V.extreme(method["mean"].to_numpy(float), method["sd"].to_numpy(float), method["n"].to_numpy(int),
+                         method["n_eval"].to_numpy(int), "max")
+        detects = bool(best.low > 0.5)
+        parts.append(f"best method cell {best.text()}")
+    tr, te = pd.to_numeric(rows["audited_train"], errors="coerce").mean(), pd.to_numeric(
+        rows["audited"], errors="coerce").mean()
     if np.isfinite(tr) and np.isfinite(te):
         parts.append(f"audited train/test {tr:.3f}/{te:.3f}")
-    parts.append(f"{int(method['n'].min())} seed(s): " + ("detects" if ok else "does not detect"))
-    return bool(ok), ", ".join(parts)
+    seeds = int(rows["n"].min()) if len(rows) else 0
+    verdict = (("signal present, the method detects it" if detects else "signal present, the method misses it")
+               if valid else "no signal (its loss attack reads chance): not a valid control")
+    return valid, detects, "positive control: " + ", ".join(parts) + f", {seeds} seed(s): {verdict}"
 
 
 def controls_of(cells: pd.DataFrame, paper: str, scope: dict) -> Controls:
@@ -107,9 +116,9 @@ def controls_of(cells: pd.DataFrame, paper: str, scope: dict) -> Controls:
     base = base_variant(scope["variant"])
     far, n, null_text = chance_reading(scope_cells(cells, paper, scope, control_variant(base, NULL_PART)))
     pos = scope_cells(cells, paper, scope, control_variant(base, POSITIVE))
-    detects, pos_text = positive_reading(pos, loss_cells(cells, paper, scope, control_variant(base, POSITIVE))) \
-        if len(pos) else (False, "")
-    return Controls(null_text, bool(n and far), pos_text, detects)
+    valid, detects, pos_text = positive_reading(pos, loss_cells(cells, paper, scope, control_variant(
+        base, POSITIVE))) if len(pos) else (False, False, "")
+    return Controls(null_text, bool(n and far), pos_text, valid, detects)
 
 
 def control_rows(cells: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +133,7 @@ def control_rows(cells: pd.DataFrame) -> pd.DataFrame:
             out.append({"paper": paper, **scope, "kind": "null", "reading": text or "no evaluated counts",
                         "verdict": ("does not hold" if far else "holds") if n else V.UNTESTABLE})
         elif POSITIVE in variant:
-            ok, text = positive_reading(rows, loss_cells(cells, paper, scope))
+            valid, detects, text = positive_reading(rows, loss_cells(cells, paper, scope))
             out.append({"paper": paper, **scope, "kind": "positive", "reading": text,
-                        "verdict": "detects" if ok else "does not detect"})
+                        "verdict": ("method detects" if detects else "method misses") if valid else "not valid"})
     return pd.DataFrame(out, columns=["paper", *SAME, "variant", "kind", "reading", "verdict"])
