@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -39,6 +40,7 @@ __all__ = [
     "published_vs_reproduced",
     "plot_table",
     "save_figure",
+    "colours",
 ]
 
 STYLE_NAME = "mintkit.core.paper"
@@ -56,6 +58,21 @@ def use_style() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+def colours(names: Iterable[str]) -> dict[str, str]:
+    """One distinct colour per name, in first-seen order: the style's Okabe-Ito cycle while it has enough
+    colours, else tab20 (its ten dark hues, then their light partners), so up to 20 names never share a colour
+    (a cycle would wrap: the 9th curve of an 8-colour cycle repeats the first). Build it once from every name a
+    figure draws and pass it to each panel, so a name keeps its colour across panels."""
+    names = list(dict.fromkeys(names))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
+    if len(names) > len(cycle):
+        tab = [mcolors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+        cycle = tab[0::2] + tab[1::2]
+    if len(names) > len(cycle):
+        raise ValueError(f"colours: {len(names)} names, at most {len(cycle)} distinct colours")
+    return {n: mcolors.to_hex(c) for n, c in zip(names, cycle)}
+
+
 def _roc(scores, labels):
     s, y = check_scores(scores, labels)
     fpr, tpr, _ = roc_curve(y, s)
