@@ -92,6 +92,19 @@ def test_index_shows_the_scatter_before_the_tables(built):
     assert "scatter.png" not in index.split("\n## amint\n", 1)[1].split("\n## ", 1)[0]
 
 
+def test_index_counts_only_definition_cells_as_reproduced_and_opens_with_a_line_per_paper(built):
+    index = (built / "README.md").read_text()
+    row = next(ln for ln in index.splitlines() if ln.startswith("| gmint Table 1 |"))
+    cols = [c.strip() for c in row.split("|")]
+    # 4 published cells under the definition; the 16 other views are beside them, by kind, not added
+    assert cols[4:6] == ["4", "4 variant, 8 null-control, 4 positive-control"]
+    head = index.split("\n## mint\n", 1)[0]
+    line = next(ln for ln in head.splitlines() if ln.startswith("- **gmint**"))
+    assert "under the definition:" in line and "Cells: 4 of " in line and "seed(s) 0, 1" in line
+    assert "- **mint**" in head and "Made by `" not in head  # the provenance comes after the tables
+    assert index.index("| gmint Table 1 |") < index.index("\n## Provenance\n") < index.index("Made by `")
+
+
 def test_write_redraws_every_paper_folder_with_reproduced_cells(built):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)

@@ -319,7 +319,8 @@ def earlier_opening(sources: dict[str, list[str]], source: str, counts: dict[str
     for s, head in sources.items():
         if s == source or not counts.get(s):
             continue
-        lines += [f"\n### Kept from the report of `{s}` ({counts[s]} reproduced cell(s))\n",
+        # every view is counted here (variants and controls too): not a count of reproduced cells
+        lines += [f"\n### Kept from the report of `{s}` ({counts[s]} cell(s) or setting(s) with a run, every view)\n",
                   "These cells had no run under this report's runs folder, so they keep what that report wrote:\n"]
         lines += head
     return lines

@@ -237,7 +237,7 @@ def figure(df: pd.DataFrame, paper: str):
     models = acc if len(acc) else df  # the audited models behind the plotted cells
     n_aud = len(_audited(models))
     n = max(len(kinds), 1) + 1  # an empty first panel says so when no accuracy cell has a run
-    ncols = min(n, 3)
+    ncols = 2 if n <= 4 else 3  # 2 x 2 for three kinds and the models: no panel alone on a row
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, max(3.3, 1.7 + 0.2 * n_aud) * nrows),
                              layout="constrained", squeeze=False)
