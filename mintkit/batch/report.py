@@ -31,11 +31,11 @@ from mintkit.batch import claims, glance, merge, scatter
 from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
-from mintkit.batch.table_figure import cell_text, decimals, draw_table, mark, num, to_markdown
+from mintkit.batch.table_figure import (NO_COMPLETE_RUN, cell_text, decimals, draw_table, mark, num, provenance,
+                                       to_markdown)
 from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
-NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 UNMATCHED_EXTRA = ("precision",)  # keys of a no-counterpart row besides CELL, protocol and variant
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
@@ -228,22 +228,6 @@ def notes(comp: pd.DataFrame) -> list[str]:
                 + f" — {r.reason}")
         out.append("")
     return out
-
-
-def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
-    """One footer line for a table figure: the profiles, seeds, data and machines of the runs that filled its
-    cells (a run whose rows sit in no published cell, e.g. the quick profile's digits, is not named)."""
-    filled = comp.loc[comp["n_seeds"] > 0, CELL].drop_duplicates()
-    rep = rep.merge(filled, on=CELL) if len(rep) else rep
-    if not len(rep):
-        return NO_COMPLETE_RUN
-    envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
-    machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
-    data = sorted({t.split(";")[0] for t in comp["data"] if t})
-    precisions = sorted(rep["precision"].unique()) if "precision" in rep.columns else []
-    return (f"profile {', '.join(sorted(rep['profile'].unique()))}; seeds {', '.join(map(str, sorted(rep['seed'].unique())))}"
-            f"; data {', '.join(data) or 'see the csv'}; precision {', '.join(precisions) or 'not recorded'}"
-            f"; machine {', '.join(machines)}")
 
 
 def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str,

@@ -308,6 +308,7 @@ def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        fig.savefig(path, format=fmt, metadata=metadata.get(fmt))
+        # tight whatever the rcParams in force: a legend or footer outside the axes is never cut off
+        fig.savefig(path, format=fmt, metadata=metadata.get(fmt), bbox_inches="tight")
         paths.append(path)
     return paths
