@@ -1,7 +1,7 @@
 """Figures that answer inline (issue "first hour", item 6): the MINT ROC's colours never repeat and keep their
 meaning across panels, its legend sits outside the axes at a readable size and survives the save; the sweep's
-log axis labels do not collide; a table figure's footer names the seeds its pooled means are over. Fixture data
-only, UserWarnings as errors."""
+log axis labels do not collide; a table figure's footer names the seeds its pooled means are over; a null-control,
+positive-control or variant run's figures say so above them (issue "verdicts", item 7). Fixture data only."""
 from __future__ import annotations
 
 import types
@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from mintkit.batch import table_figure
-from mintkit.core.plots import colours, use_style
+from mintkit.core.plots import colours, save_figure, use_style, view_banner
 from mintkit.papers.mint.params import LAYERS, Params
 from mintkit.papers.mint.report import plot_roc, plot_sweep
+from mintkit.papers.mint.report import view as mint_view
 
 
 def _curve(rng, label: str, shift: float, feature: str = "", n: int = 200):
@@ -110,3 +111,25 @@ def test_table_footer_names_the_seeds_of_pooled_means():
     mixed = pd.concat([comp, pd.DataFrame([cell | {"setup": "Entry", "metric": "accuracy", "n_seeds": 1,
                                                    "seeds": "0", "data": ""}])])
     assert "seeds 0, 1, 2 (1-3 per cell);" in table_figure.provenance(rep, mixed)
+
+
+@pytest.mark.parametrize("variant, word", [("null=other-data", "NULL CONTROL"), ("control=leaky", "POSITIVE CONTROL"),
+                                           ("optim_state=carried,order=members_first,null=other-data", "NULL CONTROL"),
+                                           ("optim_state=carried,order=members_first", "PROTOCOL VARIANT")])
+def test_null_control_and_variant_run_figures_say_so_in_their_title(tmp_path, variant, word):
+    use_style()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    save_figure(fig, tmp_path, "f", variant=variant)
+    save_figure(fig, tmp_path, "f", variant=variant)  # saved twice: one banner
+    (banner,) = [t.get_text() for t in fig.texts]
+    assert banner.startswith(f"{word} ({variant})")
+    assert "Not a reproduction" in banner or "not the paper's definition" in banner
+    assert "reproduced" not in banner
+    plt.close(fig)
+
+
+def test_definition_run_figures_carry_no_banner_and_mint_names_its_run_view(tmp_path):
+    assert view_banner("definition") == view_banner("") == view_banner(None) == ""
+    assert mint_view(Params()) == "definition"
+    assert mint_view(Params(null_model="other-data")) == "null=other-data"

@@ -27,6 +27,8 @@ import seaborn as sns
 from sklearn.metrics import roc_curve
 
 from mintkit.core.metrics import summarize_seeds
+from mintkit.core.null import POSITIVE
+from mintkit.core.records import DEFINITION
 from mintkit.core.thresholds import auc_ranks, check_scores, tpr_at_fpr
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "plot_table",
     "save_figure",
     "colours",
+    "view_banner",
 ]
 
 STYLE_NAME = "mintkit.core.paper"
@@ -292,12 +295,32 @@ def plot_table(df: pd.DataFrame, ax, fontsize: float = 7, col_width: float | Non
 
 
 # --------------------------------------------------------------------------- saving
-def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")) -> list[Path]:
+def view_banner(variant: str | None) -> str:
+    """The line a run's figure carries when its results variant is not the definition: a null control, a
+    positive control or a protocol variant is never a reproduction of the paper, and its figures say so (they
+    are copied into figures/ beside the definition's). '' for the definition."""
+    v = str(variant or "")
+    if v in ("", DEFINITION):
+        return ""
+    if "null=" in v:
+        return (f"NULL CONTROL ({v}): the audited model never trained on these members; should read chance. "
+                "Not a reproduction.")
+    if POSITIVE in v:
+        return f"POSITIVE CONTROL ({v}): a deliberately leaky audited model; should detect. Not a reproduction."
+    return f"PROTOCOL VARIANT ({v}): another reading of the method, not the paper's definition."
+
+
+def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png"), variant: str | None = None
+                ) -> list[Path]:
     """Write ``out_dir/name.pdf`` and ``out_dir/name.png``; rerunning gives identical bytes.
 
     Timestamps and the software tag are left out of the metadata. ``out_dir`` is created.
-    The figure is not closed. Returns the written paths in ``formats`` order.
+    The figure is not closed. Returns the written paths in ``formats`` order. A ``variant`` other than the
+    definition puts :func:`view_banner` above the figure.
     """
+    banner = view_banner(variant)
+    if banner and not any(t.get_gid() == "view-banner" for t in fig.texts):
+        fig.text(0.5, 1.0, banner, ha="center", va="bottom", fontsize=7, color="#b2182b", gid="view-banner")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {

@@ -15,6 +15,7 @@ from matplotlib.ticker import NullFormatter
 
 from mintkit.core.plots import (colours, published_vs_reproduced, results_table, roc_linear, roc_loglog,
                                 save_figure, score_histogram, use_style)
+from mintkit.core.null import POSITIVE, join_variant, null_label
 from mintkit.core.records import KEY_COLUMNS, Run
 from mintkit.core.result import MembershipResult
 from mintkit.papers.mint.fitting import HEADLINE
@@ -130,6 +131,12 @@ def compare_published(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ figures
+def view(P: Params) -> str:
+    """The results variant of a run of `P` (as mintkit.papers.common names its rows), for the figures' banner."""
+    return join_variant(null_label(getattr(P, "null_model", "off")),
+                        POSITIVE if getattr(P, "positive_control", False) else "")
+
+
 def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dict]]:
     cur = [(r.label, r) for (f, x), r in results.items()
            if (f, x) == ("cnn", "stage1") or (f == "mlp" and x in (*LAYERS, "combination"))]
@@ -169,7 +176,7 @@ def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Par
     fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=2 if len(handles) > 4 else 1, fontsize=7)
     if out_dir:
-        save_figure(fig, out_dir, "mint_roc")
+        save_figure(fig, out_dir, "mint_roc", variant=view(P))
     return fig
 
 
@@ -189,12 +196,13 @@ def plot_scores(results: dict, control: dict, P: Params, *, out_dir: str | Path 
         ax.set_title(r.label.replace(";", "\n"), fontsize="small")
     fig.tight_layout()
     if out_dir:
-        save_figure(fig, out_dir, "mint_scores")
+        save_figure(fig, out_dir, "mint_scores", variant=view(P))
     return fig
 
 
-def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
-    """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure)."""
+def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None, variant: str | None = None):
+    """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure); a `variant` other than the definition
+    (the run's, e.g. a null control) is named above it."""
     use_style()
     fig, ax = plt.subplots(figsize=(4.2, 3))
     df = table.reset_index()
@@ -214,7 +222,7 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     if out_dir:
-        save_figure(fig, out_dir, "mint_sweep")
+        save_figure(fig, out_dir, "mint_sweep", variant=variant)
     return fig
 
 
