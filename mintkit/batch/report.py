@@ -369,7 +369,7 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
         if s != source:
             kept[s] = kept.get(s, 0) + n
     # the answer first (a line per paper, then the tables), what made it after them
-    provenance_md = ["\n## Provenance\n", f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a "
+    provenance_md = [merge.PROVENANCE, f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a "
                      "cell its runs do not give keeps what the folder showed; the last column of each table list says "
                      "which runs folder made its cells.\n"] + header[1:]
     index_md = (header[:1] + glance.paper_lines(out, totals) + body + provenance_md
