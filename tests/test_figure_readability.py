@@ -122,7 +122,7 @@ def test_null_control_and_variant_run_figures_say_so_in_their_title(tmp_path, va
     ax.plot([0, 1], [0, 1])
     save_figure(fig, tmp_path, "f", variant=variant)
     save_figure(fig, tmp_path, "f", variant=variant)  # saved twice: one banner
-    (banner,) = [t.get_text() for t in fig.texts]
+    (banner,) = [" ".join(t.get_text().split()) for t in fig.texts]
     assert banner.startswith(f"{word} ({variant})")
     assert "Not a reproduction" in banner or "not the paper's definition" in banner
     assert "reproduced" not in banner

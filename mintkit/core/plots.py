@@ -15,6 +15,7 @@ close figures. Scores follow :mod:`mintkit.core.metrics` (higher = member, label
 """
 from __future__ import annotations
 
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -320,7 +321,9 @@ def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")
     """
     banner = view_banner(variant)
     if banner and not any(t.get_gid() == "view-banner" for t in fig.texts):
-        fig.text(0.5, 1.0, banner, ha="center", va="bottom", fontsize=7, color="#b2182b", gid="view-banner")
+        # wrapped to the figure's width (~17 characters an inch at 7 pt), so the banner does not widen the figure
+        text = textwrap.fill(banner, width=max(40, int(17 * fig.get_figwidth())))
+        fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=7, color="#b2182b", gid="view-banner")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
