@@ -322,7 +322,8 @@ def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")
     banner = view_banner(variant)
     if banner and not any(t.get_gid() == "view-banner" for t in fig.texts):
         # wrapped to the figure's width (~17 characters an inch at 7 pt), so the banner does not widen the figure
-        text = textwrap.fill(banner, width=max(40, int(17 * fig.get_figwidth())))
+        text = textwrap.fill(banner, width=max(40, int(17 * fig.get_figwidth())), break_on_hyphens=False,
+                             break_long_words=False)
         fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=7, color="#b2182b", gid="view-banner")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
