@@ -123,7 +123,8 @@ def test_scatter_keeps_each_kind_of_view_in_its_own_panel(built):
     # the definition first, each kind apart with its own count, the audited models last
     assert titles == ["the definition: reproduced (4)", "protocol variants (not the definition) (4)",
                       "null controls (null=): should read chance (8)",
-                      "positive controls (control=leaky): should detect (4)", "audited model: published ○ → measured ●"]
+                      "positive controls (control=leaky): should detect (4)",
+                      "audited model: published ○ → measured ●"]
     # "reproduced" names the definition's panel and nothing else
     assert [("reproduced" in t or "reproduced" in ax.get_ylabel()) for t, ax in zip(titles, panels)] == [
         True, False, False, False, False]

@@ -97,15 +97,17 @@ def test_the_number_pattern_reads_decimals_only():
 @pytest.mark.parametrize("where, number, scope", deviation_numbers())
 def test_deviation_reasons_quote_the_committed_tables(where, number, scope):
     paper, keys = scope
-    assert in_figures(number, committed_values(paper, **dict(keys))), (f"deviations.csv ({where}) quotes {number}, which no committed figures csv holds "
-                                "within its rounding: copy the committed value")
+    assert in_figures(number, committed_values(paper, **dict(keys))), (
+        f"deviations.csv ({where}) quotes {number}, which no committed figures csv holds within its rounding: copy "
+        "the committed value")
 
 
 @pytest.mark.parametrize("where, number, scope", doc_numbers())
 def test_docs_quote_the_committed_mnist_mobilenet_numbers(where, number, scope):
     paper, keys = scope
-    assert in_figures(number, committed_values(paper, **dict(keys))), (f"{where} quotes {number}, which no committed figures csv holds within its "
-                                "rounding: copy the committed value, or allow-list it with why")
+    assert in_figures(number, committed_values(paper, **dict(keys))), (
+        f"{where} quotes {number}, which no committed figures csv holds within its rounding: copy the committed "
+        "value, or allow-list it with why")
 
 
 def test_gmint_docs_do_not_say_the_mobilenet_variant_cells_were_not_run():

@@ -146,7 +146,8 @@ def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dic
     return cur
 
 
-def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *, out_dir: str | Path | None = None):
+def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *,
+             out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR.
 
     One colour per curve name for the whole figure (core.plots.colours: no colour repeats up to 20 curves, a
