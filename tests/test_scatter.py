@@ -36,11 +36,13 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("scatter")
     runs = root / "runs"
     for seed in (0, 1):
-        _gmint(runs / f"g-def-{seed}", seed, 0.50)
-        _gmint(runs / f"g-carried-{seed}", seed, 0.96, variant=CARRIED)
-        _gmint(runs / f"g-null-{seed}", seed, 0.48, variant=NULL)
-        _gmint(runs / f"g-null-carried-{seed}", seed, 0.52, variant=f"{CARRIED},{NULL}")
-        _gmint(runs / f"g-leaky-{seed}", seed, 0.90, variant=LEAKY)
+        _gmint(runs / "gmint" / f"g-def-{seed}", seed, 0.50)
+        _gmint(runs / "gmint" / f"g-carried-{seed}", seed, 0.96, variant=CARRIED)
+        _gmint(runs / "gmint" / f"g-null-{seed}", seed, 0.48, variant=NULL)
+        _gmint(runs / "gmint" / f"g-null-carried-{seed}", seed, 0.52, variant=f"{CARRIED},{NULL}")
+        _gmint(runs / "gmint" / f"g-leaky-{seed}", seed, 0.90, variant=LEAKY)
+    for name in ("g-def-0", "g-null-0"):  # a figure the run made (its bytes do not matter to the index)
+        (runs / "gmint" / name / "tables.png").write_bytes(b"\x89PNG")
     out = root / "figures"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
@@ -103,6 +105,11 @@ def test_index_counts_only_definition_cells_as_reproduced_and_opens_with_a_line_
     assert "under the definition:" in line and "Cells: 4 of " in line and "seed(s) 0, 1" in line
     assert "- **mint**" in head and "Made by `" not in head  # the provenance comes after the tables
     assert index.index("| gmint Table 1 |") < index.index("\n## Provenance\n") < index.index("Made by `")
+    # the run figures of a null control are labelled as such in the list; the definition's are not
+    listed = [ln for ln in index.splitlines() if ln.startswith("- [runs/")]
+    null_line = next(ln for ln in listed if "g-null-0" in ln)
+    assert null_line.endswith("— null: `null=other-data`, not a reproduction")
+    assert not next(ln for ln in listed if "g-def-0" in ln).endswith("not a reproduction")
 
 
 def test_write_redraws_every_paper_folder_with_reproduced_cells(built):

@@ -29,8 +29,11 @@ def view_counts(comp: pd.DataFrame) -> dict:
     definition = ran[kinds == "definition"]
     seeds = {s for text in definition.get("seeds", pd.Series(dtype=str)).fillna("").astype(str)
              for s in text.split(",") if s.strip()}
+    # tables written before the `seeds` column give only each cell's number of seeds
+    per_cell = {int(n) for n in pd.to_numeric(definition["n_seeds"], errors="coerce").dropna()}
     return {"definition": int(len(definition[KEYS].drop_duplicates())),
-            **{k: int((kinds == k).sum()) for k, _ in BESIDE}, "seeds": {s.strip() for s in seeds}}
+            **{k: int((kinds == k).sum()) for k, _ in BESIDE}, "seeds": {s.strip() for s in seeds},
+            "n_seeds": per_cell}
 
 
 def beside_text(counts: dict) -> str:
@@ -41,12 +44,16 @@ def beside_text(counts: dict) -> str:
 def add(total: dict, counts: dict) -> dict:
     """Sum two view_counts (the seeds joined)."""
     out = {k: total.get(k, 0) + counts.get(k, 0) for k in ("definition", *(k for k, _ in BESIDE))}
-    return {**out, "seeds": set(total.get("seeds", set())) | set(counts.get("seeds", set()))}
+    return {**out, **{k: set(total.get(k, set())) | set(counts.get(k, set())) for k in ("seeds", "n_seeds")}}
 
 
-def _seeds(seeds: set[str]) -> str:
-    s = sorted(seeds, key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))
-    return f"seed(s) {', '.join(s)}" if s else "no seed"
+def _seeds(counts: dict) -> str:
+    """'seed(s) 0, 1, 2', or '1-3 seed(s) per cell' when the tables name no seed."""
+    s = sorted(counts.get("seeds", set()), key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))
+    n = sorted(counts.get("n_seeds", set()))
+    if s:
+        return f"seed(s) {', '.join(s)}"
+    return (f"{n[0]}" + (f"-{n[-1]}" if n[-1] != n[0] else "") + " seed(s) per cell") if n else "no seed"
 
 
 def verdicts(out: Path, paper: str) -> str:
@@ -80,5 +87,5 @@ def paper_lines(out: Path, totals: dict[str, tuple[int, dict]]) -> list[str]:
         beside = beside_text(c)
         lines.append(f"- **{paper}** — {verdicts(out, paper)}. Cells: {c.get('definition', 0)} of {cells} published "
                      f"reproduced under the definition" + (f" (beside: {beside} view(s))" if beside != "–" else "")
-                     + f", {_seeds(c.get('seeds', set()))}. [tables](#{paper})")
+                     + f", {_seeds(c)}. [tables](#{paper})")
     return lines + [""]

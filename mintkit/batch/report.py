@@ -324,7 +324,12 @@ def _paper_section(paper: str, rep: pd.DataFrame, runs: list[dict], out: Path, s
     written += figs
     if figs:
         body.append(f"\nFigures made by the runs ({len(figs)}):\n")
-        body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
+        # a control's or a variant's figures are labelled in the list as in their own banner (core.plots)
+        variant = {Path(d).name: v for d, v in rep[["run_dir", "variant"]].drop_duplicates().to_numpy()} if len(
+            rep) and "variant" in rep.columns else {}
+        body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})"
+                 + (f" — {scatter.kind(variant[p.parent.name])}: `{variant[p.parent.name]}`, not a reproduction"
+                    if scatter.kind(variant.get(p.parent.name, DEFINITION)) != "definition" else "") for p in figs]
     return body, written, counts, (n_cells, total)
 
 
