@@ -39,6 +39,8 @@ POOLED = (("reproduced", "sd"), ("audited_accuracy_reproduced", "audited_accurac
           ("audited_train_accuracy_reproduced", "audited_train_accuracy_sd"), ("n_eval_reproduced", "n_eval_sd"),
           ("head_fitted_reproduced", "head_fitted_sd"))
 WALL = re.compile(r";\s*wall [\d,]+ s$")
+PROVENANCE = "\n## Provenance\n"  # the index's heading of what made it (mintkit.batch.report.build)
+KEPT = "### Kept from the report of "
 
 
 def source_name(runs_root: Path) -> str:
@@ -303,7 +305,11 @@ def read_sources(out: Path) -> dict[str, list[str]]:
     index = out / "README.md"
     if not index.is_file():
         return {}
-    head = index.read_text().split("\n## ", 1)[0].splitlines()
+    text = index.read_text()
+    if PROVENANCE in text:  # the index puts its answer first and what made it after the tables
+        head = text.split(PROVENANCE, 1)[1].split(KEPT, 1)[0].splitlines()
+    else:
+        head = text.split("\n## ", 1)[0].splitlines()
     return {EARLIER: [ln for ln in head if not ln.startswith("# ")]}
 
 
@@ -319,7 +325,8 @@ def earlier_opening(sources: dict[str, list[str]], source: str, counts: dict[str
     for s, head in sources.items():
         if s == source or not counts.get(s):
             continue
-        lines += [f"\n### Kept from the report of `{s}` ({counts[s]} reproduced cell(s))\n",
+        # every view is counted here (variants and controls too): not a count of reproduced cells
+        lines += [f"\n{KEPT}`{s}` ({counts[s]} cell(s) or setting(s) with a run, every view)\n",
                   "These cells had no run under this report's runs folder, so they keep what that report wrote:\n"]
         lines += head
     return lines

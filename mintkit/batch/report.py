@@ -27,15 +27,15 @@ import pandas as pd
 from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, use_style
-from mintkit.batch import claims, merge, scatter
+from mintkit.batch import claims, glance, merge, scatter
 from mintkit.batch.collect import KEYS, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
-from mintkit.batch.table_figure import cell_text, decimals, draw_table, mark, num, to_markdown
+from mintkit.batch.table_figure import (NO_COMPLETE_RUN, cell_text, decimals, draw_table, mark, num, provenance,
+                                       to_markdown)
 from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD, add_reasons, read_json
 from mintkit.reference import PAPERS, published
 
-NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
 CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
 UNMATCHED_EXTRA = ("precision",)  # keys of a no-counterpart row besides CELL, protocol and variant
 AUDITED = ("audited_accuracy", "audited_train_accuracy")
@@ -134,7 +134,8 @@ def _layout_frame(comp: pd.DataFrame, index, columns, text) -> pd.DataFrame:
 def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, out_dir: Path, stem: str,
                   paper: str, source: str = "") -> dict:
     """Write <stem>.csv/.md/.png/.pdf for one published table, keeping the reproduced cells an earlier
-    <stem>.csv holds where `rep` has none; returns {'files', 'cells', 'reproduced', 'protocols', 'sources'}.
+    <stem>.csv holds where `rep` has none; returns {'files', 'cells', 'views' (glance.view_counts), 'protocols',
+    'sources'}.
 
     One view per (protocol, variant, precision): rows of different protocol variants, or of fp32 and bf16 runs,
     are never averaged into one cell (a precision is named only when there are two). Every view of the earlier
@@ -172,7 +173,7 @@ def table_outputs(label: str, table: str, pub: pd.DataFrame, rep: pd.DataFrame, 
     allc.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
     (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
     files = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"] + files
-    return {"files": files, "cells": int(len(main)), "reproduced": int((allc["n_seeds"] > 0).sum()),
+    return {"files": files, "cells": int(len(main)), "views": glance.view_counts(allc),
             "protocols": sorted({p + (f" ({v})" if v != DEFINITION else "") for (p, v, _), _, _ in built if p}),
             "sources": merge.source_counts(allc)}
 
@@ -229,22 +230,6 @@ def notes(comp: pd.DataFrame) -> list[str]:
     return out
 
 
-def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
-    """One footer line for a table figure: the profiles, seeds, data and machines of the runs that filled its
-    cells (a run whose rows sit in no published cell, e.g. the quick profile's digits, is not named)."""
-    filled = comp.loc[comp["n_seeds"] > 0, CELL].drop_duplicates()
-    rep = rep.merge(filled, on=CELL) if len(rep) else rep
-    if not len(rep):
-        return NO_COMPLETE_RUN
-    envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
-    machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
-    data = sorted({t.split(";")[0] for t in comp["data"] if t})
-    precisions = sorted(rep["precision"].unique()) if "precision" in rep.columns else []
-    return (f"profile {', '.join(sorted(rep['profile'].unique()))}; seeds {', '.join(map(str, sorted(rep['seed'].unique())))}"
-            f"; data {', '.join(data) or 'see the csv'}; precision {', '.join(precisions) or 'not recorded'}"
-            f"; machine {', '.join(machines)}")
-
-
 def unmatched_outputs(rows: pd.DataFrame, pub: pd.DataFrame, out_dir: Path, paper: str,
                       source: str = "") -> tuple[list[Path], int]:
     """Reproduced cells with no published counterpart (e.g. the quick profile): metrics as columns; the settings
@@ -299,28 +284,32 @@ def copy_run_figures(runs: list[dict], paper: str, out_dir: Path) -> list[Path]:
 
 
 def _paper_section(paper: str, rep: pd.DataFrame, runs: list[dict], out: Path, source: str
-                   ) -> tuple[list[str], list[Path], dict[str, int]]:
+                   ) -> tuple[list[str], list[Path], dict[str, int], tuple[int, dict]]:
     """One paper's part of the report: its tables (published → reproduced), scatter, unmatched settings and the
-    runs' own figures under out/<paper>/. Returns (index lines, files written, {runs folder: cells it made})."""
+    runs' own figures under out/<paper>/. Returns (index lines, files written, {runs folder: cells it made},
+    (published cells, glance.view_counts summed over its tables))."""
     pdir = out / paper
     pdir.mkdir(parents=True, exist_ok=True)
     pub = published(paper)
     body = [f"\n## {paper}\n"]
     heading = len(body)  # the paper's scatter goes here, above its tables, once they are written
-    body.append("| table | files | published cells | reproduced | protocols | made by (runs folder: cells) |\n"
-                "|---|---|---|---|---|---|")
+    body.append("| table | files | published cells | reproduced (definition) | beside (not reproductions) | "
+                "protocols | made by (runs folder: cells, every view) |\n|---|---|---|---|---|---|---|")
     written: list[Path] = []
     counts: dict[str, int] = {}
+    total, n_cells = {}, 0
     for (label, table), tpub in pub.groupby(["paper", "table"], sort=False):
         stem = slug(label, table, paper)
         trep = rep[(rep["paper"] == label) & (rep["table"] == table)]
         info = table_outputs(label, table, tpub, trep, pdir, stem, paper, source)
         written += info["files"]
+        total, n_cells = glance.add(total, info["views"]), n_cells + info["cells"]
         for s, n in info["sources"].items():
             counts[s] = counts.get(s, 0) + n
         links = " ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in info["files"])
         made = "; ".join(f"`{s}`: {n}" for s, n in info["sources"].items()) or "–"
-        body.append(f"| {label} {table} | {links} | {info['cells']} | {info['reproduced']} | "
+        body.append(f"| {label} {table} | {links} | {info['cells']} | {info['views']['definition']} | "
+                    f"{glance.beside_text(info['views'])} | "
                     f"{', '.join(info['protocols']) or NO_RUN} | {made} |")
     plotted = scatter.write_paper(pdir)
     written += plotted
@@ -335,8 +324,13 @@ def _paper_section(paper: str, rep: pd.DataFrame, runs: list[dict], out: Path, s
     written += figs
     if figs:
         body.append(f"\nFigures made by the runs ({len(figs)}):\n")
-        body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})" for p in figs]
-    return body, written, counts
+        # a control's or a variant's figures are labelled in the list as in their own banner (core.plots)
+        variant = {Path(d).name: v for d, v in rep[["run_dir", "variant"]].drop_duplicates().to_numpy()} if len(
+            rep) and "variant" in rep.columns else {}
+        body += [f"- [{p.relative_to(pdir).as_posix()}]({p.relative_to(out).as_posix()})"
+                 + (f" — {scatter.kind(variant[p.parent.name])}: `{variant[p.parent.name]}`, not a reproduction"
+                    if scatter.kind(variant.get(p.parent.name, DEFINITION)) != "definition" else "") for p in figs]
+    return body, written, counts, (n_cells, total)
 
 
 # --------------------------------------------------------------------------- the whole report
@@ -366,8 +360,9 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     sources[source] = header[1:]
     body: list[str] = []
     counts: dict[str, int] = {}
+    totals: dict[str, tuple[int, dict]] = {}
     for paper in papers:
-        lines, files, made = _paper_section(paper, rows[rows["ref"] == paper], runs, out, source)
+        lines, files, made, totals[paper] = _paper_section(paper, rows[rows["ref"] == paper], runs, out, source)
         body += lines
         written += files
         for s, n in made.items():
@@ -378,10 +373,12 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     for s, n in merge.unmatched_counts(out).items():  # settings without a published cell keep their provenance too
         if s != source:
             kept[s] = kept.get(s, 0) + n
-    opening = header[:1] + [f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a cell its runs do "
-                            "not give keeps what the folder showed; the last column of each table list says which "
-                            "runs folder made its cells.\n"] + header[1:]
-    index_md = opening + merge.earlier_opening(sources, source, kept) + body
+    # the answer first (a line per paper, then the tables), what made it after them
+    provenance_md = [merge.PROVENANCE, f"This report (runs folder `{source}`) merged into `{out.as_posix()}`: a "
+                     "cell its runs do not give keeps what the folder showed; the last column of each table list says "
+                     "which runs folder made its cells.\n"] + header[1:]
+    index_md = (header[:1] + glance.paper_lines(out, totals) + body + provenance_md
+                + merge.earlier_opening(sources, source, kept))
     (out / "README.md").write_text("\n".join(index_md) + "\n")
     written += [out / "README.md", merge.write_sources(out, {s: h for s, h in sources.items()
                                                               if s == source or kept.get(s)})]

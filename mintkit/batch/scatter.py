@@ -1,13 +1,16 @@
 """Per paper, the figure that answers "does it reproduce?" first, and the reproduced cells as one compact table.
 
 `<out>/<paper>/scatter.{pdf,png}` reads the table csvs the report wrote (`<paper>/<table>.csv`, reproduced rows,
-n_seeds > 0, through `mintkit.batch.merge.read_table`) and draws two panels:
+n_seeds > 0, through `mintkit.batch.merge.read_table`) and draws one panel per kind of view (KINDS), then one:
 
-- left, one point per reproduced accuracy cell (metric accuracy): x the published value, y the
-  reproduced mean with its sd over seeds as an error bar. The diagonal y = x is "reproduced as published", the
-  dotted line y = 0.5 is chance. Colour = the view (protocol, variant, and precision when the paper has two),
-  marker = dataset; a note gives the median Δ and how many cells are off by more than the reason threshold.
-- right, the audited model behind those cells: its test accuracy published (hollow) → reproduced (filled, ± sd),
+- per kind, one point per accuracy cell (metric accuracy): x the published value, y the mean with its sd over
+  seeds as an error bar. The kinds are never mixed in one panel: the definition first (the only cells called
+  "reproduced"), then the protocol variants (other readings of the method), the null controls (`null=`: must read
+  chance) and the positive controls (`control=leaky`: must read above chance), so the definition's cells are
+  never hidden under the controls' and each panel's note gives its own median Δ and count. The diagonal y = x is
+  "as published", the dotted line y = 0.5 is chance. Colour = the view (protocol, variant, and precision when the
+  paper has two), marker = dataset.
+- last, the audited model behind those cells: its test accuracy published (hollow) → reproduced (filled, ± sd),
   one row per distinct audited model, so a weaker (or stronger) target model than the paper's is seen next to
   the attack's number. A model the paper gives no accuracy for shows the reproduced one alone.
 
@@ -28,16 +31,25 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from mintkit.batch import merge
+from mintkit.batch.cells import is_null, is_positive
 from mintkit.batch.provenance import REASON_THRESHOLD
-from mintkit.core.plots import save_figure, use_style
+from mintkit.core.plots import colours, save_figure, use_style
 from mintkit.core.records import DEFINITION
 
 ACCURACY = ("accuracy",)
 STEM, MD, CSV = "scatter", "reproduced.md", "reproduced.csv"
 MARKERS = "osD^vPX*<>"
 COLUMNS = ["paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "protocol", "variant",
-           "precision", "published", "reproduced", "sd", "n_seeds", "difference", "audited_accuracy_published",
-           "audited_accuracy_reproduced", "audited_accuracy_sd", "reason", "source"]
+           "kind", "precision", "published", "reproduced", "sd", "n_seeds", "difference",
+           "audited_accuracy_published", "audited_accuracy_reproduced", "audited_accuracy_sd", "reason", "source"]
+# kind of a view -> (panel title, y label): only the definition's cells are "reproduced"; a variant, a null or a
+# positive control measures something else and is named so
+KINDS = {
+    "definition": ("the definition: reproduced", "reproduced (mean ± sd over seeds)"),
+    "variant": ("protocol variants (not the definition)", "variant reading (mean ± sd over seeds)"),
+    "null": ("null controls (null=): should read chance", "null control (mean ± sd over seeds)"),
+    "positive": ("positive controls (control=leaky): should detect", "positive control (mean ± sd over seeds)"),
+}
 AUD_P, AUD_R, AUD_SD = "audited_accuracy_published", "audited_accuracy_reproduced", "audited_accuracy_sd"
 
 
@@ -51,10 +63,31 @@ def cells(pdir: Path) -> pd.DataFrame:
     for c in ("protocol", "variant", "precision", "reason", "source"):
         df[c] = df[c].fillna("").astype(str)
     df["variant"] = df["variant"].replace("", DEFINITION)
+    df["kind"] = [kind(v) for v in df["variant"]]
     two = df["precision"].nunique() > 1  # a precision is named only when the paper's runs have two
     df["view"] = [p + (f", {v}" if v != DEFINITION else "") + (f", {q}" if two and q else "")
                   for p, v, q in zip(df["protocol"], df["variant"], df["precision"])]
     return df
+
+
+def kind(variant: str) -> str:
+    """The KINDS key of a view's variant: a null control (any reading's) and a positive control go apart from
+    the readings they control."""
+    if is_null(variant):
+        return "null"
+    if is_positive(variant):
+        return "positive"
+    return "definition" if variant in ("", DEFINITION) else "variant"
+
+
+def kind_counts(df: pd.DataFrame) -> str:
+    """'36 definition cell(s) reproduced; beside them 36 variant, 72 null-control view(s)': the definition's
+    cells alone are counted as reproduced."""
+    n = df["kind"].value_counts() if len(df) else pd.Series(dtype=int)
+    beside = [f"{int(n[k])} {w}" for k, w in (("variant", "variant"), ("null", "null-control"),
+                                                ("positive", "positive-control")) if n.get(k, 0)]
+    return (f"{int(n.get('definition', 0))} definition cell(s) reproduced"
+            + (f"; beside them {', '.join(beside)} view(s)" if beside else ""))
 
 
 def _decimals(values: pd.Series) -> int:
@@ -79,11 +112,13 @@ def write_table(df: pd.DataFrame, paper: str, pdir: Path) -> list[Path]:
     reasons = list(dict.fromkeys(r for r in df["reason"] if r))
     many = df["metric"].nunique() > 1
     head = (["table", "dataset / model", "setup", "condition / feature"] + (["metric"] if many else [])
-            + ["protocol", "variant", "precision", "published", "reproduced (mean ± sd, n seeds)", "Δ",
+            + ["protocol", "variant", "kind", "precision", "published", "mean ± sd (n seeds)", "Δ",
                "audited accuracy (published → reproduced)", "reason"])
-    lines = [f"# {paper}: reproduced cells only\n",
-             f"{len(df)} reproduced cell(s) of the published tables, nothing of their 'no run' grid (the full tables "
-             "are the `table*.md` beside this file). Reproduced = mean ± sd over seeds, "
+    lines = [f"# {paper}: cells with a run only\n",
+             f"{kind_counts(df)}, of the published tables; nothing of their 'no run' grid (the full tables "
+             "are the `table*.md` beside this file). Only the definition's cells are reproductions: a variant reads "
+             "the method another way, a null control must read chance, a positive control must detect. "
+             "mean ± sd over seeds, "
              "Δ = reproduced − published; "
              "the reason of a cell is in full under the table.\n", f"![{paper}: published vs reproduced]({STEM}.png)\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -93,7 +128,7 @@ def write_table(df: pd.DataFrame, paper: str, pdir: Path) -> list[Path]:
             f"{_f(r.audited_accuracy_published, d)} → {_f(r.audited_accuracy_reproduced, d)}")
         why = f"[{reasons.index(r.reason) + 1}] {_short(r.reason)}" if r.reason else ""
         row = ([r.table, f"{r.dataset} / {r.model}", r.setup, " / ".join(x for x in (r.condition, r.feature) if x)]
-               + ([r.metric] if many else []) + [r.protocol, r.variant, r.precision, _f(r.published, d), rep,
+               + ([r.metric] if many else []) + [r.protocol, r.variant, r.kind, r.precision, _f(r.published, d), rep,
                                                  f"{r.difference:+.{d}f}" if pd.notna(r.difference) else "", aud, why])
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
     if reasons:
@@ -102,12 +137,19 @@ def write_table(df: pd.DataFrame, paper: str, pdir: Path) -> list[Path]:
     return [pdir / CSV, pdir / MD]
 
 
-def _main_panel(ax, acc: pd.DataFrame, colour: dict, marker: dict) -> None:
-    """Published (x) vs reproduced mean ± sd (y) of the accuracy cells, the diagonal and chance."""
+def _limits(acc: pd.DataFrame) -> tuple[float, float]:
+    """One range for every kind panel, so the panels compare at a glance."""
+    if not len(acc):
+        return 0.4, 1.02
     sd = acc["sd"].fillna(0)
     vals = pd.concat([acc["published"], acc["reproduced"] - sd, acc["reproduced"] + sd])
-    lo = min(0.4, float(vals.min()) - 0.02) if len(acc) else 0.4
-    hi = max(1.02, float(vals.max()) + 0.02) if len(acc) else 1.02
+    return min(0.4, float(vals.min()) - 0.02), max(1.02, float(vals.max()) + 0.02)
+
+
+def _kind_panel(ax, acc: pd.DataFrame, kind_: str, lim: tuple[float, float], colour: dict, marker: dict) -> None:
+    """Published (x) vs mean ± sd (y) of one kind's accuracy cells, the diagonal and chance, its own median Δ
+    and count."""
+    lo, hi = lim
     ax.plot([lo, hi], [lo, hi], color="0.45", lw=0.8, ls="--", zorder=1)
     ax.axhline(0.5, color="0.45", lw=0.8, ls=":", zorder=1)
     for (view, ds), g in acc.groupby(["view", "dataset"], sort=False):
@@ -116,15 +158,14 @@ def _main_panel(ax, acc: pd.DataFrame, colour: dict, marker: dict) -> None:
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal", adjustable="box")
+    title, ylabel = KINDS[kind_]
+    ax.set_title(f"{title} ({len(acc)})")
     ax.set_xlabel("published")
-    ax.set_ylabel("reproduced (mean ± sd over seeds)")
-    if len(acc):
-        off = int((acc["difference"].abs() > REASON_THRESHOLD).sum())
-        # upper left: above the diagonal, where a reproduction far above the paper would be, so rarely a point
-        ax.text(0.03, 0.97, f"median Δ {acc['difference'].median():+.2f}\n|Δ| > {REASON_THRESHOLD}: {off} of "
-                f"{len(acc)}", transform=ax.transAxes, ha="left", va="top", fontsize=6)
-    else:
-        ax.text(0.5, 0.5, "no accuracy cell reproduced", transform=ax.transAxes, ha="center", fontsize=6)
+    ax.set_ylabel(ylabel)
+    off = int((acc["difference"].abs() > REASON_THRESHOLD).sum())
+    # upper left: above the diagonal, where a result far above the paper would be, so rarely a point
+    ax.text(0.03, 0.97, f"median Δ {acc['difference'].median():+.2f}\n|Δ| > {REASON_THRESHOLD}: {off} of "
+            f"{len(acc)}", transform=ax.transAxes, ha="left", va="top", fontsize=7)
 
 
 def _audited(df: pd.DataFrame) -> pd.DataFrame:
@@ -177,33 +218,56 @@ def _audited_panel(ax, df: pd.DataFrame, marker: dict) -> None:
 
 
 def draw(df: pd.DataFrame, paper: str, pdir: Path) -> list[Path]:
-    """scatter.pdf + scatter.png of one paper's reproduced cells (`cells` rows): the two panels, one legend below."""
-    acc = df[df["metric"].isin(ACCURACY)]
-    views = sorted(df["view"].unique(), key=lambda v: (not v.startswith("paper"), v))
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colour = {v: palette[i % len(palette)] for i, v in enumerate(views)}
-    marker = {ds: MARKERS[i % len(MARKERS)] for i, ds in enumerate(dict.fromkeys(df["dataset"]))}
-    models = acc if len(acc) else df  # the audited models behind the plotted cells
-    n_aud = len(_audited(models))
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.0, max(3.3, 1.7 + 0.2 * n_aud)), width_ratios=[1.15, 1],
-                                 layout="constrained")
-    _main_panel(ax, acc, colour, marker)
-    _audited_panel(bx, models, marker)
-    other = len(df) - len(acc)
-    ax.set_title("MINT accuracy per cell" + (f" (+{other} other-metric, in {MD})" if other else ""))
-    bx.set_title("audited model: published ○ → reproduced ●")
-    seeds = sorted({int(n) for n in df["n_seeds"]})
-    fig.suptitle(f"{paper}: published vs reproduced — {len(df)} reproduced cell(s), "
-                 f"{seeds[0] if len(seeds) == 1 else f'{seeds[0]}–{seeds[-1]}'} seed(s) per cell")
-    # colour swatches for the views, grey markers for the datasets: neither legend entry reads as the other
-    handles = ([Patch(color=colour[v], label=v) for v in views]
-               + [Line2D([], [], color="0.3", marker=m, ls="none", label=ds) for ds, m in marker.items()]
-               + [Line2D([], [], color="0.45", ls="--", lw=0.8, label="reproduced = published"),
-                  Line2D([], [], color="0.45", ls=":", lw=0.8, label="chance (0.5)")])
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=6)
+    """scatter.pdf + scatter.png of one paper's cells (`cells` rows), drawn by `figure`."""
+    fig = figure(df, paper)
     paths = save_figure(fig, pdir, STEM)
     plt.close(fig)
     return paths
+
+
+def figure(df: pd.DataFrame, paper: str):
+    """The scatter of one paper's cells (`cells` rows): one panel per kind of view present (the definition
+    first), the audited models last, one legend below."""
+    acc = df[df["metric"].isin(ACCURACY)]
+    kinds = [k for k in KINDS if (acc["kind"] == k).any()]
+    views = sorted(df["view"].unique(), key=lambda v: (list(KINDS).index(kind(_variant_of(df, v))),
+                                                       not v.startswith("paper"), v))
+    colour = colours(views)
+    marker = {ds: MARKERS[i % len(MARKERS)] for i, ds in enumerate(dict.fromkeys(df["dataset"]))}
+    models = acc if len(acc) else df  # the audited models behind the plotted cells
+    n_aud = len(_audited(models))
+    n = max(len(kinds), 1) + 1  # an empty first panel says so when no accuracy cell has a run
+    ncols = 2 if n <= 4 else 3  # 2 x 2 for three kinds and the models: no panel alone on a row
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, max(3.3, 1.7 + 0.2 * n_aud) * nrows),
+                             layout="constrained", squeeze=False)
+    flat = list(axes.flat)
+    lim = _limits(acc)
+    for ax, k in zip(flat, kinds):
+        _kind_panel(ax, acc[acc["kind"] == k], k, lim, colour, marker)
+    if not kinds:
+        flat[0].text(0.5, 0.5, "no accuracy cell with a run", transform=flat[0].transAxes, ha="center", fontsize=7)
+    bx = flat[n - 1]
+    _audited_panel(bx, models, marker)
+    bx.set_title("audited model: published ○ → measured ●")
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    other = len(df) - len(acc)
+    seeds = sorted({int(n) for n in df["n_seeds"]})
+    fig.suptitle(f"{paper}: published vs measured — {kind_counts(df)}; "
+                 f"{seeds[0] if len(seeds) == 1 else f'{seeds[0]}–{seeds[-1]}'} seed(s) per cell"
+                 + (f" (+{other} other-metric, in {MD})" if other else ""))
+    # colour swatches for the views, grey markers for the datasets: neither legend entry reads as the other
+    handles = ([Patch(color=colour[v], label=v) for v in views]
+               + [Line2D([], [], color="0.3", marker=m, ls="none", label=ds) for ds, m in marker.items()]
+               + [Line2D([], [], color="0.45", ls="--", lw=0.8, label="as published"),
+                  Line2D([], [], color="0.45", ls=":", lw=0.8, label="chance (0.5)")])
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=7)
+    return fig
+
+
+def _variant_of(df: pd.DataFrame, view: str) -> str:
+    return str(df.loc[df["view"] == view, "variant"].iloc[0])
 
 
 def write_paper(pdir: Path) -> list[Path]:
@@ -225,6 +289,7 @@ def write(out: Path) -> list[Path]:
 
 def index_lines(paper: str) -> list[str]:
     """The index's lines that put a paper's scatter first, above its tables."""
-    return [f"![{paper}: published vs reproduced]({paper}/{STEM}.png)\n",
-            f"Reproduced cells only: [md]({paper}/{MD}) [csv]({paper}/{CSV}); scatter [pdf]({paper}/{STEM}.pdf) "
-            f"[png]({paper}/{STEM}.png). The full tables (every published cell, 'no run' included) follow.\n"]
+    return [f"![{paper}: published vs measured, one panel per kind of view]({paper}/{STEM}.png)\n",
+            f"Cells with a run only (the definition's reproduced cells; variants and controls beside, labelled): "
+            f"[md]({paper}/{MD}) [csv]({paper}/{CSV}); scatter [pdf]({paper}/{STEM}.pdf) [png]({paper}/{STEM}.png). "
+            "The full tables (every published cell, 'no run' included) follow.\n"]

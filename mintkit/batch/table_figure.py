@@ -9,9 +9,43 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mintkit.batch.collect import KEYS
 from mintkit.batch.index import NO_RUN
-from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD
+from mintkit.batch.provenance import AUDITED_THRESHOLD, REASON_THRESHOLD, read_json
 from mintkit.core.plots import results_table, save_figure
+
+NO_COMPLETE_RUN = "no complete run: every cell shows the published value only"
+CELL = KEYS[:-1]  # a cell of a paper table, every metric of it
+
+
+def _seed_list(comp: pd.DataFrame, rep: pd.DataFrame) -> str:
+    """The seeds behind the filled cells: the cells' own `seeds` (pooled across runs folders, so 3-seed means
+    say 0, 1, 2 even when this report's runs gave seeds 1, 2), else the runs' seeds; 'k-m per cell' when the
+    cells differ in their number of seeds."""
+    filled = comp[comp["n_seeds"] > 0]
+    per_cell = [sorted({s.strip() for s in str(t).split(",") if s.strip()}) for t in filled.get("seeds", [])]
+    per_cell = [c for c in per_cell if c]
+    if not per_cell:
+        return ", ".join(map(str, sorted(rep["seed"].unique())))
+    seeds = sorted({s for c in per_cell for s in c}, key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))
+    counts = sorted({len(c) for c in per_cell})
+    return ", ".join(seeds) + ("" if len(counts) == 1 else f" ({counts[0]}-{counts[-1]} per cell)")
+
+
+def provenance(rep: pd.DataFrame, comp: pd.DataFrame) -> str:
+    """One footer line for a table figure: the profiles, seeds, data and machines of the runs that filled its
+    cells (a run whose rows sit in no published cell, e.g. the quick profile's digits, is not named)."""
+    filled = comp.loc[comp["n_seeds"] > 0, CELL].drop_duplicates()
+    rep = rep.merge(filled, on=CELL) if len(rep) else rep
+    if not len(rep):
+        return NO_COMPLETE_RUN
+    envs = [read_json(Path(d) / "env.json") for d in sorted(rep["run_dir"].unique())]
+    machines = sorted({f"{e.get('device', '?')} ({e.get('device_name') or '?'})" for e in envs})
+    data = sorted({t.split(";")[0] for t in comp["data"] if t})
+    precisions = sorted(rep["precision"].unique()) if "precision" in rep.columns else []
+    return (f"profile {', '.join(sorted(rep['profile'].unique()))}; seeds {_seed_list(comp, rep)}"
+            f"; data {', '.join(data) or 'see the csv'}; precision {', '.join(precisions) or 'not recorded'}"
+            f"; machine {', '.join(machines)}")
 
 
 def decimals(values: Iterable[float]) -> int:

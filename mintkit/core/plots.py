@@ -15,17 +15,21 @@ close figures. Scores follow :mod:`mintkit.core.metrics` (higher = member, label
 """
 from __future__ import annotations
 
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from sklearn.metrics import roc_curve
 
 from mintkit.core.metrics import summarize_seeds
+from mintkit.core.null import POSITIVE
+from mintkit.core.records import DEFINITION
 from mintkit.core.thresholds import auc_ranks, check_scores, tpr_at_fpr
 
 __all__ = [
@@ -39,6 +43,8 @@ __all__ = [
     "published_vs_reproduced",
     "plot_table",
     "save_figure",
+    "colours",
+    "view_banner",
 ]
 
 STYLE_NAME = "mintkit.core.paper"
@@ -56,6 +62,21 @@ def use_style() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+def colours(names: Iterable[str]) -> dict[str, str]:
+    """One distinct colour per name, in first-seen order: the style's Okabe-Ito cycle while it has enough
+    colours, else tab20 (its ten dark hues, then their light partners), so up to 20 names never share a colour
+    (a cycle would wrap: the 9th curve of an 8-colour cycle repeats the first). Build it once from every name a
+    figure draws and pass it to each panel, so a name keeps its colour across panels."""
+    names = list(dict.fromkeys(names))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
+    if len(names) > len(cycle):
+        tab = [mcolors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+        cycle = tab[0::2] + tab[1::2]
+    if len(names) > len(cycle):
+        raise ValueError(f"colours: {len(names)} names, at most {len(cycle)} distinct colours")
+    return {n: mcolors.to_hex(c) for n, c in zip(names, cycle)}
+
+
 def _roc(scores, labels):
     s, y = check_scores(scores, labels)
     fpr, tpr, _ = roc_curve(y, s)
@@ -275,12 +296,35 @@ def plot_table(df: pd.DataFrame, ax, fontsize: float = 7, col_width: float | Non
 
 
 # --------------------------------------------------------------------------- saving
-def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")) -> list[Path]:
+def view_banner(variant: str | None) -> str:
+    """The line a run's figure carries when its results variant is not the definition: a null control, a
+    positive control or a protocol variant is never a reproduction of the paper, and its figures say so (they
+    are copied into figures/ beside the definition's). '' for the definition."""
+    v = str(variant or "")
+    if v in ("", DEFINITION):
+        return ""
+    if "null=" in v:
+        return (f"NULL CONTROL ({v}): the audited model never trained on these members; should read chance. "
+                "Not a reproduction.")
+    if POSITIVE in v:
+        return f"POSITIVE CONTROL ({v}): a deliberately leaky audited model; should detect. Not a reproduction."
+    return f"PROTOCOL VARIANT ({v}): another reading of the method, not the paper's definition."
+
+
+def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png"), variant: str | None = None
+                ) -> list[Path]:
     """Write ``out_dir/name.pdf`` and ``out_dir/name.png``; rerunning gives identical bytes.
 
     Timestamps and the software tag are left out of the metadata. ``out_dir`` is created.
-    The figure is not closed. Returns the written paths in ``formats`` order.
+    The figure is not closed. Returns the written paths in ``formats`` order. A ``variant`` other than the
+    definition puts :func:`view_banner` above the figure.
     """
+    banner = view_banner(variant)
+    if banner and not any(t.get_gid() == "view-banner" for t in fig.texts):
+        # wrapped to the figure's width (~17 characters an inch at 7 pt), so the banner does not widen the figure
+        text = textwrap.fill(banner, width=max(40, int(17 * fig.get_figwidth())), break_on_hyphens=False,
+                             break_long_words=False)
+        fig.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=7, color="#b2182b", gid="view-banner")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -291,6 +335,7 @@ def save_figure(fig, out_dir, name: str, formats: Iterable[str] = ("pdf", "png")
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        fig.savefig(path, format=fmt, metadata=metadata.get(fmt))
+        # tight whatever the rcParams in force: a legend or footer outside the axes is never cut off
+        fig.savefig(path, format=fmt, metadata=metadata.get(fmt), bbox_inches="tight")
         paths.append(path)
     return paths

@@ -39,7 +39,7 @@ def plot_curves(run: Run, histories: dict[str, dict]):
     axes[0].legend(fontsize="x-small")
     axes[2].legend(fontsize="x-small")
     fig.tight_layout()
-    save_figure(fig, run.dir, "amint_training_curves")
+    save_figure(fig, run.dir, "amint_training_curves", variant=getattr(run, "variant", None))
     return fig
 
 
@@ -68,7 +68,7 @@ def plot_scores(run: Run, results: dict):
     for ax in axes[1, len(prots):]:
         ax.axis("off")
     fig.tight_layout()
-    save_figure(fig, run.dir, "amint_scores_roc")
+    save_figure(fig, run.dir, "amint_scores_roc", variant=getattr(run, "variant", None))
     return fig
 
 
@@ -112,5 +112,5 @@ def save_tables(run: Run, tables: dict[str, pd.DataFrame]) -> None:
         fig, ax = plt.subplots(figsize=(min(1.1 * t.shape[1] + 1.5, 16), 0.35 * t.shape[0] + 0.9))
         plot_table(t, ax, fontsize=6)
         ax.set_title(t.attrs.get("title", name), fontsize=7)
-        save_figure(fig, run.dir, f"amint_{slug}")
+        save_figure(fig, run.dir, f"amint_{slug}", variant=getattr(run, "variant", None))
         plt.close(fig)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from mintkit.core.plots import plot_table, roc_loglog, save_figure, use_style
-from mintkit.core.records import Run
+from mintkit.core.records import DEFINITION, Run
 from mintkit.core.result import MembershipResult
 from mintkit.papers.gmint.params import Params, fraction_label
 from mintkit.reference import published
@@ -53,10 +53,13 @@ def figure_tables(run: Run, df: pd.DataFrame, P: Params):
                              gridspec_kw={"height_ratios": [len(ours) + 2, len(pub) + 2]})
     plot_table(ours.map(lambda v: f"{v:.2f}"), axes[0], fontsize=6)
     lab = P.labels
-    axes[0].set_title(f"reproduced: {lab['dataset']} / {lab['model']}, rule {P.rule} (accuracy %)", fontsize=7)
+    # only the definition is a reproduction; a control or a variant names itself (save_figure adds its banner)
+    variant = getattr(run, "variant", DEFINITION)
+    what = "reproduced" if variant in ("", DEFINITION) else f"measured ({variant})"
+    axes[0].set_title(f"{what}: {lab['dataset']} / {lab['model']}, rule {P.rule} (accuracy %)", fontsize=7)
     plot_table(pub.map(lambda v: f"{v:g}"), axes[1], fontsize=5)
     axes[1].set_title(note, fontsize=7)
-    save_figure(fig, run.dir, "tables")
+    save_figure(fig, run.dir, "tables", variant=getattr(run, "variant", None))
     return fig
 
 
@@ -75,7 +78,7 @@ def figure_fractions(run: Run, df: pd.DataFrame):
     axes[0][0].set_ylabel("MINT accuracy (%)")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
-    save_figure(fig, run.dir, "fractions")
+    save_figure(fig, run.dir, "fractions", variant=getattr(run, "variant", None))
     return fig
 
 
@@ -86,7 +89,7 @@ def figure_roc(run: Run, curves: dict[str, MembershipResult]):
     for name, r in curves.items():
         roc_loglog(ax, r.scores, r.labels, label=name, mark_fprs=(0.01,))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
-    save_figure(fig, run.dir, "roc")
+    save_figure(fig, run.dir, "roc", variant=getattr(run, "variant", None))
     return fig
 
 
@@ -100,7 +103,7 @@ def figure_rules(run: Run, rules: pd.DataFrame):
     ax.set_xlabel("rule of the single step")
     ax.set_title("Combined, MEAN, D100")
     fig.tight_layout()
-    save_figure(fig, run.dir, "rules")
+    save_figure(fig, run.dir, "rules", variant=getattr(run, "variant", None))
     return fig
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
-from mintkit.core.plots import (published_vs_reproduced, results_table, roc_linear, roc_loglog, save_figure,
-                                score_histogram, use_style)
+from mintkit.core.plots import (colours, published_vs_reproduced, results_table, roc_linear, roc_loglog,
+                                save_figure, score_histogram, use_style)
+from mintkit.core.null import POSITIVE, join_variant, null_label
 from mintkit.core.records import KEY_COLUMNS, Run
 from mintkit.core.result import MembershipResult
 from mintkit.papers.mint.fitting import HEADLINE
@@ -129,6 +131,12 @@ def compare_published(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ figures
+def view(P: Params) -> str:
+    """The results variant of a run of `P` (as mintkit.papers.common names its rows), for the figures' banner."""
+    return join_variant(null_label(getattr(P, "null_model", "off")),
+                        POSITIVE if getattr(P, "positive_control", False) else "")
+
+
 def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dict]]:
     cur = [(r.label, r) for (f, x), r in results.items()
            if (f, x) == ("cnn", "stage1") or (f == "mlp" and x in (*LAYERS, "combination"))]
@@ -138,25 +146,38 @@ def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dic
     return cur
 
 
-def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *, out_dir: str | Path | None = None):
-    """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR."""
+def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *,
+             out_dir: str | Path | None = None):
+    """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR.
+
+    One colour per curve name for the whole figure (core.plots.colours: no colour repeats up to 20 curves, a
+    curve drawn in both panels keeps its colour) and one legend below the panels, outside the axes at the style's
+    legend size, so nine or more curves stay readable inline; the saved figure keeps it (tight bounding box)."""
     use_style()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
     curves = _fig5_curves(results, control, P)
-    for label, r in curves:
-        roc_linear(axes[0], r.scores, r.labels, label=label)
     best = max(((l, r) for l, r in curves if "control" not in l), key=lambda lr: lr[1].metrics["auc"], default=None)
-    for label, r in [c for c in [best] if c] + [(l, r) for l, r in curves if "control" in l]:
-        roc_loglog(axes[1], r.scores, r.labels, label=label)
+    logged = [c for c in [best] if c] + [(l, r) for l, r in curves if "control" in l]
     if loss is not None:
-        roc_loglog(axes[1], loss.scores, loss.labels, label="Loss threshold")
+        logged.append(("Loss threshold", loss))
+    colour = colours([label for label, _ in curves + logged])
+    for label, r in curves:
+        roc_linear(axes[0], r.scores, r.labels, label=label, color=colour[label])
+    for label, r in logged:
+        roc_loglog(axes[1], r.scores, r.labels, label=label, color=colour[label])
+    handles: dict[str, object] = {}
     for ax in axes:
-        ax.legend(loc="lower right", fontsize="xx-small")
+        if ax.get_legend():
+            ax.get_legend().remove()
+        for h, t in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(t, h)  # the same curve has the same label (its AUC) in both panels
     axes[0].set_title("ROC (paper Fig. 5)")
     axes[1].set_title("ROC, log scale")
     fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=2 if len(handles) > 4 else 1, fontsize=7)
     if out_dir:
-        save_figure(fig, out_dir, "mint_roc")
+        save_figure(fig, out_dir, "mint_roc", variant=view(P))
     return fig
 
 
@@ -176,24 +197,33 @@ def plot_scores(results: dict, control: dict, P: Params, *, out_dir: str | Path 
         ax.set_title(r.label.replace(";", "\n"), fontsize="small")
     fig.tight_layout()
     if out_dir:
-        save_figure(fig, out_dir, "mint_scores")
+        save_figure(fig, out_dir, "mint_scores", variant=view(P))
     return fig
 
 
-def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None):
-    """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure)."""
+def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None, variant: str | None = None):
+    """Accuracy vs MINT-training samples (Tables 3 and 5 as a figure); a `variant` other than the definition
+    (the run's, e.g. a null control) is named above it."""
     use_style()
     fig, ax = plt.subplots(figsize=(4.2, 3))
-    for model, t in table.reset_index().groupby("model", sort=False):
+    df = table.reset_index()
+    for model, t in df.groupby("model", sort=False):
         ax.plot(t["n_train"], t["accuracy@0.5"], marker="o", label=model)
     ax.axhline(0.5, ls="--", lw=0.8, color="0.5")
     ax.set_xscale("log")
+    # ticks at the sizes run, in plain numbers: within one decade the log axis labels its minor ticks too
+    # (2x10^2, 3x10^2, ...), which collided with each other (48 / 144 / 480)
+    sizes = sorted({int(n) for n in df["n_train"].dropna()})
+    if sizes:
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes], rotation=45 if len(sizes) > 5 else 0,
+                      ha="right" if len(sizes) > 5 else "center")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("MINT training samples (members + non-members)")
     ax.set_ylabel("MINT accuracy")
-    ax.legend(fontsize="x-small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     if out_dir:
-        save_figure(fig, out_dir, "mint_sweep")
+        save_figure(fig, out_dir, "mint_sweep", variant=variant)
     return fig
 
 
