@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
     rep.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     rep.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    rep.add_argument("--include-adhoc", action="store_true",
+                     help="also report runs made outside a batch (a notebook's runs/scratch, `run`, an audit); "
+                          "left out by default so that they never land in the committed figures")
     audit_cli.add_parser(sub)
     return ap
 
@@ -184,7 +187,8 @@ def cmd_params(args) -> int:
 
 def cmd_report(args, argv: list[str]) -> int:
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
-    written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv))
+    written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv),
+                           include_adhoc=args.include_adhoc)
     print(f"report: {len(written)} file(s) under {args.out}; index {args.out / 'README.md'}")
     return 0
 
