@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from PIL import Image
-from scipy.stats import norm as _norm
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -31,9 +30,7 @@ from mintkit.audit.demo import make_demo
 from mintkit.audit.models import load_audited_model
 from mintkit.audit.pipeline import make_split
 from mintkit.audit.report import run_audit
-from mintkit.audit.stats import DESIGNS, auc_se, detectable_auc, holm, rank_test, samples_needed
-from mintkit.audit.stats import TestResult as _TestResult
-from mintkit.audit.stats import verdict as _verdict
+from mintkit.audit.stats import DESIGNS, holm, rank_test
 from mintkit.audit.taps import extract, list_taps, run_with_taps
 from mintkit.batch.cli import build_parser
 from mintkit.batch.cli import main as mintkit_main
@@ -688,32 +685,3 @@ def test_delong_paired_test_and_the_verdict_table():
     with pytest.raises(ValueError, match=r"valid: random split by the owner, undeclared \(no --owner-split\)"):
         verdict({"mint": r(0.01)}, 0.05, design="random")
 
-
-def test_no_evidence_states_the_smallest_detectable_auc_and_the_n_the_observed_auc_needs():
-    """150 + 150 held-out samples, 3 methods: an AUC of 0.56 reads "No evidence", and the sentence says the test could
-    only detect about 0.60 and that 0.56 would need about 400 + 400 (Hanley-McNeil, one-sided alpha / 3, power 0.8),
-    so "too few samples" reads differently from "not trained on"."""
-    def r(auc: float, p: float) -> dict:
-        return {"test": _TestResult(0, p, auc, 150, 150), "p_holm": p, "what": "m", "p_vs_blind": 1.0}
-    v = _verdict({"mint": r(0.56, 0.2), "gmint": r(0.52, 0.6), "loss": r(0.51, 0.7)}, 0.05)
-    assert v.kind == "no evidence"
-    assert "detects, with power 0.8, an AUC of 0.60 or more" in v.sentence
-    assert "the observed AUC 0.56 would need about 407 + 407" in v.sentence
-    assert "not evidence of non-use" in v.sentence and v.sentence.endswith("design: undeclared (no --owner-split).")
-    # the formula: at the detectable AUC the one-sided z-test's power is 0.8 (SE at 0.5 under H0, at A under H1)
-    a = detectable_auc(150, 150, 0.05 / 3)
-    power = _norm.sf((_norm.ppf(1 - 0.05 / 3) * auc_se(0.5, 150, 150) - (a - 0.5)) / auc_se(a, 150, 150))
-    assert power == pytest.approx(0.8, abs=1e-6)
-    assert detectable_auc(1500, 1500, 0.05) < detectable_auc(150, 150, 0.05) < detectable_auc(15, 15, 0.05) < 1
-    n = samples_needed(0.56, 0.05 / 3)
-    assert detectable_auc(n, n, 0.05 / 3) <= 0.56 < detectable_auc(n - 1, n - 1, 0.05 / 3)
-    assert samples_needed(0.5, 0.05) is None and samples_needed(0.45, 0.05) is None
-
-
-def test_audit_out_is_relative_to_the_shell_folder(tmp_path, monkeypatch):
-    """--out, like --model and --members, is a shell argument: relative to the working folder, not the repository."""
-    monkeypatch.chdir(tmp_path)
-    for out, want in (("audit1", tmp_path / "audit1"), ("", tmp_path / "runs" / "audit" / "m")):
-        argv = ["audit", "--model", "m.pt", "--arch", "resnet18", "--members", "a", "--nonmembers", "b"]
-        args = build_parser().parse_args(argv + (["--out", out] if out else []))
-        assert audit_cli.params_from(args).out_dir == str(want)

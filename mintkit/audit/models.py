@@ -244,7 +244,7 @@ def load_audited_model(path: str, arch: str = "", build: str = "", num_classes: 
     state, notes = read_state_dict(path)
     if not (arch or build):
         raise ModelLoadError(f"{path} is a state dict (weights without their architecture): name the architecture "
-                             "with --arch (a torchvision or timm name, e.g. resnet18 or timm:resnet18) or with build "
+                             "with --arch (a torchvision or timm name, e.g. resnet18 or timm:resnet18) or with --build "
                              "(module:callable returning the nn.Module), or give a TorchScript / torch.export file")
     model, what = build_architecture(arch, num_classes, in_channels) if arch else build_from_callable(build)
     notes += fit_state_dict(model, state, what, str(path), num_classes)

@@ -71,8 +71,8 @@ class AuditParams(Params):
 
     def check(self) -> None:
         if self.dataset or self.data_root:
-            raise ParameterError("dataset and data_root are not read by the audit; name the data with members, "
-                                 "nonmembers and external")
+            raise ParameterError("dataset and data_root are not read by the audit; name the data with --members, "
+                                 "--nonmembers and --external")
         if len(set(split_list(self.methods))) != len(split_list(self.methods)):
             raise ParameterError(f"--method {self.methods!r} names a method twice")
         if self.arch and self.build:
