@@ -104,6 +104,8 @@ def test_git_dirty_ignores_what_jupyterlab_writes_into_a_notebook(tmp_path):
     path.write_text(json.dumps(lab, indent=2))
     info = git_info(repo)
     assert info["git_dirty"] is False and len(info["git_commit"]) == 40
+    _git(repo, "add", "a.ipynb")  # staged as well: still the commit's code
+    assert git_info(repo)["git_dirty"] is False
     lab["cells"][0]["source"] = "x = 2\nprint(x)"  # the code changed
     path.write_text(json.dumps(lab))
     assert git_info(repo)["git_dirty"] is True

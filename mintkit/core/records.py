@@ -97,7 +97,7 @@ def git_info(cwd: str | Path | None = None) -> dict:
     try:
         sha = _git(["rev-parse", "HEAD"], cwd).strip()
         top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip() or cwd)
-        dirty = any(not (xy.strip() == "M" and path.endswith(".ipynb") and _same_notebook(path, top, cwd))
+        dirty = any(not (set(xy) <= {"M", " "} and path.endswith(".ipynb") and _same_notebook(path, top, cwd))
                     for xy, path in _changed(cwd))
         return {"git_commit": sha or None, "git_dirty": dirty}
     except (OSError, subprocess.SubprocessError):
