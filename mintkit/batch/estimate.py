@@ -82,8 +82,8 @@ def cuda_refusal(runs: list[RunSpec], profile: str) -> str | None:
         return (f"{len(cuda)} run(s) ask for device cuda, but {_cuda_state()}; use -p device auto or -p device cpu "
                 "(valid: auto, cpu, cuda, cuda:N)")
     if profile == "paper" and any(str(s.params.get("device", "")) == "auto" for s in runs):
-        return (f"--profile paper trains the papers' full-size models (ResNets, face IResNets on up to 50,000 "
-                f"images) and its presets expect a GPU, but {_cuda_state()}: on this CPU it would take weeks. Install "
+        return (f"--profile paper trains the papers' models at the papers' sizes (tens of thousands of images a "
+                f"run; `reproduce --dry-run` lists them) with presets sized for a GPU, but {_cuda_state()}. Install "
                 "the CUDA wheel for your driver (README, Install), or add -p device cpu to run on the CPU anyway "
                 "(--profile quick, mnist or cifar10 are sized for a CPU)")
     return None
