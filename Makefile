@@ -5,6 +5,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= quick
 JOBS    ?= auto
+# where torch comes from: empty = PyPI (on Linux the CUDA build, several GB); a CPU-only machine saves most of it
+# with TORCH_INDEX=https://download.pytorch.org/whl/cpu, an older NVIDIA driver needs .../whl/cu126 or .../whl/cu118
+# (README, Install)
+TORCH_INDEX ?=
 
 .PHONY: setup test test-fast reproduce report gpu-check benchmarks clean
 
@@ -14,7 +18,7 @@ $(BIN)/python:
 
 # torch/torchvision first so a machine with a local or CUDA build keeps it; then the package and its extras.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install "torch>=2.2" "torchvision>=0.17"
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch>=2.2" "torchvision>=0.17"
 	$(BIN)/python -m pip install -e ".[notebooks,test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -38,8 +42,9 @@ report: $(STAMP)
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
-gpu-check:
-	bash scripts/gpu_check.sh
+# the venv's python: system python3 has no torch
+gpu-check: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python bash scripts/gpu_check.sh
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,4 +1,4 @@
-"""`python -m mintkit run | reproduce | report`."""
+"""`python -m mintkit run | reproduce | params | report | audit` (the same as the `mintkit` command)."""
 import sys
 
 from mintkit.batch.cli import main

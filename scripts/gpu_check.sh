@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# GPU check: is CUDA really used, how fast are the hot paths, and does one reduced paper cell per paper run?
+# GPU check for a machine with an NVIDIA GPU: does torch see CUDA, does mintkit pick it for `device: auto`, how
+# fast are the hot paths, and does one reduced paper cell per paper run on the card?
 #
-# For a GPU machine with no network and no papermill/jupyter: python3 with torch, torchvision, timm,
-# scikit-learn, pandas, seaborn, tqdm. Data: the MNIST test split in a carried, git-ignored folder:
-#     mkdir -p .gpu/data && cp -r ../shared/data/MNIST .gpu/data/       # on the dev machine, then carry .gpu
-#     bash scripts/gpu_check.sh                                          # about 5 minutes on one H100
-# The gpu-marked tests (tests/test_gpu.py) run first, where pytest is installed. Every part is guarded: a failing
-# part prints its error and the script goes on. Output is also saved to
-# $OUT/gpu_check.log when $OUT is set. Environment: GPU_CHECK_DATA (default .gpu/data, then ../shared/data),
-# GPU_CHECK_PART_TIMEOUT (seconds per part, default 120), GPU_CHECK_DEVICE=cpu (a tiny dry run of the script
-# itself on a CPU machine: smallcnn only, small cells, no CUDA asserts).
+#     make setup && make gpu-check                        # the venv's python (make setup: README, Install)
+#     PYTHON=/path/to/python bash scripts/gpu_check.sh    # any python with mintkit's dependencies
+#
+# If the first part says "CUDA is not available to torch", torch was built for a newer CUDA than the driver
+# supports (nvidia-smi prints the driver's CUDA version) or it is a CPU-only build: reinstall torch from the
+# matching index (README, Install: `make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126`).
+# Data: the MNIST test split, t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] under
+# <data>/MNIST/raw, where <data> is $GPU_CHECK_DATA or the kit's data folder `data/` (the first MNIST run of the
+# kit downloads it there, or `python -c "import torchvision; torchvision.datasets.MNIST('data', download=True)"`);
+# without it the timings use scikit-learn's digits. Jupyter is not needed (the cells run in a plain python). About
+# 5 minutes on one H100. The gpu-marked tests (tests/test_gpu.py) run first, where pytest is installed. Every part
+# is guarded: a failing part prints its error and the script goes on; the exit status says whether all passed.
+# Environment: OUT (also write $OUT/gpu_check.log; work files under $OUT), GPU_CHECK_DATA, GPU_CHECK_PART_TIMEOUT
+# (seconds per part, default 120), GPU_CHECK_DEVICE=cpu (a tiny dry run of the script itself on a CPU machine:
+# smallcnn only, small cells, no CUDA asserts).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
+PY=${PYTHON:-}
+[ -z "$PY" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python  # the venv `make setup` made, else the PATH's
+PY=${PY:-python3}
 WORK=${OUT:-$(mktemp -d)}
 mkdir -p "$WORK"
 if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu_check.log") 2>&1; fi
 DATA=${GPU_CHECK_DATA:-}
-for d in .gpu/data ../shared/data; do
+for d in data .gpu/data; do  # the kit's data_root, then a copy carried beside the checkout
   [ -z "$DATA" ] && [ -f "$d/MNIST/raw/t10k-images-idx3-ubyte.gz" ] && DATA=$d
 done
 export GPU_CHECK_DATA=${DATA:-.gpu/data} GPU_CHECK_WORK=$WORK GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}

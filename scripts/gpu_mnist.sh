@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# One seed of every cell of the `mnist` and `cifar10` profiles on one lent GPU: aMINT Table 1 on MNIST and
+# One seed of every cell of the `mnist` and `cifar10` profiles on one NVIDIA GPU: aMINT Table 1 on MNIST and
 # CIFAR-10 (6 archs x entry/middle/output; the Entry runs give Table 2), gMINT Table 1 on MNIST and Table 2 on
 # CIFAR-10 (6 archs; each run writes its Table 2-3 rows too): 48 runs. The two profiles' batches share the card
-# side by side, each with --jobs N runs at once, through the exec engine (no Jupyter).
+# side by side, each with --jobs N runs at once, through the exec engine (no Jupyter needed).
 #
-# For a GPU machine with no network and no papermill/jupyter: python3 with torch, torchvision, timm,
-# scikit-learn, pandas, seaborn, tqdm. Data in a carried, git-ignored folder (MNIST gzipped plus the CIFAR-10
-# JPEG tarball, about 31 MB: under the 64 MiB a device call carries):
-#     bash scripts/gpu_mnist.sh prepare        # on the dev machine: ../shared/data -> .gpu/data; then carry .gpu
-#     OUT=/some/dir bash scripts/gpu_mnist.sh  # batches under $OUT/runs/<profile>
+#     make setup && make gpu-check                      # first: torch sees the card (README, Install)
+#     OUT=runs/gpu bash scripts/gpu_mnist.sh            # batches under $OUT/runs/<profile>, log $OUT/gpu_mnist.log
+#     python -m mintkit report --runs runs/gpu/runs/mnist   # then the tables
+#
+# Data under <data> ($GPU_MNIST_DATA, else the kit's `data/`): torchvision's MNIST files in <data>/MNIST/raw
+# (gzipped or not; the kit's first MNIST run downloads them) and torchvision's CIFAR-10 in
+# <data>/cifar-10-batches-py, or CIFAR-10 re-encoded as JPEG in <data>/cifar10-jpeg/cifar10-jpeg.tar.gz.
+# `bash scripts/gpu_mnist.sh prepare SRC` copies a smaller version of SRC's MNIST (gzipped) and the JPEG tarball
+# into .gpu/data, for a GPU machine reached by copying the checkout (about 31 MB).
 # Gzipped MNIST files are decompressed in place before the plan (torchvision reads them uncompressed). With only
 # the MNIST test split there, the mnist profile uses the stand-in `mnist-test`; without torchvision's CIFAR-10
 # files, the cifar10 profile uses the JPEG tarball `cifar10-jpeg` (the rows and the report say so).
@@ -20,16 +24,16 @@
 # Prints per-run wall time and a nominal images/s (|D| x audited_epochs / wall seconds: the wall time covers the
 # whole run, and audited_epochs is the preset's maximum, which early stopping may cut), the time_* stages of
 # each run's results.csv, and mean/max GPU utilisation sampled with nvidia-smi.
-# Every part is guarded: a failing part prints its error and the script goes on. Output is also saved to
-# $OUT/gpu_mnist.log when $OUT is set. Environment:
+# Every part is guarded: a failing part prints its error and the script goes on. Environment:
+#   PYTHON              the python to use (default: .venv/bin/python when there, else python3)
 #   GPU_MNIST_PROFILES  comma-separated profiles (default mnist,cifar10)
 #   GPU_MNIST_JOBS      runs at once on the card per profile (default 6, so 12 with both profiles)
 #   GPU_MNIST_BUDGET_S  seconds for the batches, which run side by side (default 480); then each is stopped
-#                       with Ctrl-C (runs in flight are recorded as interrupted, complete ones stay)
+#                       with Ctrl-C (runs in flight are recorded as interrupted, complete ones stay; rerun to resume)
 #   GPU_MNIST_PAPERS    comma-separated papers (default amint,gmint)
 #   GPU_MNIST_ARGS      extra `reproduce` arguments, e.g. "-p audited_epochs 10 -p mint_epochs 10"
 #                       (recorded in each run's plan.json as a change of the preset's recipe)
-#   GPU_MNIST_DATA      data root (default .gpu/data, then ../shared/data)
+#   GPU_MNIST_DATA      data root (default data/, then .gpu/data)
 #   GPU_MNIST_SAMPLE_S  nvidia-smi sampling period in seconds (default 5)
 #   GPU_MNIST_DEVICE=cpu  a tiny dry run of the script itself on a CPU machine: smallcnn, entry, 1 epoch,
 #                       a few hundred images, 2 jobs per profile (no nvidia-smi)
@@ -38,7 +42,7 @@ cd "$(dirname "$0")/.."
 MNIST_FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 CIFAR_TAR=cifar10-jpeg/cifar10-jpeg.tar.gz
 if [ "${1:-}" = prepare ]; then  # the carried data folder: MNIST gzipped (55 MB -> 11 MB), the tarball as is
-  SRC=${2:-../shared/data}
+  SRC=${2:?usage: bash scripts/gpu_mnist.sh prepare SRC_DATA_ROOT}
   mkdir -p .gpu/data/MNIST/raw .gpu/data/cifar10-jpeg || exit 1
   for f in "${MNIST_FILES[@]}"; do
     if [ -f "$SRC/MNIST/raw/$f" ]; then gzip -c "$SRC/MNIST/raw/$f" > ".gpu/data/MNIST/raw/$f.gz" || exit 1; fi
@@ -49,14 +53,16 @@ if [ "${1:-}" = prepare ]; then  # the carried data folder: MNIST gzipped (55 MB
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 # `-p threads` only applies on CPU (papers/common.py); on CUDA this caps each run's CPU-side torch threads so
-# the 2 x N runs of both profiles do not oversubscribe the 16 cores
+# the 2 x N runs of both profiles do not oversubscribe the machine's cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-PY=${PYTHON:-python3}
+PY=${PYTHON:-}
+[ -z "$PY" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python  # the venv `make setup` made, else the PATH's
+PY=${PY:-python3}
 WORK=${OUT:-$(mktemp -d)}
 mkdir -p "$WORK"
 if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu_mnist.log") 2>&1; fi
 DATA=${GPU_MNIST_DATA:-}
-for d in .gpu/data ../shared/data; do
+for d in data .gpu/data; do  # the kit's data_root, then a copy carried beside the checkout
   if [ -z "$DATA" ] && { [ -e "$d/MNIST/raw/t10k-images-idx3-ubyte.gz" ] || [ -e "$d/MNIST/raw/t10k-images-idx3-ubyte" ] \
                          || [ -f "$d/$CIFAR_TAR" ]; }; then DATA=$d; fi
 done

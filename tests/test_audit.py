@@ -30,12 +30,14 @@ from mintkit.audit.demo import make_demo
 from mintkit.audit.models import load_audited_model
 from mintkit.audit.pipeline import make_split
 from mintkit.audit.report import run_audit
-from mintkit.audit.stats import holm, rank_test
+from mintkit.audit.stats import DESIGNS, holm, rank_test
 from mintkit.audit.taps import extract, list_taps, run_with_taps
 from mintkit.batch.cli import build_parser
 from mintkit.batch.cli import main as mintkit_main
 from mintkit.core.data import load_digits_pool, load_pool
 from mintkit.core.params import ParameterError
+
+UNDECLARED = DESIGNS[1]  # the design without --owner-split
 
 N_MEMBERS, N_NONMEMBERS, EPOCHS, BATCH = 200, 400, 60, 64
 NULL_SEEDS, LOSS_RELABELLINGS = 20, 400
@@ -135,7 +137,7 @@ def test_rank_test_auc_is_sklearn_auc_and_holm_steps_down():
 
 # ------------------------------------------------------------------------------------------ (4) bad input
 def test_no_nonmembers_is_refused_with_the_reason_and_nothing_written(small_trees, tiny_model, capsys):
-    with pytest.raises(ParameterError, match="nonmembers is required.*nothing to compare"):
+    with pytest.raises(ParameterError, match="--nonmembers is required.*nothing to compare"):
         params(small_trees, nonmembers="")
     args = build_parser().parse_args(["audit", "--model", str(tiny_model / "tiny.pt"), "--build",
                                       f"{tiny_model / 'tinynet.py'}:make", "--members", str(small_trees / "members"),
@@ -160,7 +162,7 @@ def test_bad_folders_are_clear_errors(small_trees, tiny_model):
         prepare(params(small_trees))
     (small_trees / "nonmembers" / "0" / "broken.png").unlink()
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(small_trees / "nonmembers" / "0" / "big.png")
-    with pytest.raises(AuditInputError, match="images differ in size.*set image_size"):
+    with pytest.raises(AuditInputError, match="images differ in size.*set --image-size"):
         prepare(params(small_trees))
     with pytest.raises(AuditInputError, match="overlap"):
         prepare(params(small_trees, members=str(small_trees / "nonmembers" / "0")))
@@ -169,11 +171,11 @@ def test_bad_folders_are_clear_errors(small_trees, tiny_model):
 
 def test_model_does_not_fit_the_images(small_trees, tiny_model, tmp_path):
     # image size: TinyNet's classifier only takes 8x8 maps
-    with pytest.raises(AuditInputError, match=r"cannot take images of shape \[1, 12, 12\].*image_size"):
+    with pytest.raises(AuditInputError, match=r"cannot take images of shape \[1, 12, 12\].*--image-size"):
         prepare(params(small_trees, image_size=12))
     # channel count: torchvision's resnet18 takes RGB, the digits are grayscale
     torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pt")
-    with pytest.raises(AuditInputError, match="'conv1' takes 3 channel.*images have 1.*set channels to 3"):
+    with pytest.raises(AuditInputError, match="'conv1' takes 3 channel.*images have 1.*set --channels 3"):
         prepare(params(small_trees, model=str(tmp_path / "r18.pt"), build="", arch="resnet18"))
     # class count: 10 outputs, 3 class folders (weights and build agree: caught on the probe batch)
     torch.save(TinyNet(10).state_dict(), tmp_path / "tiny10.pt")
@@ -209,10 +211,10 @@ def test_weights_that_are_not_a_state_dict(small_trees, tiny_model, tmp_path):
 def test_parameters_are_checked_before_anything_runs(small_trees):
     with pytest.raises(ParameterError, match="unknown.*valid: mint, gmint, loss"):
         params(small_trees, methods="mint,lira")
-    with pytest.raises(ParameterError, match="arch or build, not both"):
+    with pytest.raises(ParameterError, match="--arch or --build, not both"):
         params(small_trees, arch="resnet18")
     from mintkit.audit.data import parse_normalize
-    with pytest.raises(AuditInputError, match="normalize is required"):
+    with pytest.raises(AuditInputError, match="--normalize is required"):
         parse_normalize("", 3)
     with pytest.raises(AuditInputError, match="gives 3 mean values but the images have 1"):
         parse_normalize("imagenet", 1)
@@ -287,7 +289,7 @@ def test_exported_program_with_a_fixed_batch_runs_and_checks_its_input_shape(sma
     assert got["features.3"].shape == (3, 8, 8, 8)
     types = {t.name: t.type for t in list_taps(model, x)}  # the original classes, not InterpreterModule
     assert (types["features"], types["features.0"], types["head"]) == ("Sequential", "Conv2d", "Linear")
-    with pytest.raises(AuditInputError, match=r"exported model takes images of shape \[1, 8, 8\].*image_size"):
+    with pytest.raises(AuditInputError, match=r"exported model takes images of shape \[1, 8, 8\].*--image-size"):
         prepare(params(small_trees, model=str(tmp_path / "m.pt2"), build="", image_size=10))
     A = prepare(params(small_trees, model=str(tmp_path / "m.pt2"), build=""))
     res = score_model(A, A.model)
@@ -410,9 +412,9 @@ def test_reference_attack_parameters_are_checked_before_anything_runs(small_tree
         params(small_trees, n_reference=2, attacks="lira")
     with pytest.raises(ParameterError, match="yeom is the loss method"):
         params(small_trees, n_reference=2, attacks="yeom")
-    with pytest.raises(ParameterError, match="n_reference=3: must be 0 or even"):
+    with pytest.raises(ParameterError, match="--n-reference 3: must be 0 or even"):
         params(small_trees, n_reference=3)
-    with pytest.raises(ParameterError, match="set n_reference"):
+    with pytest.raises(ParameterError, match="set --n-reference"):
         params(small_trees, attacks="watson")
     scripted = torch.jit.script(TinyNet().eval())
     scripted.save(str(tmp_path / "ts.pt"))
@@ -560,7 +562,7 @@ def test_model_that_never_saw_the_candidates_with_shifted_nonmembers_gets_no_evi
     print(f"\n{headline}\n({time.process_time() - cpu0:.1f} s CPU)")
     assert not headline.startswith("Evidence") and "Evidence" not in headline
     assert headline.startswith("Inconclusive: members and non-members differ without the model (blind baseline AUC")
-    assert "design: non-members from elsewhere" in headline
+    assert "design: undeclared (no --owner-split)" in headline
     assert all(f"  {s}" in out for s in BLIND_SETUPS)  # the CLI summary lists the blind baseline
     run_dir = mnist_shift / "run-unseen-shifted"
     rows = assert_blind_rows(run_dir)
@@ -577,6 +579,7 @@ def test_model_that_never_saw_the_candidates_with_same_source_nonmembers_gets_no
     headline = capsys.readouterr().out.splitlines()[0]
     print("\n" + headline)
     assert headline.startswith("No evidence that the members were used in training at alpha = 0.05")
+    assert "held-out samples this test detects, with power 0.8, an AUC of" in headline  # too few, or not trained on
     assert_blind_rows(mnist_shift / "run-unseen-same")
 
 
@@ -585,14 +588,14 @@ def test_model_trained_on_the_members_with_same_source_nonmembers_gets_evidence(
     headline = capsys.readouterr().out.splitlines()[0]
     print("\n" + headline)
     assert headline.startswith("Evidence that the members were used in training: AUC")
-    assert "(no difference without the model); design: non-members from elsewhere" in headline
+    assert "(no difference without the model); design: undeclared (no --owner-split)" in headline
     assert_blind_rows(mnist_shift / "run-members-same")
 
 
 def test_blind_rows_custody_and_design_in_every_run_folder(small_trees, tiny_model):
     import hashlib
     A, main, _, run = run_audit(params(small_trees))
-    assert set(main.blind) == BLIND_SETUPS and main.verdict.design == "non-members from elsewhere"
+    assert set(main.blind) == BLIND_SETUPS and main.verdict.design == "undeclared (no --owner-split)"
     assert_blind_rows(run.dir)
     saved = json.loads((run.dir / "params.json").read_text())
     data = (tiny_model / "tiny.pt").read_bytes()
@@ -668,11 +671,11 @@ def test_delong_paired_test_and_the_verdict_table():
     table = [  # (method p, method beats blind p, blind p, design) -> kind
         (0.01, 1.0, 0.5, "random split by the owner", "evidence"),
         (0.5, 1.0, 0.5, "random split by the owner", "no evidence"),
-        (0.01, 1.0, 0.5, "non-members from elsewhere", "evidence"),
-        (0.5, 1.0, 0.5, "non-members from elsewhere", "no evidence"),
-        (0.01, 1.0, 0.01, "non-members from elsewhere", "inconclusive"),
-        (0.5, 0.01, 0.01, "non-members from elsewhere", "inconclusive"),  # beating blind needs a method's own p too
-        (0.01, 0.01, 0.01, "non-members from elsewhere", "evidence"),
+        (0.01, 1.0, 0.5, UNDECLARED, "evidence"),
+        (0.5, 1.0, 0.5, UNDECLARED, "no evidence"),
+        (0.01, 1.0, 0.01, UNDECLARED, "inconclusive"),
+        (0.5, 0.01, 0.01, UNDECLARED, "inconclusive"),  # beating blind needs a method's own p too
+        (0.01, 0.01, 0.01, UNDECLARED, "evidence"),
         (0.01, 0.01, 0.01, "random split by the owner", "evidence"),
     ]
     for pm, pv, pb, design, kind in table:
@@ -680,5 +683,6 @@ def test_delong_paired_test_and_the_verdict_table():
         assert v.kind == kind and v.evidence == (kind == "evidence") and v.sentence.endswith(f"design: {design}.")
         assert v.sentence.startswith({"evidence": "Evidence", "no evidence": "No evidence",
                                       "inconclusive": "Inconclusive"}[kind])
-    with pytest.raises(ValueError, match="valid: random split by the owner, non-members from elsewhere"):
+    with pytest.raises(ValueError, match=r"valid: random split by the owner, undeclared \(no --owner-split\)"):
         verdict({"mint": r(0.01)}, 0.05, design="random")
+

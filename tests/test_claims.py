@@ -65,7 +65,7 @@ def ledger(tmp_path_factory):
         # Entry/Middle train, the Output head reads chance on its own training members (paper protocol)
         _amint(runs / f"a-paper-{s}", s, (0.90, 0.88, 0.50), 0.83)
     out = tmp / "figures"
-    assert cli.main(["report", "--runs", str(runs), "--out", str(out)]) == 0
+    assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--include-adhoc"]) == 0
     return pd.read_csv(out / claims.CSV, keep_default_na=False), out
 
 
@@ -97,7 +97,7 @@ def test_a_negative_detection_verdict_needs_a_positive_control(tmp_path):
     for s in (0, 1, 2):
         _gmint(runs / f"g-def-{s}", s, lambda *_: 0.52)
     out = tmp_path / "figures"
-    assert cli.main(["report", "--runs", str(runs), "--out", str(out)]) == 0
+    assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--include-adhoc"]) == 0
     ev = pd.read_csv(out / claims.CSV, keep_default_na=False)
     row = ev[(ev["claim"] == "gmint-near-perfect")].iloc[0]
     assert row["verdict"] == V.INCONCLUSIVE and row["why"].startswith("sensitivity not shown")

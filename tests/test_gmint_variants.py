@@ -212,7 +212,7 @@ def test_report_never_averages_variants_into_one_cell(tmp_path):
     rows, _ = collect(tmp_path / "runs")
     assert rows.attrs["duplicates"] == 0  # the same cell and seed under two variants is not a rerun
     assert set(rows["variant"]) == {DEFINITION, carried}
-    report.build(tmp_path / "runs", tmp_path / "fig", papers=["gmint"])
+    report.build(tmp_path / "runs", tmp_path / "fig", papers=["gmint"], include_adhoc=True)
     t1 = pd.read_csv(tmp_path / "fig" / "gmint" / "table1.csv", keep_default_na=False)
     cell = t1[(t1.setup == "Output") & (t1.condition == "MEAN;D100") & (t1.metric == "accuracy")
               & (t1.model == "MobileNet") & (t1.dataset == "MNIST")]

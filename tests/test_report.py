@@ -38,6 +38,7 @@ def built(tmp_path_factory):
     quick = runs / "quick" / "amint" / "quick-11111111"
     _run(quick, 0, [(dict(T1, table="", dataset="digits", model="SmallCNN"), {"accuracy": 0.61},
                      {"audited_accuracy": 0.9})])
+    (quick.parent.parent / "batch.json").write_text(json.dumps({"profile": "quick", "commands": [], "runs": {}}))
     out = root / "figures"
     assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--paper", "amint"]) == 0
     return out
@@ -95,7 +96,7 @@ def test_report_on_a_missing_or_empty_runs_folder_exits_2(tmp_path, capsys):
 def test_report_with_only_unrelated_runs_says_no_run_everywhere(tmp_path):
     _run(tmp_path / "runs" / "quick" / "mint" / "quick-1", 0, [(dict(table="", dataset="digits", model="SmallCNN"),
                                                                {"accuracy": 0.6}, {})], paper="mint")
-    report.build(tmp_path / "runs", tmp_path / "fig", papers=["factors"])
+    report.build(tmp_path / "runs", tmp_path / "fig", papers=["factors"], include_adhoc=True)
     t = pd.read_csv(tmp_path / "fig" / "factors" / "table1.csv", keep_default_na=False)
     assert (t.status == "no run").all()
     assert "no run" in (tmp_path / "fig" / "factors" / "table1.md").read_text()
@@ -283,7 +284,7 @@ def test_seeds_run_in_separate_sessions_pool_into_one_cell(tmp_path, monkeypatch
         for s in seeds:
             _run(tmp_path / name / "mnist" / "amint" / f"t1-seed={s}", s,
                  [(cell, {"accuracy": values[s] + offset}, {"audited_accuracy": accs[s]})])
-        assert cli.main(["report", "--runs", name, "--out", "figures", "--paper", "amint"]) == 0
+        assert cli.main(["report", "--runs", name, "--out", "figures", "--paper", "amint", "--include-adhoc"]) == 0
         t = pd.read_csv(tmp_path / "figures" / "amint" / "table1.csv", keep_default_na=False)
         return t[(t.model == "MobileNet") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.protocol == "paper")
                  & (t.condition == "Active") & (t.metric == "accuracy")].iloc[0]
@@ -296,7 +297,8 @@ def test_seeds_run_in_separate_sessions_pool_into_one_cell(tmp_path, monkeypatch
     assert float(both.reproduced) == pytest.approx(v.mean()) and float(both.sd) == pytest.approx(v.std(ddof=1))
     assert float(both.audited_accuracy_reproduced) == pytest.approx(pd.Series(accs).mean())
     assert float(both.audited_accuracy_sd) == pytest.approx(pd.Series(accs).std(ddof=1))
-    assert cli.main(["report", "--runs", "runs-b", "--out", "figures", "--paper", "amint"]) == 0  # reported again
+    assert cli.main(["report", "--runs", "runs-b", "--out", "figures", "--paper", "amint",
+                     "--include-adhoc"]) == 0  # reported again
     again_b = report_of("runs-b", [])
     assert int(again_b.n_seeds) == 3 and float(again_b.reproduced) == pytest.approx(v.mean())
     again = report_of("runs-c", [2], offset=0.1)  # seed 2 rerun: it replaces, never counted twice
@@ -313,3 +315,38 @@ def test_pooling_needs_the_same_settings_and_is_exact():
     assert merge.settings_of("MNIST; D 5,000; wall 1,142 s | MNIST; D 5,000; wall 3,528 s") == {"MNIST; D 5,000"}
     assert merge.settings_of("MNIST; D 5,000; wall 9 s") != merge.settings_of("MNIST; D 2,000; wall 9 s")
     assert merge.seeds_of("", 3) == {0, 1, 2} and merge.seeds_of("1,2", 2) == {1, 2}
+
+
+def _tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_report_after_a_notebook_run_leaves_the_committed_figures_unchanged(tmp_path, monkeypatch, capsys):
+    """README step 3 on a clone where only a notebook ran (its default out_dir runs/scratch) and an audit demo: the
+    plain `report` writes nothing into figures/ and says why; a batch beside them is reported without them."""
+    monkeypatch.chdir(tmp_path)
+    cell = dict(T1, dataset="MNIST", model="MobileNet")
+    _run(tmp_path / "runs" / "scratch", 0, [(cell, {"accuracy": 0.51}, {"audited_accuracy": 0.4})])
+    _run(tmp_path / "runs" / "audit-demo" / "run", 0, [(cell, {"accuracy": 0.52}, {})], paper="audit")
+    figures = tmp_path / "figures"
+    (figures / "amint").mkdir(parents=True)
+    (figures / "README.md").write_text("# committed figures\n")
+    (figures / "amint" / "table1.csv").write_text("committed,cells\n")
+    before = _tree(figures)
+    assert cli.main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert "only runs made outside a batch" in err and "--include-adhoc" in err and "runs/scratch" in err
+    assert _tree(figures) == before
+    # a batch beside the scratch run: the batch is reported, the scratch run is left out with one line
+    _run(tmp_path / "runs" / "mnist" / "amint" / "t1-seed=0", 0, [(cell, {"accuracy": 0.83}, {})])
+    (tmp_path / "runs" / "mnist" / "batch.json").write_text(json.dumps({"profile": "mnist", "runs": {}}))
+    assert cli.main(["report", "--paper", "amint", "--out", "fig2"]) == 0
+    out = capsys.readouterr().out
+    assert "note: left out 2 run(s) made outside a batch" in out
+    t = pd.read_csv(tmp_path / "fig2" / "amint" / "table1.csv", keep_default_na=False)
+    got = t[(t.model == "MobileNet") & (t.metric == "accuracy") & (t.protocol == "paper") & (t.setup == "Entry")
+            & (t.condition == "Active") & (t.dataset == "MNIST")]
+    assert list(got.reproduced.astype(float)) == [0.83]
+    assert cli.main(["report", "--paper", "amint", "--out", "fig3", "--include-adhoc"]) == 0  # asked for: reported
+    assert "3 complete run(s) reported" in (tmp_path / "fig3" / "README.md").read_text()
+    assert "left out" not in capsys.readouterr().out

@@ -46,7 +46,7 @@ def built(tmp_path_factory):
     out = root / "figures"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        assert cli.main(["report", "--runs", str(runs), "--out", str(out)]) == 0
+        assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--include-adhoc"]) == 0
     return out
 
 

@@ -18,7 +18,6 @@ from mintkit.audit.blind import run_blind
 from mintkit.audit.checks import check_model_takes_images
 from mintkit.audit.custody import check_owner_split, owner_split
 from mintkit.audit.data import AuditInputError, describe_pool, load_trees
-from mintkit.audit.demo import demo_params, make_demo
 from mintkit.audit.models import AuditedModel, ModelLoadError, load_audited_model
 from mintkit.audit.params import METHODS, AuditParams, Params
 from mintkit.audit.pipeline import (
@@ -39,3 +38,13 @@ __all__ = ["METHODS", "Audit", "AuditInputError", "AuditParams", "AuditedModel",
            "describe_pool", "figures", "list_taps", "load_audited_model", "load_trees", "make_demo", "make_split",
            "open_run", "owner_split", "prepare", "record", "run_audit", "run_blind", "score_model",
            "train_reference_models", "write_report"]
+
+
+def __getattr__(name: str):
+    """`demo_params` and `make_demo` on first use: importing mintkit.audit.demo here would make
+    `python -m mintkit.audit.demo` find it already imported, and runpy then prints a RuntimeWarning first."""
+    if name in ("demo_params", "make_demo"):
+        from mintkit.audit import demo  # noqa: PLC0415 - deferred on purpose, see above
+
+        return getattr(demo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,7 +77,7 @@ def attack_methods(A, model: AuditedModel) -> dict[str, AttackResult]:
     """{attack: result} of ``model`` against A.refs on the held-out samples; the label says what it read and the
     seconds include its share of the signals."""
     if A.refs is None:
-        raise AuditInputError("n_reference > 0 but no reference models: call train_reference_models(A) first")
+        raise AuditInputError("--n-reference > 0 but no reference models: call train_reference_models(A) first")
     t0 = time.perf_counter()
     results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=tuple(A.P.attack_list()), refs=A.refs,
                             n_boot=A.P.n_boot, seed=A.P.seed).only

@@ -22,8 +22,8 @@ def first_conv(module: nn.Module) -> tuple[str, nn.Conv2d] | None:
     return next(((n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)), None)
 
 
-FIX_CHANNELS = "set channels to {want} (grayscale images are then converted to RGB, or RGB to grayscale)"
-FIX_SIZE = "set image_size to the side the model was trained on"
+FIX_CHANNELS = "set --channels {want} (grayscale images are then converted to RGB, or RGB to grayscale)"
+FIX_SIZE = "set --image-size to the side the model was trained on"
 
 
 @torch.no_grad()
@@ -47,7 +47,7 @@ def probe_taps(model: AuditedModel, x: torch.Tensor) -> list[TapInfo]:
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AuditInputError(f"the model cannot take images of shape [{c}, {h}, {w}] ({msg}); if it was trained "
-                              f"on another size, {FIX_SIZE}; on another channel count, set channels") from None
+                              f"on another size, {FIX_SIZE}; on another channel count, set --channels") from None
 
 
 def check_model_takes_images(model: AuditedModel, pool: AuditPool) -> list[TapInfo]:
@@ -77,7 +77,7 @@ def resolve_taps(asked: list[str], infos: list[TapInfo]) -> list[str]:
     known = {i.name for i in infos}
     bad = [t for t in asked if t not in known]
     if bad:
-        raise AuditInputError(f"tap(s) {bad} are not modules the model runs; list them with --list-taps "
+        raise AuditInputError(f"--taps {bad}: not modules the model runs; list them with --list-taps "
                               f"(e.g. {', '.join(n for n in list(known)[:6] if n)})")
     return list(dict.fromkeys(asked))
 
@@ -86,42 +86,42 @@ def resolve_gmint_layers(model: AuditedModel, asked: list[str]) -> list[str]:
     """gMINT layers (nn.Conv2d / nn.Linear names); only Python models can be differentiated per sample."""
     if not model.differentiable:
         raise AuditInputError(f"gmint needs per-sample gradients, which torch.func cannot take through a "
-                              f"{model.kind} model; load the state dict with arch/build, or drop gmint from methods")
+                              f"{model.kind} model; load the state dict with --arch or --build, or drop gmint from --method")
     layers = asked or gmint_default_layers(model)
     if not layers:
-        raise AuditInputError("gmint: the model has no nn.Conv2d or nn.Linear layer; drop gmint from methods")
+        raise AuditInputError("gmint: the model has no nn.Conv2d or nn.Linear layer; drop gmint from --method")
     for name in layers:
         try:
             m = model.module.get_submodule(name)
         except AttributeError:
-            raise AuditInputError(f"gmint layer {name!r} is not a module of the model; list them with --list-taps") \
+            raise AuditInputError(f"--gmint-layer {name!r} is not a module of the model; list them with --list-taps") \
                 from None
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
-            raise AuditInputError(f"gmint layer {name!r} is {type(m).__name__}; gMINT reads the weights of an "
+            raise AuditInputError(f"--gmint-layer {name!r} is {type(m).__name__}; gMINT reads the weights of an "
                                   "nn.Conv2d or nn.Linear")
     return list(dict.fromkeys(layers))
 
 
 def check_sizes(pool: AuditPool, n_eval: int, n_external: int, n_mint_members: int) -> None:
     """Enough images for a MINT model and a test: MIN_PER_SET per set."""
-    have = {"held-out members and non-members (n_eval)": n_eval, "MINT-training non-members (E)": n_external,
+    have = {"held-out members and non-members (--n-eval)": n_eval, "MINT-training non-members (E)": n_external,
             "MINT-training members": n_mint_members}
     small = {k: v for k, v in have.items() if v < MIN_PER_SET}
     if small:
         counts = {s: len(pool.of(s)) for s in ("members", "nonmembers", "external") if len(pool.of(s))}
         raise AuditInputError(f"too few images for an audit: {small} (each needs >= {MIN_PER_SET}); the folders hold "
-                              f"{counts}. Add images, pass external, or lower n_eval")
+                              f"{counts}. Add images, pass --external, or lower --n-eval")
 
 
 def check_control(model: AuditedModel, control: AuditedModel) -> None:
     """The control must be the same architecture: the same state-dict keys and shapes (Python models)."""
     if model.kind != control.kind:
-        raise AuditInputError(f"control is a {control.kind} model, the audited one {model.kind}: use the same kind")
+        raise AuditInputError(f"--control is a {control.kind} model, the audited one {model.kind}: use the same kind")
     if model.kind == "python":
         a = {k: tuple(v.shape) for k, v in model.module.state_dict().items()}
         b = {k: tuple(v.shape) for k, v in control.module.state_dict().items()}
         if a != b:
-            raise AuditInputError("control does not have the audited model's architecture (state-dict keys or "
+            raise AuditInputError("--control does not have the audited model's architecture (state-dict keys or "
                                   "shapes differ)")
 
 

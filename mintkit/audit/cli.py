@@ -61,7 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})")
     a.add_argument("--seed", type=int, default=d.seed)
     a.add_argument("--device", default=d.device)
-    a.add_argument("--out", default="", help="run folder (default runs/audit/<model file name>)")
+    a.add_argument("--out", default="", help="run folder, relative to the shell's folder (default "
+                   "runs/audit/<model file name>); an earlier audit there is kept beside it as <out>-<time>")
     a.add_argument("--list-taps", action="store_true", help="print the model's modules with output shapes and exit")
     return a
 
@@ -78,7 +79,9 @@ def params_from(args: argparse.Namespace) -> AuditParams:
               "reference_epochs": args.reference_epochs, "reference_lr": args.reference_lr,
               "reference_batch_size": args.reference_batch_size, "reference_optimizer": args.reference_optimizer,
               "device": args.device,
-              "out_dir": args.out or str(Path("runs") / "audit" / Path(args.model).stem)}
+              # a shell argument, like --model: absolute here, else the run would resolve it against the
+              # mintkit home (mintkit.core.paths)
+              "out_dir": str(Path(args.out or Path("runs") / "audit" / Path(args.model).stem).resolve())}
     return AuditParams.from_values(values)
 
 

@@ -91,13 +91,13 @@ def read_record(path: str | Path) -> dict:
     """The owner-split record at `path`, checked for its format."""
     p = Path(path)
     if not p.is_file():
-        raise AuditInputError(f"owner_split: {p} does not exist (write one with python -m mintkit.audit.custody)")
+        raise AuditInputError(f"--owner-split: {p} does not exist (write one with python -m mintkit.audit.custody)")
     try:
         rec = json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise AuditInputError(f"owner_split: {p} is not JSON ({e})") from None
+        raise AuditInputError(f"--owner-split: {p} is not JSON ({e})") from None
     if not isinstance(rec, dict) or rec.get("format") != RECORD_FORMAT:
-        raise AuditInputError(f"owner_split: {p} is not an owner-split record (format {RECORD_FORMAT!r})")
+        raise AuditInputError(f"--owner-split: {p} is not an owner-split record (format {RECORD_FORMAT!r})")
     return rec
 
 
@@ -116,9 +116,9 @@ def check_owner_split(path: str | Path, members: str | Path, nonmembers: str | P
         if missing or extra or changed:
             parts = [f"{len(v)} {what} (e.g. {', '.join(v[:3])})" for what, v in
                      (("missing", missing), ("not in the record", extra), ("changed", changed)) if v]
-            raise AuditInputError(f"owner_split: {role} ({tree}) is not the record's {half} half: "
+            raise AuditInputError(f"--owner-split: --{role} ({tree}) is not the record's {half} half: "
                                   f"{'; '.join(parts)}. Audit with the halves exactly as the split wrote them, or "
-                                  "drop owner_split (the design is then 'non-members from elsewhere')")
+                                  "drop --owner-split (the design is then undeclared)")
     return {"seed": rec["seed"], "fraction": rec["fraction"], "record": str(path),
             "record_sha256": file_digest(path)["sha256"],
             **{h: {"files": rec[h]["files"], "sha256": rec[h]["sha256"]} for h in HALVES}}

@@ -25,7 +25,7 @@ NORMALIZE_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "0-1": ((0.0,), (1.0,)),  # ToTensor() alone
 }
 GRAY_MODES = ("1", "L", "I", "I;16", "F")  # PIL modes read as one channel
-WHY_NONMEMBERS = ("nonmembers is required: a folder of images of the same kind as the members that the audited model "
+WHY_NONMEMBERS = ("--nonmembers is required: a folder of images of the same kind as the members that the audited model "
                   "was NOT trained on. The test asks whether the model treats the members differently from such "
                   "images, so without them there is nothing to compare with; the MINT model also learns from "
                   "non-members, and drawing those from the members would teach it that members are non-members")
@@ -43,7 +43,7 @@ def parse_normalize(text: str, channels: int) -> tuple[tuple[float, ...], tuple[
     """
     valid = f"valid: {', '.join(NORMALIZE_PRESETS)} or MEAN,STD (e.g. 0.1307,0.3081 or 0.5/0.5/0.5,0.2/0.2/0.2)"
     if not text:
-        raise AuditInputError("normalize is required: say how the audited model's inputs were scaled when it was "
+        raise AuditInputError("--normalize is required: say how the audited model's inputs were scaled when it was "
                               f"trained (a wrong guess weakens every membership signal); {valid}")
     if text in NORMALIZE_PRESETS:
         mean, std = NORMALIZE_PRESETS[text]
@@ -54,17 +54,17 @@ def parse_normalize(text: str, channels: int) -> tuple[tuple[float, ...], tuple[
                 raise ValueError
             mean, std = (tuple(float(v) for v in p.split("/")) for p in parts)
         except ValueError:
-            raise AuditInputError(f"normalize={text!r} is not understood; {valid}") from None
+            raise AuditInputError(f"--normalize {text!r} is not understood; {valid}") from None
     out = []
     for name, vals in (("mean", mean), ("std", std)):
         if len(vals) == 1:
             vals = vals * channels
         if len(vals) != channels:
-            raise AuditInputError(f"normalize={text!r} gives {len(vals)} {name} values but the images have {channels} "
-                                  f"channel(s); use one value for every channel, or set channels to {len(vals)}")
+            raise AuditInputError(f"--normalize {text!r} gives {len(vals)} {name} values but the images have {channels} "
+                                  f"channel(s); use one value for every channel, or set --channels {len(vals)}")
         out.append(tuple(vals))
     if any(s <= 0 for s in out[1]):
-        raise AuditInputError(f"normalize={text!r}: every std must be positive")
+        raise AuditInputError(f"--normalize {text!r}: every std must be positive")
     return out[0], out[1]
 
 
@@ -137,7 +137,7 @@ def read_trees(trees: dict[str, str | Path], image_size: int = 0, channels: int 
     (1 when every image is grayscale, else 3); 1 or 3 convert.
     """
     if channels not in (0, 1, 3):
-        raise AuditInputError(f"channels={channels}: use 0 (native), 1 (grayscale) or 3 (RGB)")
+        raise AuditInputError(f"--channels {channels}: use 0 (native), 1 (grayscale) or 3 (RGB)")
     scanned = {role: scan_tree(path, role) for role, path in trees.items()}
     classes = sorted(set().union(*[set(t) for t in scanned.values()]))
     items = [(p, classes.index(c), SOURCES.index(role))
@@ -152,7 +152,7 @@ def read_trees(trees: dict[str, str | Path], image_size: int = 0, channels: int 
             sizes.setdefault(im.size, p)
         if len(sizes) > 1:
             ex = "; ".join(f"{w}x{h} ({p})" for (w, h), p in list(sizes.items())[:3])
-            raise AuditInputError(f"images differ in size ({ex}); set image_size to the side the audited model "
+            raise AuditInputError(f"images differ in size ({ex}); set --image-size to the side the audited model "
                                   "was trained on (every image is then resized to it)")
     arrays = []
     for im in images:
@@ -178,14 +178,14 @@ def load_trees(members: str, nonmembers: str, external: str = "", image_size: in
     if not nonmembers:
         raise AuditInputError(WHY_NONMEMBERS)
     if not members:
-        raise AuditInputError("members is required: the folder of images whose use in training is in question")
+        raise AuditInputError("--members is required: the folder of images whose use in training is in question")
     trees = {"members": members, "nonmembers": nonmembers} | ({"external": external} if external else {}) \
         | ({"reference": reference} if reference else {})
     resolved = {r: Path(p).resolve() for r, p in trees.items()}
     for a, pa in resolved.items():
         for b, pb in resolved.items():
             if a < b and (pa == pb or pa in pb.parents or pb in pa.parents):
-                raise AuditInputError(f"{a} ({trees[a]}) and {b} ({trees[b]}) overlap: each set must be its own "
+                raise AuditInputError(f"--{a} ({trees[a]}) and --{b} ({trees[b]}) overlap: each set must be its own "
                                       "folder, not inside another")
     x, y, source, files, classes = read_trees(trees, image_size, channels)
     mean, std = parse_normalize(normalize, int(x.shape[1]))

@@ -123,7 +123,7 @@ def build_architecture(arch: str, num_classes: int, in_channels: int) -> tuple[n
 
     lib, _, name = arch.rpartition(":")
     if lib not in ("", "torchvision", "timm"):
-        raise ModelLoadError(f"arch={arch!r}: prefix {lib!r} unknown; use torchvision:NAME, timm:NAME or NAME")
+        raise ModelLoadError(f"--arch {arch!r}: prefix {lib!r} unknown; use torchvision:NAME, timm:NAME or NAME")
     tv = set(torchvision.models.list_models())
     if lib in ("", "torchvision") and name in tv:
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes), f"torchvision:{name}"
@@ -132,7 +132,7 @@ def build_architecture(arch: str, num_classes: int, in_channels: int) -> tuple[n
         return model, f"timm:{name}"
     names = {"torchvision": sorted(tv), "timm": timm.list_models()}
     close = difflib.get_close_matches(name, names.get(lib) or names["torchvision"] + names["timm"], n=6)
-    raise ModelLoadError(f"arch={arch!r} is neither a torchvision nor a timm architecture"
+    raise ModelLoadError(f"--arch {arch!r} is neither a torchvision nor a timm architecture"
                          + (f"; close names: {', '.join(close)}" if close else "")
                          + " (torchvision.models.list_models(), timm.list_models())")
 
@@ -141,12 +141,12 @@ def build_from_callable(spec: str) -> tuple[nn.Module, str]:
     """`module:callable` or `path/to/file.py:callable`, called with no arguments, returning an nn.Module."""
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
-        raise ModelLoadError(f"build={spec!r}: expected module:callable or path/to/file.py:callable")
+        raise ModelLoadError(f"--build {spec!r}: expected module:callable or path/to/file.py:callable")
     try:
         if target.endswith(".py"):
             file = Path(target)
             if not file.is_file():
-                raise ModelLoadError(f"build={spec!r}: {file} does not exist")
+                raise ModelLoadError(f"--build {spec!r}: {file} does not exist")
             mod_spec = importlib.util.spec_from_file_location(f"mintkit_audit_user_{file.stem}", file)
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules[mod_spec.name] = module
@@ -154,14 +154,14 @@ def build_from_callable(spec: str) -> tuple[nn.Module, str]:
         else:
             module = importlib.import_module(target)
     except ImportError as e:
-        raise ModelLoadError(f"build={spec!r}: cannot import {target!r} ({e}); run from the folder that holds it "
+        raise ModelLoadError(f"--build {spec!r}: cannot import {target!r} ({e}); run from the folder that holds it "
                              "or put it on PYTHONPATH") from None
     fn: Callable | None = getattr(module, attr, None)
     if not callable(fn):
-        raise ModelLoadError(f"build={spec!r}: {target} has no callable {attr!r}")
+        raise ModelLoadError(f"--build {spec!r}: {target} has no callable {attr!r}")
     model = fn()
     if not isinstance(model, nn.Module):
-        raise ModelLoadError(f"build={spec!r} returned {type(model).__name__}, not an nn.Module")
+        raise ModelLoadError(f"--build {spec!r} returned {type(model).__name__}, not an nn.Module")
     return model, f"build:{spec}"
 
 
@@ -220,10 +220,10 @@ def load_audited_model(path: str, arch: str = "", build: str = "", num_classes: 
     is checked against the model's output later, on a probe batch (`mintkit.audit.checks`).
     """
     if arch and build:
-        raise ModelLoadError("give arch or build, not both")
+        raise ModelLoadError("give --arch or --build, not both")
     kind = sniff(path)
     if kind in ("torchscript", "export") and (arch or build):
-        raise ModelLoadError(f"{path} is a {kind} file: it holds its own architecture; drop arch/build")
+        raise ModelLoadError(f"{path} is a {kind} file: it holds its own architecture; drop --arch / --build")
     if kind == "torchscript":
         try:
             module = torch.jit.load(str(path), map_location="cpu")
@@ -244,7 +244,7 @@ def load_audited_model(path: str, arch: str = "", build: str = "", num_classes: 
     state, notes = read_state_dict(path)
     if not (arch or build):
         raise ModelLoadError(f"{path} is a state dict (weights without their architecture): name the architecture "
-                             "with arch (a torchvision or timm name, e.g. resnet18 or timm:resnet18) or with build "
+                             "with --arch (a torchvision or timm name, e.g. resnet18 or timm:resnet18) or with --build "
                              "(module:callable returning the nn.Module), or give a TorchScript / torch.export file")
     model, what = build_architecture(arch, num_classes, in_channels) if arch else build_from_callable(build)
     notes += fit_state_dict(model, state, what, str(path), num_classes)

@@ -71,30 +71,30 @@ class AuditParams(Params):
 
     def check(self) -> None:
         if self.dataset or self.data_root:
-            raise ParameterError("dataset and data_root are not read by the audit; name the data with members, "
-                                 "nonmembers and external")
+            raise ParameterError("dataset and data_root are not read by the audit; name the data with --members, "
+                                 "--nonmembers and --external")
         if len(set(split_list(self.methods))) != len(split_list(self.methods)):
-            raise ParameterError(f"methods={self.methods!r} names a method twice")
+            raise ParameterError(f"--method {self.methods!r} names a method twice")
         if self.arch and self.build:
-            raise ParameterError("give arch or build, not both")
+            raise ParameterError("give --arch or --build, not both")
         if self.model and not self.nonmembers:
             raise ParameterError(WHY_NONMEMBERS)
         if self.model and not self.members:
-            raise ParameterError("members is required: the folder of images whose use in training is in question")
+            raise ParameterError("--members is required: the folder of images whose use in training is in question")
         if not self.model and (self.members or self.nonmembers or self.external or self.control or self.owner_split):
-            raise ParameterError("folders were given without a model: set model (an empty model runs the demo)")
+            raise ParameterError("folders were given without a model: set --model (the notebook: an empty model runs the demo)")
         self.check_attacks()
 
     def check_attacks(self) -> None:
         bad = [a for a in split_list(self.attacks) if a not in AUDIT_ATTACKS]
         if bad:
-            raise ParameterError(f"attacks={self.attacks!r}: unknown {bad}; valid: {', '.join(AUDIT_ATTACKS)}"
+            raise ParameterError(f"--attacks {self.attacks!r}: unknown {bad}; valid: {', '.join(AUDIT_ATTACKS)}"
                                  + (" (yeom is the loss method)" if "yeom" in bad else ""))
         if self.n_reference and (self.n_reference < 2 or self.n_reference % 2):
-            raise ParameterError(f"n_reference={self.n_reference}: must be 0 or even and >= 2 (the attacks' "
+            raise ParameterError(f"--n-reference {self.n_reference}: must be 0 or even and >= 2 (the attacks' "
                                  "calibration draws shadow IN/OUT halves from the reference models)")
         if not self.n_reference and (self.attacks or self.reference):
-            raise ParameterError("attacks / reference were given with n_reference = 0: set n_reference (e.g. 4) "
+            raise ParameterError("--attacks / --reference were given with --n-reference 0: set --n-reference (e.g. 4) "
                                  "to train reference models")
 
     def attack_list(self) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -110,9 +109,9 @@ def make_split(pool: AuditPool, n_eval: int, external_fraction: float, seed: int
         external_from, eval_from = perm[:k], perm[k:]
     n = n_eval or min(len(members) // 2, len(eval_from))
     if n > len(eval_from) or n >= len(members):
-        raise AuditInputError(f"n_eval={n} held-out pairs, but only {len(members)} members and {len(eval_from)} "
+        raise AuditInputError(f"--n-eval {n}: held-out pairs, but only {len(members)} members and {len(eval_from)} "
                               "non-members are left for evaluation (members also train the MINT model); "
-                              "lower n_eval or add images")
+                              "lower --n-eval or add images")
     check_sizes(pool, n, len(external_from), len(members) - n)
     split = build_split(pool, n_members=len(members), n_external=len(external_from), n_eval=n, seed=seed,
                         n_mint_members=len(members) - n, external_from=external_from, nonmembers_from=eval_from,
@@ -148,8 +147,8 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
         check_control(model, control)
         check_model_takes_images(control, pool)
     if P.n_reference and model.kind != "python":
-        raise AuditInputError(f"n_reference={P.n_reference}: reference models are built like the audited model, and "
-                              f"a {model.kind} file holds no recipe to build one; give a state dict with arch or build")
+        raise AuditInputError(f"--n-reference {P.n_reference}: reference models are built like the audited model, and "
+                              f"a {model.kind} file holds no recipe to build one; give a state dict with --arch or --build")
     split = make_split(pool, P.n_eval, P.external_fraction, P.seed)
     design = {"name": DESIGNS[1]}
     if P.owner_split:
@@ -167,9 +166,7 @@ def custody(P: AuditParams) -> dict:
 
 def open_run(A: Audit) -> Run:
     """The run folder: params.json, env.json, split.json (only after every check passed)."""
-    stale = Path(A.P.out_dir) / "status.json"
-    if stale.exists():  # a rerun into the same folder: it is not complete until this run ends
-        stale.unlink()
+    # a rerun into the same folder keeps the earlier audit's files beside it (mintkit.core.records.keep_earlier_run)
     run = Run(A.P.out_dir, "audit", A.P.as_dict() | {"custody": A.custody, "design": A.design}, seed=A.P.seed,
               device=A.device, protocol="heldout")
     run.save_split(A.split)

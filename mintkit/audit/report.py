@@ -124,8 +124,10 @@ def design_lines(A: Audit) -> list[str]:
                 f"kept {d['kept']['files']} files, digest `{d['kept']['sha256']}`; checked file by file). Under "
                 "\"not trained on the released half\" the two halves are exchangeable by construction.")
     else:
-        text = (f"**{DESIGNS[1]}**: the non-members were not drawn at random from the same data as the members; the "
-                "verdict leans on the blind baseline to catch a difference between the two sets.")
+        text = (f"**{DESIGNS[1]}**: no `--owner-split` record says how the members and the non-members were "
+                "chosen (a random split of one source, or two sources), so the audit cannot assume they are "
+                "exchangeable apart from training; the verdict leans on the blind baseline to catch a difference "
+                "between the two sets.")
     lines = ["## Design and custody", "", text, "",
              f"- audited file `{c['model']['path']}`: sha256 `{c['model']['sha256']}`, {c['model']['bytes']} bytes"]
     if "control" in c:

@@ -12,6 +12,11 @@ The blind baseline (``mintkit.audit.blind``) goes through the same test. When it
 a method counts only if its AUC exceeds every blind classifier's on the same held-out samples by DeLong's
 paired test (one-sided; the largest p over the blind classifiers, an intersection-union test), Holm over
 methods. `verdict` turns all of it into one of three headlines (``docs/audit.md``, "The verdict").
+
+Power: "No evidence" at a small n is not "not trained on". Each such verdict names the smallest AUC the test would
+detect at its n (`detectable_auc`: one-sided level alpha / k, Holm's first step over k methods, power 0.8, the
+Hanley & McNeil (1982) standard error of the AUC) and, for an observed AUC above 0.5, the held-out samples that
+AUC would need (`samples_needed`). A normal approximation, no simulation: a planning figure, not a second test.
 """
 from __future__ import annotations
 
@@ -23,7 +28,10 @@ from scipy.stats import mannwhitneyu, norm, rankdata
 
 TEST_NAME = "one-sided Mann-Whitney U (members score higher), scipy.stats.mannwhitneyu"
 PAIRED_NAME = "one-sided DeLong test of the AUC difference on the same held-out samples"
-DESIGNS = ("random split by the owner", "non-members from elsewhere")  # Verdict.design
+# Verdict.design: the owner's random split when --owner-split names its record; otherwise nothing was declared about
+# how members and non-members were chosen (one source or two), and the verdict leans on the blind baseline
+DESIGNS = ("random split by the owner", "undeclared (no --owner-split)")
+POWER = 0.8  # the power at which the detectable AUC is stated
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,56 @@ def rank_test(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> TestRe
         raise ValueError(f"the test needs members and non-members; got {len(m)} and {len(n)}")
     res = mannwhitneyu(m, n, alternative="greater")
     return TestResult(float(res.statistic), float(res.pvalue), float(res.statistic) / (len(m) * len(n)), len(m), len(n))
+
+
+def auc_se(auc: float, n1: int, n0: int) -> float:
+    """Hanley & McNeil (1982) standard error of an AUC from n1 members and n0 non-members (at 0.5 it is the
+    Mann-Whitney null's, sqrt((n1 + n0 + 1) / (12 n1 n0)), up to the exact (n - 1) terms)."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc * auc) + (n0 - 1) * (q2 - auc * auc)) / (n1 * n0)
+    return math.sqrt(max(var, 0.0))
+
+
+def detectable_auc(n1: int, n0: int, alpha: float, power: float = POWER) -> float:
+    """The smallest AUC a one-sided test at level `alpha` detects with probability `power` at n1 + n0 samples:
+    the A with A - 0.5 = z(1 - alpha) SE(0.5) + z(power) SE(A) (Hanley-McNeil SE, found by bisection)."""
+    za, zb = norm.ppf(1 - alpha), norm.ppf(power)
+    lo, hi = 0.5, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mid - 0.5 >= za * auc_se(0.5, n1, n0) + zb * auc_se(mid, n1, n0):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def samples_needed(auc: float, alpha: float, power: float = POWER, limit: int = 10 ** 7) -> int | None:
+    """Held-out members (and as many non-members) at which `auc` becomes detectable (`detectable_auc` <= auc);
+    None for an AUC at or below 0.5, or beyond `limit`."""
+    if not auc > 0.5 or detectable_auc(limit, limit, alpha, power) > auc:
+        return None
+    lo, hi = 1, 2
+    while detectable_auc(hi, hi, alpha, power) > auc:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if detectable_auc(mid, mid, alpha, power) <= auc else (mid, hi)
+    return hi
+
+
+def power_note(auc: float, n1: int, n0: int, alpha: float, k: int) -> str:
+    """The clause a "No evidence" verdict carries: what this n could detect, and what the observed AUC needs."""
+    a = alpha / k  # Holm's first step: the strongest method is tested at alpha / k
+    mde = detectable_auc(n1, n0, a)
+    need = samples_needed(auc, a)
+    text = (f"at {n1} + {n0} held-out samples this test detects, with power {POWER:g}, an AUC of {mde:.2f} or more "
+            f"(one-sided level {a:.3g}; Hanley-McNeil)")
+    if need is not None and need > max(n1, n0):
+        text += f"; the observed AUC {auc:.2f} would need about {need:,} + {need:,}"
+    elif need is None and auc > 0.5:
+        text += f"; the observed AUC {auc:.2f} is too close to 0.5 to size"
+    return text + ", so a smaller effect may be missed: this is not evidence of non-use"
 
 
 def holm(pvalues: dict[str, float]) -> dict[str, float]:
@@ -156,7 +214,7 @@ def verdict(results: dict[str, dict], alpha: float, who: str = "the members", bl
             kind = "evidence"
         else:
             s = (f"No evidence that {who} were used in training at alpha = {alpha:g}: strongest method {tail}; "
-                 f"{btxt}; {where}.")
+                 f"{btxt}; {power_note(t.auc, t.n_members, t.n_nonmembers, alpha, k)}; {where}.")
             kind = "no evidence"
         return Verdict(kind == "evidence", best, r["p_holm"], alpha, s, kind, design, False, bname, bp)
     beat = {m: v["p_vs_blind"] for m, v in results.items() if v["p_holm"] < alpha and v["p_vs_blind"] < alpha}

@@ -93,7 +93,7 @@ class ScriptTapper:
         for t in self.taps:
             v = _script_output_value(graph, t)
             if v is None:
-                raise AuditInputError(f"tap {t!r}: the TorchScript graph holds no output of this module (it may be "
+                raise AuditInputError(f"--taps {t!r}: the TorchScript graph holds no output of this module (it may be "
                                       "inlined away or fused); choose another from the tap list")
             values.append(v)
         tup = graph.create("prim::TupleConstruct", values)
@@ -154,7 +154,7 @@ def run_with_taps(model: AuditedModel | nn.Module, x: torch.Tensor,
         for t in inner:
             if t not in known:
                 close = [m for m in known if m.endswith(t) or t in m][:8]
-                raise AuditInputError(f"tap {t!r} is not a module of the model"
+                raise AuditInputError(f"--taps {t!r} is not a module of the model"
                                       + (f"; similar: {', '.join(sorted(close))}" if close else "")
                                       + " (list them with --list-taps)")
         with forward_hooks({t: model.module.get_submodule(t) for t in inner}, got.setdefault):  # first call kept

@@ -1,4 +1,4 @@
-"""`python -m mintkit run | reproduce | params | report` (also installed as the `mintkit` command).
+"""`mintkit run | reproduce | params | report | audit` (also `python -m mintkit ...`).
 
 Exit status: 0 success, 1 some run failed or needs input (a missing dataset or checkpoint: the other runs ran),
 2 bad input (unknown notebook, parameter, preset key, wrong type),
@@ -8,13 +8,15 @@ command again resumes: complete runs are skipped).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import shlex
 import sys
 from pathlib import Path
 
+from mintkit import __version__
 from mintkit.audit import cli as audit_cli
-from mintkit.batch import dryrun, executors, inputs, notebooks, report, runner
+from mintkit.batch import dryrun, estimate, executors, inputs, notebooks, report, runner
 from mintkit.core.params import ParameterError, describe, parameters_source
 
 
@@ -33,9 +35,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "plain Python subprocess, writes executed.log (machines without Jupyter)")
 
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml); the package's own when run from a bare checkout."""
+    try:
+        return importlib.metadata.version("mintkit")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mintkit", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = argparse.ArgumentParser(prog="mintkit", description="Membership Inference Test reproduction kit: run a "
+                                 "notebook, reproduce a profile, check parameters, report, audit your own model "
+                                 "(python -m mintkit works the same)")
+    ap.add_argument("--version", action="version", version=f"mintkit {version()}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{run,reproduce,params,report,audit}")
 
     r = sub.add_parser("run", help="one run of a notebook into one run folder")
     r.add_argument("notebook", help="paper name (mint, amint, gmint, factors) or path to an .ipynb")
@@ -81,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--runs", type=Path, default=Path("runs"), help="a batch folder or a folder of batches")
     rep.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     rep.add_argument("--paper", default=",".join(runner.PAPERS), help="comma-separated papers (default: all four)")
+    rep.add_argument("--include-adhoc", action="store_true",
+                     help="also report runs made outside a batch (a notebook's runs/scratch, `run`, an audit); "
+                          "left out by default so that they never land in the committed figures")
     audit_cli.add_parser(sub)
     return ap
 
@@ -141,8 +157,16 @@ def cmd_reproduce(args, argv: list[str]) -> int:
         raise ParameterError(f"--engine {args.engine} runs with --executor local only (cluster jobs use papermill)")
     # a run whose inputs are missing is marked 'needs input' and the others run: one file never stops the batch
     blocked = [s for s in runs if not runner.is_complete(s) and inputs.missing(s)]
-    waiting = runner.mark_needs_input(blocked, out, args.profile, _command_line(argv))
     ready = [s for s in runs if s not in blocked]
+    if args.executor == "local":  # a cluster job resolves `device: auto` on its own node
+        # runs that need input count too: creating data_root must not be the step that reveals the CPU fallback
+        refusal = estimate.cuda_refusal([s for s in runs if not runner.is_complete(s)], args.profile)
+        if refusal:
+            raise ParameterError(refusal)
+        print(estimate.device_line([s for s in ready if not runner.is_complete(s)]))
+    for line in inputs.missing_roots_lines(blocked):
+        print(f"note: {line}")
+    waiting = runner.mark_needs_input(blocked, out, args.profile, _command_line(argv))
     if waiting:
         print(f"note: {len(waiting)} run(s) need input and will not start (see the end); "
               f"`reproduce --dry-run` lists what is missing")
@@ -184,7 +208,8 @@ def cmd_params(args) -> int:
 
 def cmd_report(args, argv: list[str]) -> int:
     papers = [p.strip() for p in args.paper.split(",") if p.strip()]
-    written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv))
+    written = report.build(args.runs, args.out, papers=papers, command=_command_line(argv),
+                           include_adhoc=args.include_adhoc)
     print(f"report: {len(written)} file(s) under {args.out}; index {args.out / 'README.md'}")
     return 0
 

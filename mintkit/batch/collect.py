@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mintkit.core.params import ParameterError
 from mintkit.batch.provenance import describe_data, place_standins, read_json, run_state
 from mintkit.core.records import read_results
 
@@ -56,11 +57,42 @@ def mplus_loss_setup(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     return df.assign(setup=df["setup"].mask(old, setup.capitalize())) if setup else df
 
 
-def collect(root: str | Path) -> tuple[pd.DataFrame, list[dict]]:
-    """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder)."""
+def run_folders(root: str | Path) -> list[Path]:
+    """Every run folder under `root` (a folder holding status.json or results.csv)."""
+    root = Path(root)
+    return sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
+
+
+def adhoc_folders(root: str | Path) -> list[Path]:
+    """The run folders under `root` made outside a batch: no batch.json with a profile above them (a notebook's
+    default out_dir such as runs/scratch, `run` without a batch, an audit). The report leaves them out unless
+    asked (`report --include-adhoc`), so a scratch run never lands in the committed figures."""
+    return [f for f in run_folders(root) if not profile_of(f, Path(root))[1]]
+
+
+def adhoc_note(root: str | Path, out: str | Path) -> str:
+    """The one line saying which ad hoc runs the report leaves out ('' when none); a ParameterError when the
+    folder holds nothing else (the report would write only what nobody asked for into `out`)."""
+    adhoc = adhoc_folders(root)
+    if not adhoc:
+        return ""
+    some = ", ".join(map(str, adhoc[:3])) + (f" and {len(adhoc) - 3} more" if len(adhoc) > 3 else "")
+    if len(adhoc) == len(run_folders(root)):
+        raise ParameterError(f"runs folder {root} holds only runs made outside a batch ({some}); nothing written "
+                             f"to {out}. Report a batch (`python -m mintkit reproduce --profile quick`, then "
+                             "`report --runs runs/quick`), or add --include-adhoc to report these runs")
+    return f"note: left out {len(adhoc)} run(s) made outside a batch ({some}); --include-adhoc reports them"
+
+
+def collect(root: str | Path, include_adhoc: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """(rows of every complete run with columns run_dir/profile/run_paper added, one info dict per run folder);
+    without `include_adhoc` only the runs of a batch (see `adhoc_folders`)."""
     root = Path(root)
     runs, frames = [], []
-    folders = sorted({p.parent for p in root.rglob("status.json")} | {p.parent for p in root.rglob("results.csv")})
+    folders = run_folders(root)
+    if not include_adhoc:
+        left_out = set(adhoc_folders(root))
+        folders = [f for f in folders if f not in left_out]
     for folder in folders:
         status = read_json(folder / "status.json")
         profile, batch = profile_of(folder, root)

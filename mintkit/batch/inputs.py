@@ -45,9 +45,16 @@ class Input:
     blocking: bool
     layout: str
     source: str
+    missing_root: str = ""  # the data_root, when that folder itself does not exist
 
     def describe(self) -> str:
         return f"{self.kind} {self.name!r} at {self.path}"
+
+    def reason(self) -> str:
+        """Why it is missing, short: the absent data_root, else the expected layout and source."""
+        if self.missing_root:
+            return f"{self.describe()} is missing (data_root {self.missing_root} does not exist)"
+        return f"{self.describe()} is missing (expected {self.layout}; from {self.source})"
 
 
 def _mnist_files(raw: Path, test_only: bool) -> bool:
@@ -76,9 +83,9 @@ def dataset_input(name: str, data_root: str) -> Input | None:
     else:
         exists = path.is_dir() and any(path.iterdir())
     blocking = not exists and (name not in DOWNLOADABLE or not root.is_dir())
-    if name in DOWNLOADABLE and not root.is_dir():
-        source += f"; data_root {root} does not exist: create it first"
-    return Input("dataset", name, str(path), exists, blocking, f"<data_root>/{sub}/: {layout}", source)
+    # a missing data_root is said once (missing_roots_lines, needs_input_error), not in every row
+    return Input("dataset", name, str(path), exists, blocking, f"<data_root>/{sub}/: {layout}", source,
+                 "" if root.is_dir() else str(root))
 
 
 def run_inputs(spec: RunSpec) -> list[Input]:
@@ -103,8 +110,22 @@ def missing(spec: RunSpec) -> list[Input]:
 
 
 def needs_input_error(inputs: list[Input]) -> str:
-    return "needs input: " + "; ".join(f"{i.describe()} is missing (expected {i.layout}; from {i.source})"
-                                       for i in inputs)
+    return "needs input: " + "; ".join(i.reason() for i in inputs)
+
+
+def missing_roots_lines(runs: list[RunSpec]) -> list[str]:
+    """One line per data_root that does not exist, with the runs that need it: said once, at the top."""
+    roots: dict[str, set[str]] = {}
+    count: dict[str, int] = {}
+    for spec in runs:
+        got = {i.missing_root: i.name for i in run_inputs(spec) if i.missing_root}
+        for root, name in got.items():
+            roots.setdefault(root, set()).add(name)
+            count[root] = count.get(root, 0) + 1
+    return [f"data_root {root} does not exist: {count[root]} run(s) need it ({', '.join(sorted(names))}). Create "
+            f"it (mkdir -p {root}) and the datasets torchvision downloads are fetched by their first run; put the "
+            "others there as the inputs table says, or pass -p data_root DIR"
+            for root, names in sorted(roots.items())]
 
 
 def input_table(runs: list[RunSpec]) -> list[str]:

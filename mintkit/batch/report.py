@@ -9,7 +9,9 @@ copied to `<out>/<paper>/runs/<profile>/<run>/`. A paper with reproduced cells g
 scatter and a table of those cells only (`mintkit.batch.scatter`), which the index shows first;
 `<out>/README.md` indexes it all with the commands.
 
-Only runs whose status.json says complete count; failed and unfinished ones are listed in the index.
+Only runs whose status.json says complete count; failed and unfinished ones are listed in the index. Runs made
+outside a batch (no batch.json above them: a notebook's runs/scratch, an audit) are left out unless
+`--include-adhoc`: a report after a notebook run never rewrites the committed figures.
 A report into a folder that holds an earlier one merges into it (`mintkit.batch.merge`): a cell these runs do
 not give keeps what the folder showed, and the index says which runs folder made which cells.
 """
@@ -28,7 +30,7 @@ from mintkit.core.metrics import summarize_seeds
 from mintkit.core.params import ParameterError
 from mintkit.core.plots import published_vs_reproduced, results_table, use_style
 from mintkit.batch import claims, glance, merge, scatter
-from mintkit.batch.collect import KEYS, collect
+from mintkit.batch.collect import KEYS, adhoc_note, collect
 from mintkit.core.records import DEFINITION
 from mintkit.batch.index import NO_RUN, index_header
 from mintkit.batch.table_figure import (NO_COMPLETE_RUN, cell_text, decimals, draw_table, mark, num, provenance,
@@ -334,9 +336,14 @@ def _paper_section(paper: str, rep: pd.DataFrame, runs: list[dict], out: Path, s
 
 
 # --------------------------------------------------------------------------- the whole report
-def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "") -> list[Path]:
+def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None = None, command: str = "",
+          include_adhoc: bool = False, log=print) -> list[Path]:
     """Write the report under `out`, merged into what `out` already shows (see mintkit.batch.merge), and return
-    the files written. A missing runs folder, or one without any run folder in it, is a ParameterError."""
+    the files written. A missing runs folder, or one without any run folder in it, is a ParameterError.
+
+    Runs made outside a batch (mintkit.batch.collect.adhoc_folders: a notebook's runs/scratch, an audit) are left
+    out with one line through `log` unless `include_adhoc`; when nothing else is left the report writes nothing
+    (a ParameterError), so `python -m mintkit report` after a notebook never rewrites the committed figures."""
     matplotlib.use("Agg")
     papers = list(papers or PAPERS)
     bad = [p for p in papers if p not in PAPERS]
@@ -346,11 +353,14 @@ def build(runs_root: str | Path, out: str | Path, papers: Iterable[str] | None =
     if not runs_root.is_dir():
         raise ParameterError(f"runs folder {runs_root} does not exist; give the folder `reproduce --out` or "
                              "`run --out` wrote (default runs/<profile>, e.g. --runs runs/quick)")
+    adhoc = "" if include_adhoc else adhoc_note(runs_root, out)  # raises when nothing but ad hoc runs is there
     use_style()
-    rows, runs = collect(runs_root)
+    rows, runs = collect(runs_root, include_adhoc=include_adhoc)
     if not runs:
         raise ParameterError(f"runs folder {runs_root} holds no run folder (no status.json or results.csv under "
                              "it); run `python -m mintkit reproduce` first or give another --runs")
+    if adhoc:
+        log(adhoc)
     rows = rows.assign(ref=rows["paper"].map(reference_file))
     source = merge.source_name(runs_root)
     written: list[Path] = []

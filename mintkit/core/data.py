@@ -24,8 +24,7 @@ from sklearn.datasets import load_digits
 from torchvision.datasets.utils import download_and_extract_archive
 
 from mintkit.core.cifar_jpeg import CIFAR10_CLASSES, TARBALL, read_jpeg_tarball
-from mintkit.core.paths import home as paths_home
-from mintkit.core.paths import resolve as resolve_path
+from mintkit.core.paths import home as paths_home, resolve as resolve_path, shareable
 
 TRAIN, TEST = 0, 1  # values of Pool.origin
 
@@ -219,6 +218,7 @@ def _cached(path: Path, build: Callable[[], dict]) -> dict:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        shareable(tmp)  # tempfile's 0600 would hide a shared cache from the group
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

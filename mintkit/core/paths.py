@@ -10,8 +10,13 @@ A relative path is taken relative to the mintkit *home*:
 
 So ``data_root: data`` is ``<repo>/data`` whether the notebook runs in Jupyter (working directory
 ``notebooks/``) or through ``python -m mintkit`` from the repository root, and there is one data folder. The
-CLI's own ``--out`` and ``--runs`` options are shell arguments and stay relative to the shell's directory. The
-dataset caches live apart from both (``mintkit.core.data.data_cache``: ``~/.cache/mintkit/data``).
+CLI's own path options (``reproduce``/``run``/``audit --out``, ``report --runs``/``--out``, ``audit --model``,
+``--members`` and the other trees) are shell arguments and stay relative to the shell's directory (``audit`` makes
+its ``--out`` absolute before it becomes the run's ``out_dir``, which would otherwise resolve against the home).
+The dataset caches live apart from both (``mintkit.core.data.data_cache``: ``~/.cache/mintkit/data``).
+
+Files mintkit writes atomically (a temp file, then a rename) get the mode an ordinary ``open()`` would give them,
+0666 less the umask (`shareable`): tempfile's 0600 would hide results from a group sharing the filesystem.
 """
 from __future__ import annotations
 
@@ -29,6 +34,14 @@ def home() -> Path:
     if (PACKAGE_PARENT / "pyproject.toml").is_file() and (PACKAGE_PARENT / "mintkit").is_dir():
         return PACKAGE_PARENT
     return Path.cwd()
+
+
+def shareable(path: str | Path) -> None:
+    """Give a file made by tempfile (mode 0600) the mode of an ordinary open(): 0666 less the umask (0644 under the
+    usual 022), so colleagues on a shared filesystem read the results as they read the figures."""
+    mask = os.umask(0o022)  # the umask can only be read by setting it; restored at once
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def resolve(path: str | Path) -> Path:

@@ -24,7 +24,7 @@ import torch
 from mintkit import __version__
 from mintkit.core.fit import FIT_METRICS
 from mintkit.core.metrics import METRICS
-from mintkit.core.paths import resolve as resolve_path
+from mintkit.core.paths import resolve as resolve_path, shareable
 
 RESULT_COLUMNS = ("paper", "table", "dataset", "model", "setup", "condition", "feature", "metric", "value",
                   "protocol", "variant", "seed", "run_id")
@@ -46,6 +46,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        shareable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -56,14 +57,50 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
 
+def notebook_code(text: str) -> tuple:
+    """What of a notebook shapes a run: nbformat and each cell's type, source and tags (papermill finds the
+    parameters cell by its tag). JupyterLab rewrites the kernelspec and language_info on open and save, and a
+    browser session adds outputs, execution counts, cell ids and cell metadata: none of it changes a result."""
+    nb = json.loads(text)
+    src = lambda c: "".join(c.get("source", ""))  # noqa: E731 - a list of lines or one string
+    return nb.get("nbformat"), [(c.get("cell_type"), src(c), sorted(c.get("metadata", {}).get("tags", [])))
+                                for c in nb.get("cells", [])]
+
+
+def _git(args: list[str], cwd) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout
+
+
+def _changed(cwd) -> list[tuple[str, str]]:
+    """(status XY, path from the repository root) of every tracked file that differs from HEAD."""
+    parts = _git(["status", "--porcelain=v1", "-z", "--untracked-files=no"], cwd).split("\0")
+    out, skip = [], False
+    for p in parts:
+        if skip or len(p) < 4:  # a rename's or copy's second path, or the trailing empty part
+            skip = False
+            continue
+        out.append((p[:2], p[3:]))
+        skip = p[0] in "RC"
+    return out
+
+
+def _same_notebook(path: str, top: Path, cwd) -> bool:
+    try:
+        return notebook_code(_git(["show", f"HEAD:{path}"], cwd)) == notebook_code((top / path).read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def git_info(cwd: str | Path | None = None) -> dict:
-    """Commit and dirty flag of the checkout holding mintkit (empty values outside git)."""
+    """Commit and dirty flag of the checkout holding mintkit (empty values outside git). A notebook whose cells
+    are those of the commit is not dirty (see notebook_code; README, "Run folders")."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10)
-        return {"git_commit": sha.stdout.strip() or None, "git_dirty": bool(dirty.stdout.strip())}
+        sha = _git(["rev-parse", "HEAD"], cwd).strip()
+        top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip() or cwd)
+        dirty = any(not (set(xy) <= {"M", " "} and path.endswith(".ipynb") and _same_notebook(path, top, cwd))
+                    for xy, path in _changed(cwd))
+        return {"git_commit": sha or None, "git_dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}
 
@@ -93,13 +130,44 @@ def environment(device: torch.device | str | None = None) -> dict:
     return info
 
 
+def keep_earlier_run(folder: Path, log=print) -> Path | None:
+    """Move the files of an earlier run in `folder` (it holds results.csv or status.json: a notebook run twice into
+    its default out_dir, runs/scratch) into ``<name>-<their time>`` beside it, so that a new run never silently
+    replaces them; returns that folder. Subfolders stay: they are inputs built there (the audit demo's trees and
+    model), which the new run reuses. A folder the batch runner prepared for this run (status ``running``,
+    mintkit.batch.runner) is left as is."""
+    status = folder / "status.json"
+    if not any((folder / f).exists() for f in ("status.json", "results.csv")):
+        return None
+    try:
+        state = json.loads(status.read_text()) if status.exists() else {}
+    except (OSError, ValueError):
+        state = {}
+    if state.get("status") == "running":
+        return None
+    files = [f for f in folder.iterdir() if f.is_file()]
+    stamp = f"{_dt.datetime.fromtimestamp(max(f.stat().st_mtime for f in files), _dt.timezone.utc):%Y%m%dT%H%M%S}"
+    dest = folder.with_name(f"{folder.name}-{stamp}")
+    for i in range(1, 1000):  # two runs within one second: numbered
+        if not dest.exists():
+            break
+        dest = folder.with_name(f"{folder.name}-{stamp}-{i}")
+    dest.mkdir(parents=True)
+    for f in files:
+        f.rename(dest / f.name)
+    log(f"note: {folder} held an earlier run; kept as {dest}")
+    return dest
+
+
 class Run:
-    """One run folder. Rows accumulate in memory and are written on every `add_*` (crash-safe)."""
+    """One run folder. Rows accumulate in memory and are written on every `add_*` (crash-safe). A folder holding an
+    earlier run is kept under another name first (`keep_earlier_run`)."""
 
     def __init__(self, out_dir: str | Path, paper: str, params: dict, seed: int = 0,
                  device: torch.device | str | None = None, protocol: str = "heldout",
                  variant: str = DEFINITION, precision: str | None = None) -> None:
         self.dir = resolve_path(out_dir)  # a relative out_dir (the notebook's default) as the CLI resolves it
+        keep_earlier_run(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.paper, self.seed, self.protocol, self.variant = paper, seed, protocol, variant
         self.run_id = self.dir.name
@@ -160,6 +228,7 @@ class Run:
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npz")
         os.close(fd)
         np.savez_compressed(tmp, **old)
+        shareable(tmp)
         os.replace(tmp, path)
 
     def finish(self) -> None:
