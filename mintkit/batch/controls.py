@@ -6,7 +6,8 @@
   pipeline, not membership: a *holds* under it is an **artifact**.
 * **Positive control** (``control=leaky``): the same pipeline on a deliberately leaky audited model (about a thousand
   members, no early stopping). It is *valid* when its loss attack reads above 0.5 with its whole (1 − ALPHA)
-  interval: membership is there to find. A *does not hold* of a detection claim needs a valid one; whether the
+  interval on its pooled counts (evaluated samples × seeds, binomial; the question is whether a signal is there,
+  as the null control's): membership is there to find. A *does not hold* of a detection claim needs a valid one; whether the
   method itself detects there (its best cell above 0.5) is shown beside: a method that misses even the leaky model
   fails for want of sensitivity of its own, not of the data.
 * **Free baselines**: the generalisation-gap attack (a sample is called a member when the audited model classifies
@@ -91,14 +92,14 @@ def positive_reading(rows: pd.DataFrame, loss: pd.DataFrame) -> tuple[bool, bool
     parts, valid, detects = [], False, False
     if len(loss):
         r = loss.iloc[0]
-        le = V.single(float(r["mean"]), float(r["sd"]), int(r["n"]), int(r["n_eval"]))
+        le = V.pooled(float(r["mean"]), int(r["n"]), int(r["n_eval"]))
         valid = bool(le.low > 0.5)
         parts.append(f"loss attack {le.text()}")
     else:
         parts.append("no loss attack")
     if len(method):
         best = V.extreme(method["mean"].to_numpy(float), method["sd"].to_numpy(float), method["n"].to_numpy(int),
-                         method["n_eval"].to_numpy(int), "max")
+                         method["n_eval"].to_numpy(int), "max", on_counts=True)
         detects = bool(best.low > 0.5)
         parts.append(f"best method cell {best.text()}")
     tr, te = pd.to_numeric(rows["audited_train"], errors="coerce").mean(), pd.to_numeric(

@@ -13,6 +13,7 @@ statistic is one of
 ``cell``           one cell (e.g. the best setup's accuracy): its interval
 ``contrast``       Σ wᵢ mᵢ over cells (mean of group A − mean of group B), SE² = Σ wᵢ² SEᵢ², the fewest seeds' t
 ``best`` / ``worst``  the largest / smallest of several cells, each interval at ALPHA / m (Bonferroni)
+``pooled``         a control's cell on its pooled counts (n × k samples, binomial SE): is a signal there at all
 =================  ==============================================================================================
 
 and its rule one of ``at least`` (statistic ≥ bound), ``at most`` (≤ bound) or ``within`` (|statistic| ≤ bound,
@@ -82,13 +83,26 @@ def contrast(means, sds, seeds, n_evals, weights, alpha: float = ALPHA) -> Estim
 
 
 def single(mean: float, sd: float, seeds: int, n_eval: int, alpha: float = ALPHA) -> Estimate:
-    return contrast([mean], [sd], [seeds], [n_eval], [1.0], alpha)
+    """One cell's accuracy with its interval, clipped to [0, 1]."""
+    e = contrast([mean], [sd], [seeds], [n_eval], [1.0], alpha)
+    return Estimate(e.value, max(e.low, 0.0), min(e.high, 1.0), e.seeds, e.n_eval, 1, e.sd1)
 
 
-def extreme(means, sds, seeds, n_evals, which: str, alpha: float = ALPHA) -> Estimate:
-    """The best (``max``) or worst (``min``) of several cells; each cell's interval at alpha / m."""
+def pooled(mean: float, seeds: int, n_eval: int, alpha: float = ALPHA) -> Estimate:
+    """A cell read on its pooled counts (n_eval × seeds samples, the binomial SE, normal quantile), clipped to
+    [0, 1]: "is there a signal in these samples?", the question a control asks (as the null control's binomial
+    test), not "would another seed reproduce it?"."""
+    k = max(int(n_eval) * int(seeds), 1)
+    half = quantile(alpha, math.inf) * math.sqrt(max(mean * (1 - mean), 1e-12) / k) if n_eval > 0 else math.inf
+    return Estimate(float(mean), max(mean - half, 0.0), min(mean + half, 1.0), int(seeds), int(n_eval), 1)
+
+
+def extreme(means, sds, seeds, n_evals, which: str, alpha: float = ALPHA, on_counts: bool = False) -> Estimate:
+    """The best (``max``) or worst (``min``) of several cells; each cell's interval at alpha / m (``on_counts``:
+    read on its pooled counts, `pooled`)."""
     m = len(means)
-    ests = [single(a, b, c, d, alpha / m) for a, b, c, d in zip(means, sds, seeds, n_evals)]
+    ests = [pooled(a, c, d, alpha / m) if on_counts else single(a, b, c, d, alpha / m)
+            for a, b, c, d in zip(means, sds, seeds, n_evals)]
     pick = max if which == "max" else min
     i = int(np.argmax(means) if which == "max" else np.argmin(means))
     return Estimate(float(means[i]), pick(e.low for e in ests), pick(e.high for e in ests), int(min(seeds)),
