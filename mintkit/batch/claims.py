@@ -12,12 +12,11 @@ Verdicts (mintkit.batch.verdicts): **holds**, **does not hold**, **inconclusive*
 the row says what would decide it), **artifact** (holds only under a reading whose null control is beyond chance),
 **did not train** (a cell the claim needs comes from a MINT head that did not fit its own training samples),
 **not testable here** (the reason is computed from the cells that are missing). A *does not hold* of a detection
-claim stands only beside a positive control that detects (`controls`); without one it reads *inconclusive
-(sensitivity not shown)*.
+claim stands only beside a valid positive control (its loss attack detects, mintkit.batch.controls); without one
+it reads *inconclusive (sensitivity not shown)*. The statistics live in mintkit.batch.claim_stats.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,21 +26,15 @@ import pandas as pd
 
 from mintkit.batch import cells as C
 from mintkit.batch import verdicts as V
+from mintkit.batch.claim_stats import (Test, amint_80, amint_active, amint_output, cell_args, factor, gmint_combined,
+                                       gmint_d1, gmint_mean, gmint_near_perfect, gmint_reductions, mint_appendix,
+                                       mint_cnn_conv1, mint_cnn_size, mint_combination, mint_data, mint_face,
+                                       mint_vs_mia)
 from mintkit.batch.claims_render import render
 from mintkit.batch.controls import Controls, controls_of, gap_attack, loss_cells
 from mintkit.reference import published
 
 CSV, MD = "claims.csv", "CLAIMS.md"
-HEADLINE = ("Combined", "All")  # gMINT's three layers together (Table 2 says Combined, Table 1 All)
-
-
-@dataclass(frozen=True)
-class Test:
-    statistic: str
-    estimate: V.Estimate
-    rule: str
-    bound: float
-    unfitted: str = ""  # cells it needed whose head did not train (the verdict is then 'did not train')
 
 
 @dataclass(frozen=True)
@@ -73,196 +66,6 @@ class Evidence:
     controls: str
     baselines: str
     source: str
-
-
-# ---------------------------------------------------------------------- selecting cells
-def pick(sub: pd.DataFrame, table=None, setup=None, condition=None, feature=None) -> pd.DataFrame:
-    """The fitted-or-unknown and unfitted cells of `sub` whose keys match (a string, a tuple of them, or a
-    predicate on the value)."""
-    m = np.ones(len(sub), bool)
-    for col, want in (("table", table), ("setup", setup), ("condition", condition), ("feature", feature)):
-        if want is None:
-            continue
-        vals = sub[col].astype(str)
-        m &= vals.map(want).to_numpy(bool) if callable(want) else vals.isin([want] if isinstance(want, str)
-                                                                            else list(want)).to_numpy()
-    return sub[m]
-
-
-def _args(rows: pd.DataFrame):
-    return rows["mean"].to_numpy(float), rows["sd"].to_numpy(float), rows["n"].to_numpy(int), \
-        rows["n_eval"].to_numpy(int)
-
-
-def unfitted(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["fitted"].notna() & (rows["fitted"] < 1)]
-
-
-def _label(rows: pd.DataFrame) -> str:
-    return "; ".join(sorted({" ".join(x for x in r if x) for r in rows[C.CELL_KEYS].itertuples(index=False)}))
-
-
-def cell_test(rows: pd.DataFrame, statistic: str, rule: str, bound: float) -> Test | str:
-    rows = rows.drop_duplicates(["mean", "sd", "n"])
-    if rows.empty:
-        return f"no cell for {statistic}"
-    r = rows.iloc[[0]]
-    bad = _label(unfitted(r))
-    return Test(statistic, V.single(*[a[0] for a in _args(r)]), rule, bound, bad)
-
-
-def contrast_test(a: pd.DataFrame, b: pd.DataFrame, statistic: str, rule: str, bound: float,
-                  b_best: bool = False) -> Test | str:
-    """mean(a) − mean(b), or − best(b) with `b_best` (b's best cell, the others ignored)."""
-    if a.empty or b.empty:
-        return f"no cells for {statistic}" + (f" (have {_label(a) or 'none'} vs {_label(b) or 'none'})")
-    bad = _label(pd.concat([unfitted(a), unfitted(b)]))
-    if b_best:
-        b = best_of(b)
-    ma, sa, ka, na = _args(a)
-    mb, sb, kb, nb = _args(b)
-    w = np.concatenate([np.full(len(a), 1 / len(a)), np.full(len(b), -1 / len(b))])
-    est = V.contrast(np.concatenate([ma, mb]), np.concatenate([sa, sb]), np.concatenate([ka, kb]),
-                     np.concatenate([na, nb]), w)
-    return Test(statistic, est, rule, bound, bad)
-
-
-def extreme_test(rows: pd.DataFrame, which: str, statistic: str, rule: str, bound: float) -> Test | str:
-    fitted = rows[~rows.index.isin(unfitted(rows).index)]
-    if fitted.empty:
-        return (f"{V.DID_NOT_TRAIN}: {_label(rows)}" if len(rows) else f"no cells for {statistic}")
-    return Test(statistic, V.extreme(*_args(fitted), which), rule, bound, "")
-
-
-# ---------------------------------------------------------------------- the claims' statistics
-def _g(cond: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    return lambda sub: pick(sub, ("Table 1", "Table 2"), HEADLINE, cond).drop_duplicates("condition")
-
-
-def gmint_near_perfect(sub):
-    return cell_test(_g("MEAN;D100")(sub), "Combined, MEAN, D100", "at least", 0.95)
-
-
-def gmint_reductions(sub):
-    rows = pick(sub, "Table 1", HEADLINE, ("MEAN;D100", "MIN;D100", "MAX;D100"))
-    if rows["condition"].nunique() < 3:
-        return f"needs MEAN, MIN and MAX at D100 (Table 1); have {sorted(rows['condition'].unique()) or 'none'}"
-    return extreme_test(rows, "min", "worst of MEAN / MIN / MAX (Combined, D100)", "at least", 0.90)
-
-
-def gmint_mean(sub):
-    mean = pick(sub, "Table 1", HEADLINE, "MEAN;D100")
-    other = pick(sub, "Table 1", HEADLINE, ("MIN;D100", "MAX;D100"))
-    return contrast_test(mean.iloc[:1], other, "MEAN − mean(MIN, MAX) (Combined, D100)", "at least", 0.0)
-
-
-def gmint_d1(sub):
-    return contrast_test(_g("MEAN;D1")(sub), _g("MEAN;D100")(sub), "D1 − D100 (Combined, MEAN)", "within", 0.03)
-
-
-def gmint_combined(sub):
-    singles = pick(sub, ("Table 1", "Table 2"), ("Entry", "Middle", "Output"), "MEAN;D100").drop_duplicates("setup")
-    return contrast_test(_g("MEAN;D100")(sub), singles, "Combined − best single layer (MEAN, D100)", "at least",
-                         -0.01, b_best=True)
-
-
-def amint_80(sub):
-    rows = pick(sub, "Table 1", ("Entry", "Middle", "Output"), "Active").drop_duplicates("setup")
-    return extreme_test(rows, "max", "best setup's active accuracy", "at least", 0.80)
-
-
-def amint_active(sub):
-    # Table 2 is the Entry setup in the paper (its Middle / Output rows here come from the other setups' runs)
-    act, pas = pick(sub, "Table 2", "Entry", "Active").iloc[:1], pick(sub, "Table 2", "Entry", "Passive").iloc[:1]
-    return contrast_test(act, pas, "Active − Passive (Table 2, Entry)", "at least", 0.0)
-
-
-def amint_output(sub):
-    out = pick(sub, "Table 1", "Output", "Active").iloc[:1]
-    other = pick(sub, "Table 1", ("Entry", "Middle"), "Active").drop_duplicates("setup")
-    return contrast_test(best_of(other), out, "best of Entry / Middle − Output", "at least", -0.01)
-
-
-def best_of(rows: pd.DataFrame) -> pd.DataFrame:
-    """The row with the highest mean (empty stays empty)."""
-    return rows.iloc[[int(np.argmax(rows["mean"].to_numpy(float)))]] if len(rows) else rows
-
-
-def _is_fr(sub) -> bool:
-    return sub["model"].astype(str).str.startswith("FR Model").any()
-
-
-def mint_face(sub):
-    if not _is_fr(sub):
-        return None
-    rows = pick(sub, "Table 1", feature=lambda f: f.startswith(("Vanilla MINT;", "CNN MINT;")))
-    return extreme_test(rows, "max", "best MINT cell (Table 1)", "at least", 0.80)
-
-
-def _single_layer(f: str) -> bool:
-    return not f.endswith((";Combination", ";All Conv Layers"))
-
-
-def mint_combination(sub):
-    v = pick(sub, "Table 1", feature=lambda f: f.startswith("Vanilla MINT;"))
-    comb = v[v["feature"].str.endswith(";Combination")].iloc[:1]
-    return contrast_test(comb, v[v["feature"].map(_single_layer).to_numpy(bool)], "Combination − best single layer (Vanilla, "
-                         "Table 1)", "at least", -0.01, b_best=True)
-
-
-def mint_cnn_conv1(sub):
-    conv1 = pick(sub, "Table 4", feature="CNN MINT;Conv Layer #1").iloc[:1]
-    others = pd.concat([pick(sub, "Table 4", feature=lambda f: f.startswith("CNN MINT;") and f != "CNN MINT;Conv "
-                             "Layer #1" and _single_layer(f)),
-                        pick(sub, "Table 1", feature=lambda f: f.startswith("Vanilla MINT;") and _single_layer(f))])
-    return contrast_test(conv1, others, "CNN Conv Layer #1 − best other single-layer model", "at least", -0.01,
-                         b_best=True)
-
-
-def _size(condition: str) -> float:
-    m = re.match(r"\s*([\d.]+)\s*([KkM]?)", str(condition))
-    if not m:
-        return float("nan")
-    return float(m.group(1)) * {"": 1, "K": 1e3, "k": 1e3, "M": 1e6}[m.group(2)]
-
-
-def mint_data(sub):
-    rows = pick(sub, "Table 3", feature="Vanilla MINT;Combination")
-    if rows["condition"].nunique() < 2:
-        return f"needs ≥ 2 MINT-training sizes in Table 3; have {rows['condition'].nunique()}"
-    size = rows["condition"].map(_size)
-    return contrast_test(rows[(size == size.max()).to_numpy(bool)].iloc[:1],
-                         rows[(size == size.min()).to_numpy(bool)].iloc[:1],
-                         f"largest − smallest MINT-training size ({int(size.max())} vs {int(size.min())})",
-                         "at least", 0.0)
-
-
-def mint_vs_mia(sub):
-    mia = pick(sub, "Table 6", feature=lambda f: f.startswith("MIA")).iloc[:1]
-    mint = pick(sub, "Table 6", feature=lambda f: f.startswith(("Vanilla MINT;", "CNN MINT;")))
-    return contrast_test(best_of(mint), mia, "best MINT − MIA baseline (Table 6)", "at least", 0.0)
-
-
-def mint_cnn_size(sub):
-    rows = pick(sub, "Table 7", feature=lambda f: f.startswith("CNN MINT;"))
-    if rows["condition"].nunique() < 2 and rows["feature"].nunique() < 2:
-        return f"needs ≥ 2 CNN sizes in Table 7; have {len(rows)} cell(s)"
-    m = rows["mean"].to_numpy(float)
-    return contrast_test(rows.iloc[[int(np.argmax(m))]], rows.iloc[[int(np.argmin(m))]],
-                         "largest − smallest CNN size (Table 7)", "within", 0.03)
-
-
-def mint_appendix(sub):
-    rows = pick(sub, "Table 8", feature="CNN MINT;Conv Layer #1")
-    return cell_test(rows, "CNN MINT, Conv Layer #1 (Table 8)", "at least", 0.90)
-
-
-def _factor(table: str, first: str, last: str, what: str, rule: str, bound: float):
-    def test(sub):
-        r = pick(sub, table, feature=lambda f: f.endswith(";All Conv Layers"))
-        return contrast_test(r[(r["condition"] == first).to_numpy(bool)].iloc[:1],
-                             r[(r["condition"] == last).to_numpy(bool)].iloc[:1], what, rule, bound)
-    return test
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -302,13 +105,13 @@ CLAIMS: tuple[Claim, ...] = (
           "CNN MINT Conv Layer #1 ≥ 0.90", mint_appendix, detection=True),
     Claim("factors-exposure", "factors", "more exposure, more detectable: the ×30 quarter beats the ×1 quarter "
           "(0.87 vs 0.76, Table 2)", "x30 − x1 (All Conv Layers) ≥ 0",
-          _factor("Table 2", "x30", "x1", "x30 − x1 (All Conv Layers)", "at least", 0.0)),
+          factor("Table 2", "x30", "x1", "x30 − x1 (All Conv Layers)", "at least", 0.0)),
     Claim("factors-batch", "factors", "smaller batches do not help MINT (batch 8 ≤ batch 256, Table 3)",
           "batch 8 − batch 256 (All Conv Layers) ≤ 0.02",
-          _factor("Table 3", "batch 8", "batch 256", "batch 8 − batch 256 (All Conv Layers)", "at most", 0.02)),
+          factor("Table 3", "batch 8", "batch 256", "batch 8 − batch 256 (All Conv Layers)", "at most", 0.02)),
     Claim("factors-dropout", "factors", "removing dropout makes the data more detectable (+3 points, Table 4)",
           "without − with dropout (All Conv Layers) ≥ 0",
-          _factor("Table 4", "without dropout", "with dropout", "without − with dropout (All Conv Layers)",
+          factor("Table 4", "without dropout", "with dropout", "without − with dropout (All Conv Layers)",
                   "at least", 0.0)),
 )
 
@@ -373,7 +176,7 @@ def baseline_text(rows: pd.DataFrame, cells: pd.DataFrame, paper: str, scope: di
         parts.append(f"gap attack {gap:.3f}")
     loss = loss_cells(cells, paper, scope)
     if len(loss):
-        parts.append(f"loss attack {V.single(*[a[0] for a in _args(loss.iloc[[0]])]).text()}")
+        parts.append(f"loss attack {V.single(*[a[0] for a in cell_args(loss.iloc[[0]])]).text()}")
     return "; ".join(parts)
 
 
