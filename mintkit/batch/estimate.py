@@ -41,6 +41,16 @@ class Rate:
 RATES = {
     ("gmint", "mobilenet", "cpu"): Rate(721 / (1000 * 30), "gMINT MobileNet, D 1,000 / E 1,000, patience 0, 30 "
                                         "epochs: 721 s wall on a 2-core AMD EPYC, one thread"),
+    # the quick profile's own runs (digits, defaults, one thread), 2026-12-07 while a test suite shared the CPU
+    ("mint", "smallcnn", "cpu"): Rate(188 / (320 * 30), "MINT quick run, smallcnn on digits, D 320, 30 epochs: 188 s "
+                                      "wall on a 2-core AMD EPYC, one thread, shared with a test run"),
+    ("amint", "smallcnn", "cpu"): Rate(143 / (300 * 25), "aMINT quick run, smallcnn on digits, D 300, 25 joint "
+                                       "epochs: 143 s wall on a 2-core AMD EPYC, one thread, shared with a test run"),
+    ("gmint", "smallcnn", "cpu"): Rate(61 / (300 * 8), "gMINT quick run, smallcnn on digits, D 300, 8 epochs: 61 s "
+                                       "wall on a 2-core AMD EPYC, one thread, shared with a test run"),
+    ("factors", "smallcnn", "cpu"): Rate(126 / (500 * 8), "Factors quick run (every factor's models), smallcnn on "
+                                         "digits, D 500, 8 epochs: 126 s wall on a 2-core AMD EPYC, one thread, shared "
+                                         "with a test run"),
     # an upper estimate: measured while the 2-core CPU ran about four processes a core
     ("amint", "mobilenet", "cpu"): Rate(3923 / (1000 * 30), "aMINT MobileNet Entry, D 1,000 / E 1,000, patience 0, "
                                         "30 joint epochs: 3,923 s wall on a 2-core AMD EPYC, one thread, heavily "
