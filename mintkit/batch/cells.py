@@ -34,6 +34,12 @@ def _n_eval_from_text(text: str) -> int:
     return min(found) if found else 0
 
 
+def _numeric(df: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of `names` that `df` has, as numbers (NaN where none)."""
+    name = next((n for n in names if n in df.columns), None)
+    return pd.to_numeric(df[name], errors="coerce") if name else pd.Series(np.nan, index=df.index)
+
+
 def _frame(df: pd.DataFrame, ref: str) -> pd.DataFrame:
     """One paper's csv (a table or the no-counterpart file) as wide cells: the accuracy with its counts."""
     df = df.rename(columns={"reproduced": "mean", "n_seeds": "n"})
@@ -55,16 +61,14 @@ def _frame(df: pd.DataFrame, ref: str) -> pd.DataFrame:
     acc = acc.set_index(key)
     if side is not None:
         acc = acc.join(side, how="left")
-    counts = sum(acc[c].fillna(0) for c in COUNT_METRICS if c in acc.columns)
     if "n_eval_reproduced" in acc.columns:  # a table csv: the report's per-cell column
-        counts = pd.to_numeric(acc["n_eval_reproduced"], errors="coerce").fillna(0)
-    acc["n_eval"] = np.where(np.asarray(counts) > 0, counts, acc["data"].map(_n_eval_from_text)) \
-        if not isinstance(counts, int) else acc["data"].map(_n_eval_from_text)
-    fit = acc[FIT_METRIC] if FIT_METRIC in acc.columns else acc.get("head_fitted_reproduced", np.nan)
-    acc["fitted"] = pd.to_numeric(fit, errors="coerce") if not np.isscalar(fit) else np.nan
-    acc["audited"] = pd.to_numeric(acc.get("audited_accuracy", acc["audited_accuracy_reproduced"]), errors="coerce")
-    acc["audited_train"] = pd.to_numeric(acc.get("audited_train_accuracy", acc["audited_train_accuracy_reproduced"]),
-                                         errors="coerce")
+        counts = _numeric(acc, "n_eval_reproduced").fillna(0)
+    else:  # a no-counterpart csv: the counts are metrics of the cell
+        counts = sum(_numeric(acc, c).fillna(0) for c in COUNT_METRICS)
+    acc["n_eval"] = counts.where(counts > 0, acc["data"].map(_n_eval_from_text))
+    acc["fitted"] = _numeric(acc, FIT_METRIC, "head_fitted_reproduced")
+    acc["audited"] = _numeric(acc, "audited_accuracy", "audited_accuracy_reproduced")
+    acc["audited_train"] = _numeric(acc, "audited_train_accuracy", "audited_train_accuracy_reproduced")
     return acc.reset_index().assign(ref=ref)[COLUMNS]
 
 
