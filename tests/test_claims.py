@@ -103,6 +103,22 @@ def test_a_negative_detection_verdict_needs_a_positive_control(tmp_path):
     assert row["verdict"] == V.INCONCLUSIVE and row["why"].startswith("sensitivity not shown")
 
 
+@pytest.mark.parametrize("leaky_null, verdict", [(0.50, V.FAILS), (0.75, V.INCONCLUSIVE)])
+def test_the_positive_control_counts_only_where_its_own_null_reads_chance(tmp_path, leaky_null, verdict):
+    runs = tmp_path / "runs"
+    for s in (0, 1, 2):
+        _gmint(runs / f"g-def-{s}", s, lambda *_: 0.52)
+        _gmint(runs / f"g-pos-{s}", s, lambda *_: 0.75, variant="control=leaky", loss=0.80)
+        _gmint(runs / f"g-pos-null-{s}", s, lambda *_: leaky_null, variant="null=other-data,control=leaky",
+               loss=leaky_null)
+    out = tmp_path / "figures"
+    assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--include-adhoc"]) == 0
+    ev = pd.read_csv(out / claims.CSV, keep_default_na=False)
+    row = ev[(ev["claim"] == "gmint-near-perfect") & (ev["variant"] == "definition")].iloc[0]
+    assert row["verdict"] == verdict
+    assert "null control at the positive control's recipe" in row["controls"]
+
+
 def test_every_rule_holds_on_the_published_tables_except_the_listed_exceptions():
     pc = claims.published_checks()
     assert len(pc) > 100 and set(pc["claim"]) >= {"gmint-near-perfect", "amint-80", "amint-output", "mint-combination",

@@ -420,3 +420,21 @@ def test_jobs_auto_fills_the_cores_at_each_runs_threads(tmp_path, monkeypatch):
     assert cli.build_parser().parse_args(["reproduce"]).jobs == 0
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["reproduce", "--jobs", "0"])
+
+
+def test_the_mnist_profile_plans_mint_and_factors(tmp_path):
+    """--profile mnist plans the MINT cells (Table 1 grid, Table 7's CNN sizes) and every Factors scenario on real
+    MNIST at a data root that holds it (docs/profiles.md)."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"")
+    runs, _ = runner.plan_batch("mnist", ["mint", "factors"], tmp_path / "runs", seeds=1,
+                                overrides={"data_root": str(tmp_path)})
+    by_paper = {p: [r for r in runs if r.paper == p] for p in ("mint", "factors")}
+    assert {r.preset for r in by_paper["mint"]} == {"table1_mnist", "table7_mnist"}
+    assert sorted(r.params["cnn_params_scale"] for r in by_paper["mint"] if r.preset == "table7_mnist") == [
+        0.333, 3.0, 10.0]
+    assert by_paper["factors"] and all(r.params["dataset"] == "mnist" for r in runs)
+    assert all(r.params["data_root"] == str(tmp_path) for r in runs)

@@ -3,7 +3,9 @@
 * **Null control** (``null=other-data``, mintkit.core.null): the same reading on an audited model that never saw
   the members. Each of its cells is tested against 0.5 with a two-sided binomial test on its pooled counts
   (evaluated samples a seed × seeds) at ``CHANCE_ALPHA``; one cell beyond chance and the reading measures the
-  pipeline, not membership: a *holds* under it is an **artifact**.
+  pipeline, not membership: a *holds* under it is an **artifact**. A null run at the positive control's recipe
+  (``null=other-data,control=leaky``: the leaky recipe, trained on other data) is read the same way, beside it:
+  the positive control's detection counts only where its own null reads chance.
 * **Positive control** (``control=leaky``): the same pipeline on a deliberately leaky audited model (about a thousand
   members, no early stopping). It is *valid* when its loss attack reads above 0.5 with its whole (1 − ALPHA)
   interval on its pooled counts (evaluated samples × seeds, binomial; the question is whether a signal is there,
@@ -116,9 +118,18 @@ def controls_of(cells: pd.DataFrame, paper: str, scope: dict) -> Controls:
     """The null and positive controls of `scope`'s reading (its variant without control parts)."""
     base = base_variant(scope["variant"])
     far, n, null_text = chance_reading(scope_cells(cells, paper, scope, control_variant(base, NULL_PART)))
+    lfar, ln, leaky_text = chance_reading(scope_cells(cells, paper, scope, control_variant(
+        control_variant(base, NULL_PART), POSITIVE)))
+    if ln:
+        null_text = "; ".join(t for t in (null_text, leaky_text.replace(
+            "null control:", "null control at the positive control's recipe:", 1)) if t)
+        far, n = far + lfar, n + ln
     pos = scope_cells(cells, paper, scope, control_variant(base, POSITIVE))
     valid, detects, pos_text = positive_reading(pos, loss_cells(cells, paper, scope, control_variant(
         base, POSITIVE))) if len(pos) else (False, False, "")
+    if valid and lfar:  # the leaky recipe reads "members" on a model that never saw them: its detection is no signal
+        valid, detects = False, False
+        pos_text += " (not valid: its own null control reads beyond chance)"
     return Controls(null_text, bool(n and far), pos_text, valid, detects)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -309,7 +309,8 @@ def _validate(t: _Training, val: dict[str, np.ndarray]) -> dict[str, float]:
 def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, *,
                 mode: str = "active", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 1e-4, lambda_task: float = 1.0, lambda_ratio: float = 10.0,
-                patience: int = 5, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> dict:
+                patience: int = 5, seed: int = 0, max_steps: int | None = None, progress: bool = False,
+                probe: Callable[[MintPlus], dict[str, float]] | None = None) -> dict:
     """Train M+ (mode='active': jointly; 'passive': the head on the frozen audited model).
 
     sets: 'task' (D: task loss; all members), 'mint_members' (⊆ task: MINT label 1), 'external'
@@ -323,6 +324,8 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     best epoch is restored. The validation members trained the MINT loss, like the paper protocol's
     evaluated members, so the objective measures the fit the head was trained for; a held-out member
     never enters it (scoring members the head never saw rewards the earliest, untrained epoch).
+    probe(model) -> {name: value}, when given, runs after each epoch's validation (the model in eval mode) and
+    its values join the history as epoch lists (``scripts/amint_head_diagnosis.py`` reads the head's state).
     Returns a history {epoch lists of train/val losses and accuracies, kept_epoch, epochs_run, seconds, ...}.
     """
     if mode not in MODES:
@@ -344,6 +347,8 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
             hist[k].append(v / max(n, 1))
         for k, v in _validate(t, val).items():
             hist[k].append(v)
+        for k, v in (probe(model) if probe else {}).items():
+            hist.setdefault(k, []).append(v)
         if stop.update(hist["val_objective"][-1], epoch, lambda: copy.deepcopy(model.state_dict())) or t.done():
             break
     if stop.best_state is not None:
