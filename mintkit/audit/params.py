@@ -11,6 +11,7 @@ from typing import ClassVar
 from mintkit.attacks.run import OFFLINE_ATTACKS
 from mintkit.audit.data import WHY_NONMEMBERS
 from mintkit.core.params import ParameterError, Params, param, split_list
+from mintkit.core.precision import PRECISIONS
 from mintkit.core.train import OPTIMIZERS
 
 METHODS = ("mint", "gmint", "loss")
@@ -28,6 +29,11 @@ class AuditParams(Params):
     READS_DATASET: ClassVar[bool] = False
 
     seed: int = param(0, "seed of the split and of the MINT models")
+    # the audit's own: set for the audit alone (core.precision.using), never a paper notebook's policy inherited
+    # from the same kernel; the MINT heads stay fp32 on CPU whatever it says (docs/precision.md)
+    precision: str = param("auto", "the audit's own passes (reference models, MINT heads on CUDA): auto (bf16 on "
+                                   "CUDA, fp32 on a CPU), fp32, bf16; never inherited from a notebook",
+                           choices=PRECISIONS)
     dataset: str = param("", "not read by the audit (members and nonmembers name the data); leave empty")
     data_root: str = param("", "not read by the audit; leave empty")
     out_dir: str = param("runs/audit", "run folder to write (audit.md, results.csv, scores.npz, figures)")

@@ -36,6 +36,7 @@ from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
 from mintkit.audit.params import METHODS, AuditParams
 from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
+from mintkit.core import precision as prec
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, build_split, set_hash
@@ -133,6 +134,7 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
     seed_everything(P.seed)
     device = pick_device(P.device)
     apply_threads(P.threads, device)
+    prec.resolve(P.precision, device)  # bf16 on a CPU without it fails here, before any data is read
     if pool is None:
         pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize, P.reference)
     if model is None:
@@ -168,7 +170,7 @@ def open_run(A: Audit) -> Run:
     """The run folder: params.json, env.json, split.json (only after every check passed)."""
     # a rerun into the same folder keeps the earlier audit's files beside it (mintkit.core.records.keep_earlier_run)
     run = Run(A.P.out_dir, "audit", A.P.as_dict() | {"custody": A.custody, "design": A.design}, seed=A.P.seed,
-              device=A.device, protocol="heldout")
+              device=A.device, protocol="heldout", precision=prec.resolve(A.P.precision, A.device))
     run.save_split(A.split)
     return run
 
@@ -228,14 +230,15 @@ def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.
     if method == "mint":
         x = torch.cat([feats[t] for t in A.taps], dim=1)
         return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                        n_boot=P.n_boot, label=f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}")
+                        n_boot=P.n_boot, label=f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}",
+                        precision=P.precision)
     if method != "gmint":
         raise NotImplementedError(f"audit method {method!r} is listed in audit.params.METHODS but has no runner here")
     mods = weight_modifiers(model.module, A.pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
                             reductions=("mean",), opt=Optimiser(), progress=progress)
     x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
     return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                    n_boot=P.n_boot, model_kw=GMINT_MLP, name="gmint",
+                    n_boot=P.n_boot, model_kw=GMINT_MLP, name="gmint", precision=P.precision,
                     label=f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}")
 
 
@@ -260,7 +263,13 @@ def _summary(r: BlindResult) -> dict:
 
 
 def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress: bool = False) -> ModelResult:
-    """Features of every sample once, then each method's held-out scores, tests and the verdict."""
+    """Features of every sample once, then each method's held-out scores, tests and the verdict, all in the
+    audit's own ``precision`` (set for the call, the caller's policy restored after: docs/precision.md)."""
+    with prec.using(A.P.precision):
+        return _score_model(A, model, label, progress)
+
+
+def _score_model(A: Audit, model: AuditedModel, label: str, progress: bool) -> ModelResult:
     P, pool, split = A.P, A.pool, A.split
     seed_everything(P.seed)  # the control gets the same MINT initialisation as the audited model
     order = np.unique(np.concatenate([split[s] for s in MINT_SETS] + [pool.of("nonmembers")]))
