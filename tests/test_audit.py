@@ -713,3 +713,15 @@ def test_delong_paired_test_and_the_verdict_table():
     with pytest.raises(ValueError, match=r"valid: random split by the owner, undeclared \(no --owner-split\)"):
         verdict({"mint": r(0.01)}, 0.05, design="random")
 
+
+
+def test_attack_list_is_a_property_on_every_params(small_trees, tiny_model):
+    """`if not P.attack_list` reads the same on the audit's Params as on the papers' (a method was always truthy)."""
+    import inspect
+
+    from mintkit.papers import amint, gmint, mint
+    for cls in (AuditParams, amint.Params, gmint.Params, mint.Params):
+        assert isinstance(inspect.getattr_static(cls, "attack_list"), property), cls
+    assert params(small_trees).attack_list == ()
+    assert params(small_trees, n_reference=2).attack_list == ("salem", "song", "ye", "watson", "lira-offline",
+                                                              "rmia-offline")

@@ -82,7 +82,7 @@ def attack_methods(A, model: AuditedModel) -> dict[str, AttackResult]:
     if A.refs is None:
         raise AuditInputError("--n-reference > 0 but no reference models: call train_reference_models(A) first")
     t0 = time.perf_counter()
-    results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=tuple(A.P.attack_list()), refs=A.refs,
+    results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=A.P.attack_list, refs=A.refs,
                             n_boot=A.P.n_boot, seed=A.P.seed).only
     shared = time.perf_counter() - t0 - sum(r.seconds for r in results.values())
     k, n_train = A.refs.plan.k, int(A.refs.plan.inside.sum(1).mean())

@@ -103,11 +103,13 @@ class AuditParams(Params):
             raise ParameterError("--attacks / --reference were given with --n-reference 0: set --n-reference (e.g. 4) "
                                  "to train reference models")
 
-    def attack_list(self) -> list[str]:
-        """The reference attacks to run: none without reference models, else the named ones (default all)."""
+    @property
+    def attack_list(self) -> tuple[str, ...]:
+        """The reference attacks to run: none without reference models, else the named ones (default all); a
+        property, as the papers' ``attack_list`` (``if not P.attack_list`` reads the same on every Params)."""
         if not self.n_reference:
-            return []
-        return list(split_list(self.attacks)) or list(AUDIT_ATTACKS)
+            return ()
+        return tuple(split_list(self.attacks)) or AUDIT_ATTACKS
 
     def method_list(self, differentiable: bool = True) -> list[str]:
         """The methods to run; empty `methods` means every method the model allows."""

@@ -155,7 +155,7 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
     design = {"name": DESIGNS[1]}
     if P.owner_split:
         design = {"name": DESIGNS[0]} | check_owner_split(P.owner_split, P.members, P.nonmembers)
-    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, P.attack_list(),
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, list(P.attack_list),
                  design=design, custody=custody(P))
 
 
