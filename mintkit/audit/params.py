@@ -13,8 +13,9 @@ from mintkit.audit.data import WHY_NONMEMBERS
 from mintkit.core.params import ParameterError, Params, param, split_list
 from mintkit.core.precision import PRECISIONS
 from mintkit.core.train import OPTIMIZERS
+from mintkit.methods import registry
 
-METHODS = ("mint", "gmint", "loss")
+METHODS = registry.names()  # mintkit.methods.registry: the one list of method names
 GMINT_RULES = ("grad", "sgd", "adam")  # adam-state needs the optimiser state, which a foreign model lacks
 # the reference-model attacks the audit runs (offline only: no reference model may train on a candidate member);
 # Yeom et al.'s loss threshold is the `loss` method already
@@ -46,7 +47,8 @@ class AuditParams(Params):
     control: str = param("", "optional second model of the same architecture NOT trained on the members")
     owner_split: str = param("", "owner_split.json of the owner's random split (python -m mintkit.audit.custody): "
                                  "members must be its released half, nonmembers its kept half")
-    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)",
+    methods: str = param("", "comma list of mintkit.methods.registry names (docs/audit.md, Methods; empty: the "
+                             "default ones the model allows; gradient methods need a state dict)",
                          items=str, choices=METHODS)
     taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
     gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
@@ -112,8 +114,8 @@ class AuditParams(Params):
         return tuple(split_list(self.attacks)) or AUDIT_ATTACKS
 
     def method_list(self, differentiable: bool = True) -> list[str]:
-        """The methods to run; empty `methods` means every method the model allows."""
-        return list(split_list(self.methods)) or [m for m in METHODS if differentiable or m != "gmint"]
+        """The methods to run; empty `methods` means the registry's default ones the model allows."""
+        return list(split_list(self.methods)) or registry.defaults(differentiable)
 
     @property
     def tap_list(self) -> list[str]:
