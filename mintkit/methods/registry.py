@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mintkit.core.data import Pool
+from mintkit.methods.gradnorm import gradient_norms
 from mintkit.methods.modifiers import Optimiser, weight_modifiers
 from mintkit.models.classifiers import GMINT_MLP
 
@@ -92,6 +93,12 @@ def _modifiers(inputs: Inputs) -> torch.Tensor:
     return mods.get(inputs.layers, inputs.rule, "mean")
 
 
+def _gradient_norms(inputs: Inputs) -> torch.Tensor:
+    """Gradient-norm MINT: ‖∂CE/∂W‖₂ of each layer's weight, one number per layer, [N, L] (docs/gradnorm.md)."""
+    return gradient_norms(inputs.model, inputs.pool, inputs.order, inputs.layers, inputs.device,
+                          progress=inputs.progress)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("mint", "an MLP on the per-channel maxima of the taps' activations (MINT)", "taps", False, False,
            _activations, "MINT on {layers}"),
@@ -99,6 +106,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "weights", True, True, _modifiers, "gMINT ({rule}, mean per filter) on {layers}", head=GMINT_MLP),
     Method("loss", "the per-sample cross-entropy, thresholded (Yeom et al.)", "", False, True, None,
            "the loss attack"),
+    Method("gradnorm", "an MLP on the norm of each layer's per-sample loss gradient, one number per layer "
+           "(docs/gradnorm.md)", "weights", True, True, _gradient_norms, "gradient-norm MINT on {layers}",
+           head=GMINT_MLP, default=False),
 )}
 
 
