@@ -21,7 +21,8 @@ from _common import bench_pool, interleaved, machine  # noqa: E402
 
 from mintkit.core.data import iterate_batches  # noqa: E402
 from mintkit.models.zoo import build_model  # noqa: E402
-from mintkit.core.train import autocast, pick_device  # noqa: E402
+from mintkit.core.precision import autocast  # noqa: E402
+from mintkit.core.train import pick_device  # noqa: E402
 
 
 class PILDataset(torch.utils.data.Dataset):

@@ -17,7 +17,8 @@ from _common import bench_pool, interleaved, machine  # noqa: E402
 
 from mintkit.models.extract import tapped  # noqa: E402
 from mintkit.models.zoo import build_model  # noqa: E402
-from mintkit.core.train import autocast, pick_device  # noqa: E402
+from mintkit.core.precision import autocast  # noqa: E402
+from mintkit.core.train import pick_device  # noqa: E402
 
 TAPS = ["stage1", "stage2", "stage3", "stage4", "outcome"]
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from mintkit.audit import AuditInputError, AuditParams, ModelLoadError, prepare, score_model
 from mintkit.audit import cli as audit_cli
-from mintkit.audit.attacks import check_never_trained_on_candidates
+from mintkit.audit.attacks import check_never_trained_on_candidates, train_reference_models
 from mintkit.audit.data import SOURCES, load_trees
 from mintkit.audit.demo import make_demo
 from mintkit.audit.models import load_audited_model
@@ -34,6 +34,7 @@ from mintkit.audit.stats import DESIGNS, holm, rank_test
 from mintkit.audit.taps import extract, list_taps, run_with_taps
 from mintkit.batch.cli import build_parser
 from mintkit.batch.cli import main as mintkit_main
+from mintkit.core import precision as prec
 from mintkit.core.data import load_digits_pool, load_pool
 from mintkit.core.params import ParameterError
 
@@ -478,6 +479,32 @@ def test_reference_attacks_join_the_audit_and_never_train_on_candidates(tiny_mod
     assert all(i["cache_hit"] for i in A2.refs.infos)
 
 
+def test_the_audit_runs_in_its_own_precision_never_a_notebooks(small_trees, tiny_model, monkeypatch):
+    """A paper notebook earlier in the kernel made bf16 the process's policy (on a CPU faked to have native bf16).
+    The audit's own precision ('auto': fp32 on a CPU) is what every pass resolves, its reference models' training
+    included, and the notebook's policy is back after it (docs/precision.md)."""
+    monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
+    real, resolved = prec.effective, []
+
+    def spy(device, precision=None):
+        resolved.append(real(device, precision))
+        return resolved[-1]
+    monkeypatch.setattr(prec, "effective", spy)
+    pool = load_digits_pool()
+    more = np.flatnonzero(pool.y.numpy() < 3)[60:120]  # a reference tree beside small_trees' 60 images
+    write_tree(small_trees / "reference", pool.x[more, 0].numpy(), pool.y[more].numpy())
+    prec.set_policy("bf16")
+    try:
+        A = prepare(params(small_trees, device="cpu", n_reference=2, reference_epochs=1, fit_check=False,
+                           reference=str(small_trees / "reference")))
+        train_reference_models(A, cache_dir=None)
+        score_model(A, A.model)
+        assert prec.policy() == "bf16"
+    finally:
+        prec.set_policy("auto")
+    assert resolved and set(resolved) == {"fp32"}
+
+
 # ------------------------------------------------------------------------------------------ blind baseline, designs
 BLIND_SETUPS = {"blind-pixels", "blind-thumbnail", "blind-reference"}
 SHIFT_MEMBERS, SHIFT_NONMEMBERS, UNSEEN_TRAIN, UNSEEN_EPOCHS, MEMBER_EPOCHS = 300, 600, 3000, 3, 30
@@ -686,3 +713,15 @@ def test_delong_paired_test_and_the_verdict_table():
     with pytest.raises(ValueError, match=r"valid: random split by the owner, undeclared \(no --owner-split\)"):
         verdict({"mint": r(0.01)}, 0.05, design="random")
 
+
+
+def test_attack_list_is_a_property_on_every_params(small_trees, tiny_model):
+    """`if not P.attack_list` reads the same on the audit's Params as on the papers' (a method was always truthy)."""
+    import inspect
+
+    from mintkit.papers import amint, gmint, mint
+    for cls in (AuditParams, amint.Params, gmint.Params, mint.Params):
+        assert isinstance(inspect.getattr_static(cls, "attack_list"), property), cls
+    assert params(small_trees).attack_list == ()
+    assert params(small_trees, n_reference=2).attack_list == ("salem", "song", "ye", "watson", "lira-offline",
+                                                              "rmia-offline")

@@ -105,3 +105,18 @@ def test_run_records_the_resolved_precision(tmp_path, fake_cpu):
     with pytest.raises(ValueError, match="no native bf16"):
         gmint.setup(P.replace(precision="bf16", out_dir=str(tmp_path / "b")))
     assert not (tmp_path / "b").exists() and prec.policy() == "auto"
+
+
+def test_using_sets_the_policy_for_a_block_and_restores_the_callers():
+    prec.set_policy("fp32")
+    try:
+        with prec.using("auto"):
+            assert prec.policy() == "auto"
+        with pytest.raises(RuntimeError), prec.using("bf16"):
+            raise RuntimeError("an error inside the block")
+        assert prec.policy() == "fp32"  # restored on the way out, error or not
+        with pytest.raises(ValueError, match="valid: auto, fp32, bf16"), prec.using("half"):
+            pass
+        assert prec.policy() == "fp32"
+    finally:
+        prec.set_policy("auto")

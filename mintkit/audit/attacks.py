@@ -27,6 +27,7 @@ from mintkit.attacks.pipeline import audit_attacks
 from mintkit.attacks.run import LABELS, AttackResult
 from mintkit.audit.data import AuditInputError, AuditPool
 from mintkit.audit.models import AuditedModel, build_architecture, build_from_callable
+from mintkit.core import precision as prec
 from mintkit.core.records import Run, write_json
 from mintkit.core.train import TrainConfig
 from mintkit.methods.audited import DEFAULT_CACHE
@@ -55,21 +56,23 @@ def pool_fingerprint(pool: AuditPool) -> str:
 
 
 def train_reference_models(A, progress: bool = False, cache_dir=DEFAULT_CACHE) -> ReferenceModels | None:
-    """k offline reference models for audit ``A`` (None when ``n_reference`` is 0); also stored in ``A.refs``."""
+    """k offline reference models for audit ``A`` (None when ``n_reference`` is 0); also stored in ``A.refs``.
+    They train in the audit's own ``precision``, whatever policy the kernel holds (docs/precision.md)."""
     P = A.P
     if not P.n_reference:
         return None
     arch = f"arch:{P.arch}" if P.arch else f"build:{P.build}"
     cfg = TrainConfig(epochs=P.reference_epochs, batch_size=P.reference_batch_size, lr=P.reference_lr,
-                      optimizer=P.reference_optimizer, fit_check=P.fit_check)
+                      optimizer=P.reference_optimizer, fit_check=P.fit_check, precision=P.precision)
     # the cache key holds split.pool: name it by the images' content, not by the members folder's name
     keyed = replace(A.split, pool=f"{A.split.pool}@{pool_fingerprint(A.pool)}")
     try:
         plan = plan_references(A.split, P.n_reference, "offline", seed=P.seed)
     except ValueError as e:  # too few non-members for calibration or for the reference models' training sets
         raise AuditInputError(f"reference attacks: {e}") from None
-    A.refs = train_references(A.pool, keyed, plan, arch, cfg, A.device, P.seed, cache_dir, build_fn=build_like,
-                              progress=progress)
+    with prec.using(P.precision):  # any pass below that reads the policy reads the audit's
+        A.refs = train_references(A.pool, keyed, plan, arch, cfg, A.device, P.seed, cache_dir, build_fn=build_like,
+                                  progress=progress)
     return A.refs
 
 
@@ -79,7 +82,7 @@ def attack_methods(A, model: AuditedModel) -> dict[str, AttackResult]:
     if A.refs is None:
         raise AuditInputError("--n-reference > 0 but no reference models: call train_reference_models(A) first")
     t0 = time.perf_counter()
-    results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=tuple(A.P.attack_list()), refs=A.refs,
+    results = audit_attacks(model.module, A.pool, A.split, A.device, attacks=A.P.attack_list, refs=A.refs,
                             n_boot=A.P.n_boot, seed=A.P.seed).only
     shared = time.perf_counter() - t0 - sum(r.seconds for r in results.values())
     k, n_train = A.refs.plan.k, int(A.refs.plan.inside.sum(1).mean())

@@ -82,14 +82,18 @@ def resolve_taps(asked: list[str], infos: list[TapInfo]) -> list[str]:
     return list(dict.fromkeys(asked))
 
 
-def resolve_gmint_layers(model: AuditedModel, asked: list[str]) -> list[str]:
-    """gMINT layers (nn.Conv2d / nn.Linear names); only Python models can be differentiated per sample."""
+def resolve_gmint_layers(model: AuditedModel, asked: list[str], methods: list[str] | tuple[str, ...] = ("gmint",)
+                         ) -> list[str]:
+    """Weight layers (nn.Conv2d / nn.Linear names) of the gradient `methods`; only Python models can be
+    differentiated per sample."""
+    who = ", ".join(methods)
     if not model.differentiable:
-        raise AuditInputError(f"gmint needs per-sample gradients, which torch.func cannot take through a "
-                              f"{model.kind} model; load the state dict with --arch or --build, or drop gmint from --method")
+        raise AuditInputError(f"{who} needs per-sample gradients, which torch.func cannot take through a "
+                              f"{model.kind} model; load the state dict with --arch or --build, or drop {who} from "
+                              "--method")
     layers = asked or gmint_default_layers(model)
     if not layers:
-        raise AuditInputError("gmint: the model has no nn.Conv2d or nn.Linear layer; drop gmint from --method")
+        raise AuditInputError(f"{who}: the model has no nn.Conv2d or nn.Linear layer; drop {who} from --method")
     for name in layers:
         try:
             m = model.module.get_submodule(name)

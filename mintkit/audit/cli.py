@@ -17,6 +17,7 @@ from mintkit.audit.checks import probe_taps
 from mintkit.audit.data import GRAY_MODES, SOURCES, AuditInputError, scan_tree
 from mintkit.audit.models import load_audited_model
 from mintkit.audit.params import METHODS, AuditParams
+from mintkit.methods import registry
 from mintkit.audit.report import run_audit
 from mintkit.audit.taps import default_taps, gmint_default_layers, tap_label
 from mintkit.core.params import ParameterError
@@ -39,10 +40,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--owner-split", default="", help="owner_split.json of your random split made before publishing "
                    "(python -m mintkit.audit.custody): --members its released half, --nonmembers its kept half")
     a.add_argument("--method", default=d.methods,
-                   help=f"comma list of {', '.join(METHODS)} (default: all the model allows)")
+                   help=f"comma list of {', '.join(METHODS)} (docs/audit.md, Methods; default: the "
+                        f"default ones the model allows: {', '.join(registry.defaults())})")
     a.add_argument("--taps", nargs="+", default=[], metavar="NAME",
                    help="module names whose outputs MINT reads ('output' = the model output); see --list-taps")
-    a.add_argument("--gmint-layer", nargs="+", default=[], metavar="NAME", help="Conv2d/Linear names for gMINT")
+    weighed = [m for m in METHODS if registry.get(m).layers == "weights"]
+    a.add_argument("--gmint-layer", nargs="+", default=[], metavar="NAME",
+                   help=f"Conv2d/Linear names whose weights {', '.join(weighed)} differentiate")
     a.add_argument("--gmint-rule", default=d.gmint_rule, help=f"weight modifier (default {d.gmint_rule})")
     a.add_argument("--normalize", default="", help="imagenet | minus1-1 | 0-1 | MEAN,STD: the model's input scaling")
     a.add_argument("--image-size", type=int, default=0, help="resize to N x N (default: native size)")

@@ -11,9 +11,11 @@ from typing import ClassVar
 from mintkit.attacks.run import OFFLINE_ATTACKS
 from mintkit.audit.data import WHY_NONMEMBERS
 from mintkit.core.params import ParameterError, Params, param, split_list
+from mintkit.core.precision import PRECISIONS
 from mintkit.core.train import OPTIMIZERS
+from mintkit.methods import registry
 
-METHODS = ("mint", "gmint", "loss")
+METHODS = registry.names()  # mintkit.methods.registry: the one list of method names
 GMINT_RULES = ("grad", "sgd", "adam")  # adam-state needs the optimiser state, which a foreign model lacks
 # the reference-model attacks the audit runs (offline only: no reference model may train on a candidate member);
 # Yeom et al.'s loss threshold is the `loss` method already
@@ -28,6 +30,11 @@ class AuditParams(Params):
     READS_DATASET: ClassVar[bool] = False
 
     seed: int = param(0, "seed of the split and of the MINT models")
+    # the audit's own: set for the audit alone (core.precision.using), never a paper notebook's policy inherited
+    # from the same kernel; the MINT heads stay fp32 on CPU whatever it says (docs/precision.md)
+    precision: str = param("auto", "the audit's own passes (reference models, MINT heads on CUDA): auto (bf16 on "
+                                   "CUDA, fp32 on a CPU), fp32, bf16; never inherited from a notebook",
+                           choices=PRECISIONS)
     dataset: str = param("", "not read by the audit (members and nonmembers name the data); leave empty")
     data_root: str = param("", "not read by the audit; leave empty")
     out_dir: str = param("runs/audit", "run folder to write (audit.md, results.csv, scores.npz, figures)")
@@ -40,7 +47,8 @@ class AuditParams(Params):
     control: str = param("", "optional second model of the same architecture NOT trained on the members")
     owner_split: str = param("", "owner_split.json of the owner's random split (python -m mintkit.audit.custody): "
                                  "members must be its released half, nonmembers its kept half")
-    methods: str = param("", "comma list of mint, gmint, loss (empty: all the model allows; gmint needs a state dict)",
+    methods: str = param("", "comma list of mintkit.methods.registry names (docs/audit.md, Methods; empty: the "
+                             "default ones the model allows; gradient methods need a state dict)",
                          items=str, choices=METHODS)
     taps: str = param("", "comma list of module names for MINT (empty: the last two top-level maps and the output)")
     gmint_layers: str = param("", "comma list of Conv2d or Linear names for gMINT (empty: the last of each)")
@@ -97,15 +105,17 @@ class AuditParams(Params):
             raise ParameterError("--attacks / --reference were given with --n-reference 0: set --n-reference (e.g. 4) "
                                  "to train reference models")
 
-    def attack_list(self) -> list[str]:
-        """The reference attacks to run: none without reference models, else the named ones (default all)."""
+    @property
+    def attack_list(self) -> tuple[str, ...]:
+        """The reference attacks to run: none without reference models, else the named ones (default all); a
+        property, as the papers' ``attack_list`` (``if not P.attack_list`` reads the same on every Params)."""
         if not self.n_reference:
-            return []
-        return list(split_list(self.attacks)) or list(AUDIT_ATTACKS)
+            return ()
+        return tuple(split_list(self.attacks)) or AUDIT_ATTACKS
 
     def method_list(self, differentiable: bool = True) -> list[str]:
-        """The methods to run; empty `methods` means every method the model allows."""
-        return list(split_list(self.methods)) or [m for m in METHODS if differentiable or m != "gmint"]
+        """The methods to run; empty `methods` means the registry's default ones the model allows."""
+        return list(split_list(self.methods)) or registry.defaults(differentiable)
 
     @property
     def tap_list(self) -> list[str]:

@@ -34,16 +34,16 @@ from mintkit.audit.checks import (
 from mintkit.audit.custody import check_owner_split, file_digest, tree_digest
 from mintkit.audit.data import AuditInputError, AuditPool, load_trees
 from mintkit.audit.models import AuditedModel, load_audited_model
-from mintkit.audit.params import METHODS, AuditParams
+from mintkit.audit.params import AuditParams
 from mintkit.audit.stats import DESIGNS, Verdict, beats_blind, holm, rank_test, verdict
+from mintkit.core import precision as prec
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, build_split, set_hash
 from mintkit.core.train import apply_threads, pick_device, seed_everything
 from mintkit.methods.loss import loss_attack
+from mintkit.methods import registry
 from mintkit.methods.mint import MINT_SETS, MintData, run_mint
-from mintkit.methods.modifiers import Optimiser, weight_modifiers
-from mintkit.models.classifiers import GMINT_MLP
 
 REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "accuracy", "accuracy_calibrated",
             "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_eval_members", "n_eval_nonmembers")
@@ -133,14 +133,17 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
     seed_everything(P.seed)
     device = pick_device(P.device)
     apply_threads(P.threads, device)
+    prec.resolve(P.precision, device)  # bf16 on a CPU without it fails here, before any data is read
     if pool is None:
         pool = load_trees(P.members, P.nonmembers, P.external, P.image_size, P.channels, P.normalize, P.reference)
     if model is None:
         model = load_model_for(P, P.model, pool)
     infos = check_model_takes_images(model, pool)
     methods = P.method_list(model.differentiable)
-    taps = resolve_taps(P.tap_list, infos) if "mint" in methods else []
-    layers = resolve_gmint_layers(model, P.gmint_layer_list) if "gmint" in methods else []
+    reads = {m: registry.get(m).layers for m in methods}  # an unknown name fails here, before any work
+    taps = resolve_taps(P.tap_list, infos) if "taps" in reads.values() else []
+    weighed = [m for m, kind in reads.items() if kind == "weights"]
+    layers = resolve_gmint_layers(model, P.gmint_layer_list, weighed) if weighed else []
     control = None
     if P.control:
         control = load_model_for(P, P.control, pool)
@@ -153,7 +156,7 @@ def prepare(P: AuditParams, pool: AuditPool | None = None, model: AuditedModel |
     design = {"name": DESIGNS[1]}
     if P.owner_split:
         design = {"name": DESIGNS[0]} | check_owner_split(P.owner_split, P.members, P.nonmembers)
-    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, P.attack_list(),
+    return Audit(P, pool.to(device), model, control, split, methods, taps, infos, layers, device, list(P.attack_list),
                  design=design, custody=custody(P))
 
 
@@ -168,7 +171,7 @@ def open_run(A: Audit) -> Run:
     """The run folder: params.json, env.json, split.json (only after every check passed)."""
     # a rerun into the same folder keeps the earlier audit's files beside it (mintkit.core.records.keep_earlier_run)
     run = Run(A.P.out_dir, "audit", A.P.as_dict() | {"custody": A.custody, "design": A.design}, seed=A.P.seed,
-              device=A.device, protocol="heldout")
+              device=A.device, protocol="heldout", precision=prec.resolve(A.P.precision, A.device))
     run.save_split(A.split)
     return run
 
@@ -219,24 +222,26 @@ def _loss_method(A: Audit, losses: np.ndarray, order: np.ndarray) -> MembershipR
 
 def _method(A: Audit, model: AuditedModel, method: str, feats: dict, losses: np.ndarray, order: np.ndarray,
             progress: bool) -> MembershipResult:
-    """One of the audit's own methods (loss, mint, gmint) on the held-out samples; label = what it read."""
+    """One registered method (mintkit.methods.registry) on the held-out samples; label = what it read. A MINT
+    method's features go through the one MINT fit; a score method runs from the losses of the one pass."""
+    spec = registry.get(method)  # unknown: a ValueError listing the valid names, never another method
     P = A.P
-    if method not in METHODS:  # a name registered in params.METHODS but not here must fail, never run gMINT
-        raise ValueError(f"unknown audit method {method!r}; valid: {', '.join(METHODS)}")
-    if method == "loss":
-        return _loss_method(A, losses, order)
-    if method == "mint":
-        x = torch.cat([feats[t] for t in A.taps], dim=1)
-        return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                        n_boot=P.n_boot, label=f"MINT on {', '.join(tapmod.tap_label(t) for t in A.taps)}")
-    if method != "gmint":
-        raise NotImplementedError(f"audit method {method!r} is listed in audit.params.METHODS but has no runner here")
-    mods = weight_modifiers(model.module, A.pool, order, A.gmint_layers, A.device, rules=(P.gmint_rule,),
-                            reductions=("mean",), opt=Optimiser(), progress=progress)
-    x = mods.get(A.gmint_layers, P.gmint_rule, "mean")
+    if spec.features is None:
+        return SCORE_METHODS[method](A, losses, order)
+    taps = spec.layers == "taps"
+    layers = A.taps if taps else A.gmint_layers
+    x = spec.features(registry.Inputs(model.module, A.pool, order, layers, A.device, rule=P.gmint_rule,
+                                      activations=torch.cat([feats[t] for t in A.taps], dim=1) if taps else None,
+                                      progress=progress))
+    shown = [tapmod.tap_label(t) for t in layers] if taps else layers
     return run_mint(_mint_data(x, order, A.split), "mlp", A.device, P.mint_epochs, P.seed, lr=P.mint_lr,
-                    n_boot=P.n_boot, model_kw=GMINT_MLP, name="gmint",
-                    label=f"gMINT ({P.gmint_rule}, mean per filter) on {', '.join(A.gmint_layers)}")
+                    n_boot=P.n_boot, model_kw=spec.head, name=method, label=spec.describe(shown, P.gmint_rule),
+                    precision=P.precision)
+
+
+# the registry's score methods (features None) and what runs each here; tests/test_registry.py checks that every
+# registered method is a MINT method or listed here
+SCORE_METHODS = {"loss": _loss_method}
 
 
 def _against_blind(A: Audit, out: dict[str, MethodResult]) -> dict[str, BlindResult]:
@@ -260,7 +265,13 @@ def _summary(r: BlindResult) -> dict:
 
 
 def score_model(A: Audit, model: AuditedModel, label: str = "audited", progress: bool = False) -> ModelResult:
-    """Features of every sample once, then each method's held-out scores, tests and the verdict."""
+    """Features of every sample once, then each method's held-out scores, tests and the verdict, all in the
+    audit's own ``precision`` (set for the call, the caller's policy restored after: docs/precision.md)."""
+    with prec.using(A.P.precision):
+        return _score_model(A, model, label, progress)
+
+
+def _score_model(A: Audit, model: AuditedModel, label: str, progress: bool) -> ModelResult:
     P, pool, split = A.P, A.pool, A.split
     seed_everything(P.seed)  # the control gets the same MINT initialisation as the audited model
     order = np.unique(np.concatenate([split[s] for s in MINT_SETS] + [pool.of("nonmembers")]))

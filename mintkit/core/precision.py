@@ -1,7 +1,9 @@
 """The precision policy: which dtype and memory layout the audited models train and extract in.
 
-One policy per process, set by the notebooks' ``setup`` from the ``precision`` parameter (like the thread count)
-and read by every training loop and extraction pass; functions that take ``precision=`` override it.
+One policy per process, set by the notebooks' ``setup`` from the ``precision`` parameter (like the thread count).
+Every training loop and extraction pass enters :func:`autocast` with the ``precision=`` it was given; ``None``
+stands for that process-wide policy. A caller with a precision of its own (the audit) passes it, and sets it for
+itself with :func:`using`, so it never inherits a notebook's policy from the same kernel.
 
 | ``precision`` | CUDA                     | CPU with native bf16 (AVX512_BF16 / AMX) | CPU without            |
 |---------------|--------------------------|------------------------------------------|------------------------|
@@ -80,6 +82,18 @@ def set_policy(precision: str) -> None:
 
 def policy() -> str:
     return _policy
+
+
+@contextlib.contextmanager
+def using(precision: str):
+    """The policy is `precision` within the block and the caller's again after it (also on an error): the audit's
+    own ``precision`` in a kernel where a paper notebook set another (docs/precision.md)."""
+    before = _policy
+    set_policy(precision)
+    try:
+        yield
+    finally:
+        set_policy(before)
 
 
 def effective(device: torch.device | str, precision: str | None = None) -> str:

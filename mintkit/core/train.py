@@ -107,12 +107,6 @@ def apply_threads(threads: int, device: torch.device) -> None:
         torch.set_num_threads(threads)
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU. The MINT heads' fits use it; the audited
-    models' training and extraction follow the precision policy instead (mintkit.core.precision)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
-
-
 @dataclass
 class TrainConfig:
     """Hyper-parameters of the audited model's training."""
@@ -231,12 +225,12 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
                              f"epoch {epoch + 1} of the audited model; lower lr (now {cfg.lr}) or check the data")
         hist["loss"].append(mean)
         for k, s in (eval_sets or {}).items():
-            hist[f"{k}_acc"].append(accuracy(model, pool, s, device))
+            hist[f"{k}_acc"].append(accuracy(model, pool, s, device, cfg.precision))
         bar.set_postfix(loss=f"{mean:.3f}")
         if on_epoch:
             on_epoch(epoch, hist)
         if stopping:
-            acc = accuracy(model, pool, val_indices, device)
+            acc = accuracy(model, pool, val_indices, device, cfg.precision)
             hist["val_acc"].append(acc)
             if stop.update(acc, epoch, lambda: (copy.deepcopy(model.state_dict()),
                                                 _optimizer_state(model, opt, keep_optimizer_state))):
@@ -263,7 +257,7 @@ def guard_fit(model: nn.Module, pool: Pool, indices: np.ndarray, cfg: TrainConfi
     idx = np.asarray(indices)
     if len(idx) > FIT_SAMPLE:
         idx = np.random.default_rng([seed, 7]).choice(idx, FIT_SAMPLE, replace=False)
-    hist["train_acc_final"] = acc = accuracy(model, pool, idx, device)
+    hist["train_acc_final"] = acc = accuracy(model, pool, idx, device, cfg.precision)
     losses = hist["loss"][:hist.get("best_epoch", len(hist["loss"]))]  # up to the epoch kept
     check = check_classifier(acc, pool.num_classes, losses, "the audited model")
     require_fit(check, f"Recipe: {cfg.optimizer} lr {cfg.lr:g}, {hist['epochs_run']} epoch(s), batch "
@@ -302,16 +296,19 @@ def predict(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, de
     return torch.cat(outs).cpu(), torch.cat(ys).cpu()
 
 
-def accuracy(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device) -> float:
-    """Top-1 accuracy on pool[indices] in eval mode."""
-    logits, y = predict(model, pool, indices, device)
+def accuracy(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device,
+             precision: str | None = None) -> float:
+    """Top-1 accuracy on pool[indices] in eval mode, in `precision` (None: the policy; a training loop passes its
+    own, so its accuracy passes run in the precision it trains in)."""
+    logits, y = predict(model, pool, indices, device, precision=precision)
     return float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
 
 
-def signal_precision(device: torch.device) -> str | None:
-    """The precision of passes whose logits are a membership signal (per-sample losses): fp32 on CPU whatever the
-    policy (bf16 logits would quantise the loss and tie its ranks), the old bf16 autocast on CUDA (None)."""
-    return "fp32" if device.type == "cpu" else None
+def signal_precision(device: torch.device, precision: str | None = None) -> str | None:
+    """The precision of passes whose output is a membership signal (per-sample losses, MINT-head scores and fits):
+    fp32 on CPU whatever was asked (bf16 would quantise the signal and tie its ranks), `precision` on CUDA (None:
+    the policy; ``auto`` is the bf16 autocast these passes always had there)."""
+    return "fp32" if device.type == "cpu" else precision
 
 
 def per_sample_losses(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device) -> np.ndarray:

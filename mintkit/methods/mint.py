@@ -3,6 +3,9 @@
 The MINT model T (`mintkit.models.classifiers`) learns member (1) vs non-member (0) from the audited model's
 activations: trained on the MINT-training members and the external data, evaluated on the evaluation members
 and non-members; its calibrated threshold comes from MINT-training scores, never from evaluation data.
+
+Precision (docs/precision.md): the heads' fits and scores are membership signals, fp32 on CPU whatever was asked;
+on CUDA they run in the ``precision`` they are given (None: the process's policy; ``auto``: bf16 autocast).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from mintkit.core.fit import DID_NOT_TRAIN, FitCheck, check_head
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
-from mintkit.core.train import EarlyStopping, autocast, ensure_finite
+from mintkit.core.precision import autocast
+from mintkit.core.train import EarlyStopping, ensure_finite, signal_precision
 from mintkit.models.classifiers import CNNMint, VanillaMLP
 from mintkit.models.extract import extract, features_for
 
@@ -42,24 +46,27 @@ def balanced_batches(labels: torch.Tensor, batch_size: int, gen: torch.Generator
 
 
 @torch.no_grad()
-def score(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> np.ndarray:
-    """Membership scores in [0, 1], [N], eval mode."""
+def score(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024,
+          precision: str | None = None) -> np.ndarray:
+    """Membership scores in [0, 1], [N], eval mode; `precision` as the module docstring says."""
     model.eval().to(device)
     out = []
     for s in range(0, len(x), batch_size):
-        with autocast(device):
+        with autocast(device, signal_precision(device, precision)):
             out.append(torch.sigmoid(model(x[s:s + batch_size].to(device)).float()).cpu())
     return torch.cat(out).numpy() if out else np.empty(0)
 
 
 def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int = 20,
              lr: float = 1e-3, batch_size: int = 128, l1: float = 0.0, weight_decay: float = 0.0,
-             val: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0) -> dict:
+             val: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0,
+             precision: str | None = None) -> dict:
     """Train a MINT model with BCE on balanced batches; returns history {loss, val_acc, best_epoch}.
 
     x: [N, ...] features; y: [N] 1 = member, 0 = non-member. `l1` penalises the first layer's weights
     (Keras kernel_regularizer=l1(l1): l1 · Σ|W|, as the MINT paper's Vanilla model). With `val`, the epoch
-    with the best validation accuracy is kept — `val` must never be the evaluation data.
+    with the best validation accuracy is kept — `val` must never be the evaluation data. `precision`: the module
+    docstring's.
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -77,7 +84,7 @@ def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
         total, steps = torch.zeros((), device=device), 0
         for b in balanced_batches(y, batch_size, gen):
             xb, yb = x[b].to(device, non_blocking=True), y[b].to(device).float()
-            with autocast(device):
+            with autocast(device, signal_precision(device, precision)):
                 loss = loss_fn(model(xb).float(), yb)
             if l1:
                 loss = loss + l1 * model.first_layer().weight.abs().sum()
@@ -89,7 +96,8 @@ def fit_mint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
         hist["loss"].append(ensure_finite((total / max(steps, 1)).item(),
                                           f"epoch {epoch + 1} of the MINT model; lower lr (now {lr})"))
         if val is not None:
-            acc = float(((score(model, val[0], device) > 0.5) == val[1].numpy().astype(bool)).mean())
+            hit = score(model, val[0], device, precision=precision) > 0.5
+            acc = float((hit == val[1].numpy().astype(bool)).mean())
             hist["val_acc"].append(acc)
             stop.update(acc, epoch, lambda: copy.deepcopy(model.state_dict()))
     if stop.best_state is not None:
@@ -169,13 +177,14 @@ def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
 def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
              batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
              val_fraction: float = 0.0, model: nn.Module | None = None, name: str = "mint",
-             label: str = "MINT") -> MintResult:
+             label: str = "MINT", precision: str | None = None) -> MintResult:
     """Fit a MINT model on data.x_train and score data.x_eval [n_eval].
 
     The calibrated threshold is chosen on MINT-training scores (or a validation slice of them), never on
     evaluation data; those scores are the result's calibration. `model` (optional) is a ready MINT model used
     instead of `build_mint_model(kind, ...)`. The fit guard (mintkit.core.fit.check_head, on the samples it was
     fitted on) adds ``head_train_accuracy`` and ``head_fitted`` to the metrics; a head that did not train says so.
+    `precision`: the fit's and the scores' (module docstring).
     """
     t0 = time.perf_counter()
     if model is None:
@@ -190,14 +199,15 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
         k = max(2, int(len(y) * val_fraction))
         val = (x[perm[:k]], y[perm[:k]])
         x, y = x[perm[k:]], y[perm[k:]]
-    hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed)
-    train_scores = score(model, x, device)
+    hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed,
+                    precision=precision)
+    train_scores = score(model, x, device, precision=precision)
     fit = check_head(train_scores, y.numpy())
     if not fit.fitted:
         print(f"{label}: {DID_NOT_TRAIN}: {fit.reason}")
     calib_x, calib_y = val if val is not None else (x, y)
-    calib = score(model, calib_x, device) if val is not None else train_scores
-    s = score(model, data.x_eval, device)
+    calib = score(model, calib_x, device, precision=precision) if val is not None else train_scores
+    s = score(model, data.x_eval, device, precision=precision)
     m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed) | fit.metrics()
     return MintResult(name, label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
                       history=hist, model=model, n_train=int(len(data.y_train)),

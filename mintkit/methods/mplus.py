@@ -168,13 +168,13 @@ def build_mplus(audited: nn.Module, setup: str, image_size: int, in_channels: in
 # --------------------------------------------------------------------------------- scoring
 @torch.no_grad()
 def mint_scores(model: MintPlus, pool: Pool, indices: np.ndarray, device: torch.device,
-                batch_size: int = 256) -> np.ndarray:
-    """Eval-mode membership scores sigmoid(T) in [0, 1], [N]."""
+                batch_size: int = 256, precision: str | None = None) -> np.ndarray:
+    """Eval-mode membership scores sigmoid(T) in [0, 1], [N]; fp32 on CPU, `precision` on CUDA (None: the policy)."""
     model.eval().to(device)
     out = [torch.empty(0)]
     for b in iterate_batches(np.asarray(indices), batch_size):
         x, _ = pool.batch(b)
-        with autocast(device, signal_precision(device)):  # a membership score: fp32 on CPU (no bf16 ties)
+        with autocast(device, signal_precision(device, precision)):  # a membership score: fp32 on CPU (no ties)
             out.append(torch.sigmoid(model.mint_logit(x).float()).cpu())
     return torch.cat(out).numpy()
 
@@ -191,17 +191,18 @@ def balanced_bce(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def validation_losses(model: MintPlus, pool: Pool, val: dict[str, np.ndarray], device: torch.device,
-                      batch_size: int = 256) -> dict:
-    """Eval-mode task CE on the validation non-members (held-out labelled E), MINT BCE and accuracy@0.5."""
+                      batch_size: int = 256, precision: str | None = None) -> dict:
+    """Eval-mode task CE on the validation non-members (held-out labelled E), MINT BCE and accuracy@0.5
+    (fp32 on CPU, `precision` on CUDA)."""
     model.eval().to(device)
-    s_mem = mint_scores(model, pool, val["members"], device, batch_size)
-    s_non = mint_scores(model, pool, val["nonmembers"], device, batch_size)
+    s_mem = mint_scores(model, pool, val["members"], device, batch_size, precision)
+    s_non = mint_scores(model, pool, val["nonmembers"], device, batch_size, precision)
     eps = 1e-6
     bce = 0.5 * (-np.log(np.clip(s_mem, eps, 1)).mean() - np.log(np.clip(1 - s_non, eps, 1)).mean())
     ce, correct, n = 0.0, 0, 0
     for b in iterate_batches(val["nonmembers"], batch_size):
         x, y = pool.batch(b)
-        with autocast(device, signal_precision(device)):
+        with autocast(device, signal_precision(device, precision)):
             logits = model.audited(x).float()
         ce += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
@@ -232,6 +233,7 @@ class _Training:
     is_pos: torch.Tensor                 # [len(pool)] bool: MINT label 1 (the MINT-trained members)
     e_stream: Iterator[torch.Tensor]     # endless E batches [B]
     max_steps: int | None
+    precision: str | None = None         # of the joint step (mintkit.core.precision; None: the policy)
     L0: dict[str, float] = field(default_factory=dict)
     steps: int = 0
 
@@ -265,7 +267,7 @@ def _step(t: _Training, b: torch.Tensor) -> dict[str, float]:
     xd, yd = t.pool.batch(b)
     xe, _ = t.pool.batch(next(t.e_stream))
     pos = t.is_pos[b.to(t.pool.device)]
-    with autocast(t.device):
+    with autocast(t.device, t.precision):
         if t.mode == "active":
             logits_d, m_d = t.model(xd)          # D: both paths
         else:
@@ -301,7 +303,7 @@ def _epoch(t: _Training, d_idx: np.ndarray, batch_size: int, gen: torch.Generato
 
 def _validate(t: _Training, val: dict[str, np.ndarray]) -> dict[str, float]:
     """Validation losses and accuracies (val_*) and the objective λ1·CE/L0_task + λ2·BCE/L0_mint."""
-    v = validation_losses(t.model, t.pool, val, t.device)
+    v = validation_losses(t.model, t.pool, val, t.device, precision=t.precision)
     obj = t.lam1 * v["task_loss"] / t.L0["task"] + t.lam2 * v["mint_loss"] / t.L0["mint"]
     return {f"val_{k}": v[k] for k in ("task_loss", "task_acc", "mint_loss", "mint_acc")} | {"val_objective": obj}
 
@@ -310,7 +312,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
                 mode: str = "active", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 1e-4, lambda_task: float = 1.0, lambda_ratio: float = 10.0,
                 patience: int = 5, seed: int = 0, max_steps: int | None = None, progress: bool = False,
-                probe: Callable[[MintPlus], dict[str, float]] | None = None) -> dict:
+                precision: str | None = None, probe: Callable[[MintPlus], dict[str, float]] | None = None) -> dict:
     """Train M+ (mode='active': jointly; 'passive': the head on the frozen audited model).
 
     sets: 'task' (D: task loss; all members), 'mint_members' (⊆ task: MINT label 1), 'external'
@@ -324,6 +326,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     best epoch is restored. The validation members trained the MINT loss, like the paper protocol's
     evaluated members, so the objective measures the fit the head was trained for; a held-out member
     never enters it (scoring members the head never saw rewards the earliest, untrained epoch).
+    `precision`: of the joint step and the validation passes (mintkit.core.precision; None: the process's policy).
     probe(model) -> {name: value}, when given, runs after each epoch's validation (the model in eval mode) and
     its values join the history as epoch lists (``scripts/amint_head_diagnosis.py`` reads the head's state).
     Returns a history {epoch lists of train/val losses and accuracies, kept_epoch, epochs_run, seconds, ...}.
@@ -333,6 +336,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     t0 = time.perf_counter()
     t, gen = _prepare(model, pool, sets, device, mode, batch_size, lr, weight_decay, lambda_task, lambda_ratio,
                       seed, max_steps)
+    t.precision = precision
     d_idx = np.asarray(sets["task"] if mode == "active" else sets["mint_members"])
     val = {"members": sets["val_members"], "nonmembers": sets["val_nonmembers"]}
     keys = ("loss", "task_loss", "mint_loss", "val_task_loss", "val_task_acc", "val_mint_loss", "val_mint_acc",

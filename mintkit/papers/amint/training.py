@@ -23,7 +23,8 @@ CONDITIONS = ("Active", "Passive")
 def mplus_training(P: Params, epochs: int) -> dict:
     """Keywords of mplus.train_mplus shared by the active and passive trainings."""
     return dict(epochs=epochs, batch_size=P.batch_size, lr=P.lr, weight_decay=P.weight_decay,
-                lambda_task=P.lambda_task, lambda_ratio=P.lambda_ratio, patience=P.patience, seed=P.seed)
+                lambda_task=P.lambda_task, lambda_ratio=P.lambda_ratio, patience=P.patience, seed=P.seed,
+                precision=P.precision)
 
 
 def null_sets(ctx: Context, split: Split, P: Params) -> tuple[dict[str, np.ndarray], Split]:

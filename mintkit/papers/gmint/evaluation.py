@@ -18,7 +18,8 @@ from mintkit.core.metrics import membership_metrics
 from mintkit.core.splits import Split
 from mintkit.methods.loss import loss_baseline
 from mintkit.core.result import MembershipResult
-from mintkit.methods.mint import MintResult, fit_mint, score, set_features
+from mintkit.methods import registry
+from mintkit.methods.mint import MINT_SETS, MintResult, fit_mint, score, set_features
 from mintkit.methods.modifiers import Modifiers
 from mintkit.models.classifiers import GMINT_MLP, VanillaMLP
 from mintkit.papers.common import Context
@@ -129,15 +130,30 @@ def activation_features(ctx: Context, split: Split, model: nn.Module) -> Feature
     feats = set_features(model, ctx.pool, split, ACTIVATION_TAPS, ctx.device, reduce="max")
     order = np.concatenate([split[s] for s in feats])
     table = torch.cat([torch.cat([feats[s][t].flatten(1).float() for t in ACTIVATION_TAPS], 1) for s in feats])
-    row = np.full(len(ctx.pool), -1)
+    return _lookup(order, table, len(ctx.pool))
+
+
+def _lookup(order: np.ndarray, table: torch.Tensor, n_pool: int) -> Features:
+    """pool indices [n] -> rows [n, D] of `table`, whose row r holds pool index order[r]."""
+    row = np.full(n_pool, -1)
     row[order] = np.arange(len(order))
     return lambda idx: table[torch.as_tensor(row[np.asarray(idx)], dtype=torch.long)]
+
+
+def gradnorm_features(ctx: Context, split: Split, model: nn.Module, P: Params) -> Features:
+    """The gradient-norm MINT's features (mintkit.methods.registry 'gradnorm', docs/gradnorm.md) of every sample of
+    the four MINT sets: ‖∂CE/∂W‖₂ at the entry, middle and output layers, a lookup pool indices [n] -> [n, 3]."""
+    order = np.unique(np.concatenate([split[s] for s in MINT_SETS]))
+    x = registry.get("gradnorm").features(registry.Inputs(model, ctx.pool, order, list(P.layers.values()),
+                                                          ctx.device))
+    return _lookup(order, x, len(ctx.pool))
 
 
 def table3(ctx: Context, split: Split, model: nn.Module, info: dict, cells: dict, P: Params
            ) -> tuple[pd.DataFrame, dict]:
     """gMINT (Combined, MEAN, smallest fraction run) vs activation MINT (the same MLP on the per-channel max
-    of three stage taps, D100) vs the loss-threshold attack, on the same audited model and split."""
+    of three stage taps, D100) vs the loss-threshold attack, on the same audited model and split; with
+    ``P.gradnorm`` also the gradient-norm MINT (the same MLP on one gradient norm per gMINT layer, D100)."""
     act = fit_eval(ctx.device, activation_features(ctx, split, model), mint_sets(split, 1.0, P.seed), P,
                    name="mint", label="MINT (activations)")
     loss = loss_baseline(model, ctx.pool, split, ctx.device, n_boot=P.n_boot)
@@ -147,6 +163,12 @@ def table3(ctx: Context, split: Split, model: nn.Module, info: dict, cells: dict
     out = {"MINT (activations)": act, "LOSS (Yeom et al.)": loss}
     if g is not None:
         out[f"gMINT;{condition(red, f)}"] = g
+    if P.gradnorm:  # after the other fits, so turning it on leaves their numbers as they were
+        gn = registry.get("gradnorm")
+        out["gradient-norm MINT"] = fit_eval(ctx.device, gradnorm_features(ctx, split, model, P),
+                                             mint_sets(split, 1.0, P.seed), P, name=gn.name,
+                                             label=gn.describe(list(P.layers.values())))
+        _add(ctx, out["gradient-norm MINT"], info, P, table="Table 3", setup="", condition="gradient-norm MINT")
     _add(ctx, act, info, P, table="Table 3", setup="", condition="MINT")
     _add(ctx, out["LOSS (Yeom et al.)"], info, P, table="Table 3", setup="", condition="LOSS (Yeom et al.)")
     if g is not None:

@@ -68,6 +68,8 @@ class Params(base.Params):
     data_fraction: float = param(0.0, "share of the MINT-training part used: 1 (D100), 0.1 (D10), 0.01 (D1); "
                                       "0 runs all three", bounds="[0, 1]")
     compare_rules: bool = param(True, "also fit Combined/MEAN/D100 for every rule (same gradient pass)")
+    gradnorm: bool = param(False, "also fit the gradient-norm MINT (docs/gradnorm.md) on the three layers: a Table 3 "
+                                  "row beside activation MINT (off by default: earlier results unchanged)")
     audited_epochs: int = param(8, "(max) epochs of the audited model (paper: 50 with early stopping)",
                                 bounds="[1, inf)")
     patience: int = param(0, "early stopping of the audited model: epochs without a higher validation accuracy "
