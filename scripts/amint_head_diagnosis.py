@@ -43,6 +43,7 @@ VARIANTS = {  # key: (label, overrides of the base recipe)
     "lr1e-4": ("output, lr 1e-4 (preset)", {"lr": 1e-4}),
     "meanpool": ("output, mean pool", {"mint_pool": "mean"}),
     "lambda1": ("output, λ2/λ1 = 1", {"lambda_ratio": 1.0}),
+    "headlr": ("output, lr 1e-3, head lr 1e-4", {"mint_lr": 1e-4}),
     "entry": ("entry (kit)", {"setup": "entry"}),
 }
 METRICS = ("fit_bal_acc", "fit_auc", "logit_sd", "dead_branch", "dead_fc", "tap_spread", "tap_abs")
@@ -128,10 +129,13 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    df = pd.concat([run_variant(*VARIANTS[v], base, a.probe) for v in chosen], ignore_index=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "output_head_diagnosis.csv", index=False)
+    frames = []
+    for v in chosen:  # the csv after every variant: an interrupted diagnosis keeps the variants that ran
+        frames.append(run_variant(*VARIANTS[v], base, a.probe))
+        df = pd.concat(frames, ignore_index=True)
+        df.to_csv(out / "output_head_diagnosis.csv", index=False)
     # locations (data root, output, scratch) are this machine's: the command keeps the settings only
     meta = {"command": "python scripts/amint_head_diagnosis.py --data-root <data_root> " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()

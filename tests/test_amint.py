@@ -72,6 +72,30 @@ def test_passive_keeps_audited_frozen():
     assert all(torch.equal(before[k], v) for k, v in m.audited.state_dict().items())
 
 
+def test_the_head_learns_at_its_own_rate_and_without_it_nothing_changes():
+    """head_lr gives the MINT head its own Adam rate (docs/amint.md, "Why the Output head does not train"); left
+    unset, one step is the same as before, bit for bit; a head_lr of 0 leaves the head where it started."""
+    pool = synthetic_pool(n=24, num_classes=4, size=8)
+    sets = {"task": np.arange(8), "mint_members": np.arange(8), "external": np.arange(8, 16),
+            "val_members": np.arange(4), "val_nonmembers": np.arange(16, 20)}
+
+    def one_step(**kw):
+        torch.manual_seed(0)
+        m = build_mplus(build_model("smallcnn", 4, 1, 8), "output", 8, 1, width=8)
+        start = {k: v.clone() for k, v in m.state_dict().items()}
+        train_mplus(m, pool, sets, CPU, epochs=1, batch_size=4, max_steps=1, lr=1e-2, **kw)
+        return start, m.state_dict()
+
+    s0, plain = one_step()
+    _, same = one_step(head_lr=1e-2)
+    assert all(torch.equal(plain[k], same[k]) for k in plain)
+    _, tiny = one_step(head_lr=1e-12)
+    head = [k for k in plain if k.startswith("mint.") and k.endswith("weight")]
+    body = [k for k in plain if k.startswith("audited.") and k.endswith("conv.weight")]
+    assert head and all(torch.allclose(tiny[k], s0[k], atol=1e-9) for k in head)
+    assert all(torch.equal(tiny[k], plain[k]) for k in body)
+
+
 def test_unknown_setup_lists_valid():
     with pytest.raises(ValueError, match="entry"):
         MintPlus(build_model("smallcnn", 4, 1, 8), "nowhere", 8, 1)

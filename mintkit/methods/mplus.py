@@ -243,19 +243,25 @@ class _Training:
 
 def _prepare(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, mode: str,
              batch_size: int, lr: float, weight_decay: float, lambda_task: float, lambda_ratio: float, seed: int,
-             max_steps: int | None) -> tuple[_Training, torch.Generator]:
-    """Seeds, the trained parameters (all of M+, or the head on the frozen audited model) and the E stream."""
+             max_steps: int | None, head_lr: float | None = None) -> tuple[_Training, torch.Generator]:
+    """Seeds, the trained parameters (all of M+, or the head on the frozen audited model) and the E stream.
+    head_lr: the MINT head's own learning rate (None: lr for every parameter)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(device)
     lam1, lam2 = float(lambda_task), float(lambda_task) * float(lambda_ratio)
+    head = list(model.head_parameters())
     if mode == "passive":
         for p in model.audited.parameters():
             p.requires_grad_(False)
-        params, lam1 = list(model.head_parameters()), 0.0
+        opt, lam1 = torch.optim.Adam(head, lr=head_lr or lr, weight_decay=weight_decay), 0.0
+    elif head_lr:
+        in_head = {id(p) for p in head}
+        body = [p for p in model.parameters() if id(p) not in in_head]
+        opt = torch.optim.Adam([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}],
+                               weight_decay=weight_decay)
     else:
-        params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.Adam(list(model.parameters()), lr=lr, weight_decay=weight_decay)
     is_pos = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
     is_pos[torch.as_tensor(np.asarray(sets["mint_members"]), device=pool.device)] = True
     e_stream = _cycle(np.asarray(sets["external"]), batch_size, gen)
@@ -312,7 +318,8 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
                 mode: str = "active", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
                 weight_decay: float = 1e-4, lambda_task: float = 1.0, lambda_ratio: float = 10.0,
                 patience: int = 5, seed: int = 0, max_steps: int | None = None, progress: bool = False,
-                precision: str | None = None, probe: Callable[[MintPlus], dict[str, float]] | None = None) -> dict:
+                head_lr: float | None = None, precision: str | None = None,
+                probe: Callable[[MintPlus], dict[str, float]] | None = None) -> dict:
     """Train M+ (mode='active': jointly; 'passive': the head on the frozen audited model).
 
     sets: 'task' (D: task loss; all members), 'mint_members' (⊆ task: MINT label 1), 'external'
@@ -326,6 +333,8 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
     best epoch is restored. The validation members trained the MINT loss, like the paper protocol's
     evaluated members, so the objective measures the fit the head was trained for; a held-out member
     never enters it (scoring members the head never saw rewards the earliest, untrained epoch).
+    `head_lr`: the MINT head's learning rate, active and passive (None: `lr`); at lr 1e-3 the Output head's branch
+    loses its ReLUs (docs/amint.md, "Why the Output head does not train").
     `precision`: of the joint step and the validation passes (mintkit.core.precision; None: the process's policy).
     probe(model) -> {name: value}, when given, runs after each epoch's validation (the model in eval mode) and
     its values join the history as epoch lists (``scripts/amint_head_diagnosis.py`` reads the head's state).
@@ -335,7 +344,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     t0 = time.perf_counter()
     t, gen = _prepare(model, pool, sets, device, mode, batch_size, lr, weight_decay, lambda_task, lambda_ratio,
-                      seed, max_steps)
+                      seed, max_steps, head_lr)
     t.precision = precision
     d_idx = np.asarray(sets["task"] if mode == "active" else sets["mint_members"])
     val = {"members": sets["val_members"], "nonmembers": sets["val_nonmembers"]}

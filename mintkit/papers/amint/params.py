@@ -50,6 +50,9 @@ class Params(base.Params):
     mint_epochs: int = param(25, "max epochs of the passive MINT head on the frozen audited model", bounds="[1, inf)")
     batch_size: int = param(64, "D batch and E batch of each step (the released code: 64 and 64)", bounds="[1, inf)")
     lr: float = param(1e-3, "Adam learning rate (paper E1: 1e-5, E2: 1e-4)")
+    mint_lr: float = param(0.0, "Adam learning rate of the MINT head, active and passive (0: lr); the Output "
+                           "head's branch loses its ReLUs at lr 1e-3 (docs/amint.md, Why the Output head does not "
+                           "train)", bounds="[0, inf)")
     weight_decay: float = param(1e-4, "L2 regulariser R(w+) on every weight (paper E1: 1e-4, E2: 1e-5)")
     lambda_task: float = param(1.0, "λ1, weight of the normalised task loss", bounds="[0, inf)")
     lambda_ratio: float = param(10.0, "λ2/λ1, weight of the normalised MINT loss relative to the task "

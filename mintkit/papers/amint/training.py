@@ -22,7 +22,7 @@ CONDITIONS = ("Active", "Passive")
 
 def mplus_training(P: Params, epochs: int) -> dict:
     """Keywords of mplus.train_mplus shared by the active and passive trainings."""
-    return dict(epochs=epochs, batch_size=P.batch_size, lr=P.lr, weight_decay=P.weight_decay,
+    return dict(epochs=epochs, batch_size=P.batch_size, lr=P.lr, head_lr=P.mint_lr or None, weight_decay=P.weight_decay,
                 lambda_task=P.lambda_task, lambda_ratio=P.lambda_ratio, patience=P.patience, seed=P.seed,
                 precision=P.precision)
 
