@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from mintkit.attacks.report import INTERVAL_METRICS
 from mintkit.core.fit import DID_NOT_TRAIN, check_classifier, check_head, require_fit
-from mintkit.core.metrics import membership_metrics
+from mintkit.core.metrics import METRICS, membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
@@ -112,7 +113,10 @@ def record(run: Run, P: Params, protocol: str, condition: str, ev: MplusResult, 
     # the passive model is the same in every setup run (no setup: the report keeps one of the repeats); M+ is
     # trained per setup, so its own loss row carries the setup or the setups' rows would collide
     yeom, yeom_setup = (YEOM, "") if condition == "Passive" else (f"{YEOM} (on M+)", st)
-    run.add_metrics(ev.loss.metrics, ev.audited, table="Table 3", setup=yeom_setup, condition=yeom, **keys)
+    # the passive model's row stands among the attacks' rows of Table 3: with their bootstrap intervals too
+    names = (*METRICS, *INTERVAL_METRICS) if condition == "Passive" else None
+    run.add_metrics(ev.loss.metrics, ev.audited, metric_names=names, table="Table 3", setup=yeom_setup,
+                    condition=yeom, **keys)
     tag = f"{condition.lower()}_{protocol}"
     run.save_scores(**{f"{tag}_scores": ev.scores, f"{tag}_labels": ev.labels, f"{tag}_loss_scores": ev.loss.scores})
     for stage, sec in seconds.items():
