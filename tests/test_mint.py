@@ -280,7 +280,8 @@ def test_insightface_layout_checkpoint_loads_as_audited_model(tmp_path):
     assert torch.allclose(model.embed(x), ref.embed(x), atol=1e-5)
     feats = mint.extract_features(ctx, split, model, P)
     assert feats["vec"]["external"]["outcome"].shape == (6, 512)
-    assert mint.control_model(ctx, split, model, P) == (None, {"control": "none"})
+    none, cinfo = mint.control_model(ctx, split, model, P)
+    assert none is None and cinfo.control == "none" and cinfo.accuracy == {}
     # a foreign pickle is refused, a mintkit checkpoint still loads
     torch.save({"state_dict": sd, "evil": object()}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError):
