@@ -30,7 +30,7 @@ and is cached like an audited model: the key holds its training indices, the rec
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
