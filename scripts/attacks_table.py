@@ -22,7 +22,7 @@ from mintkit.core.data import load_pool
 from mintkit.core.records import Run
 from mintkit.core.splits import build_split
 from mintkit.core.train import TrainConfig, pick_device, seed_everything
-from mintkit.methods.audited import audited_accuracy, train_audited
+from mintkit.models.audited import AuditedRecipe, audited_accuracy, train_audited
 from mintkit.models.zoo import ARCHS
 
 
@@ -57,21 +57,22 @@ def main() -> None:
     split = build_split(pool, n_members=a.members, n_external=a.external, n_eval=a.eval, seed=a.seed)
     cfg = TrainConfig(epochs=a.epochs, batch_size=64, lr=1e-3)
     t0 = time.perf_counter()
-    model, info = train_audited(pool, split, a.arch, cfg, device, a.seed, cache_dir=cache, progress=False)
+    recipe = AuditedRecipe(a.arch, cfg)
+    model, info = train_audited(pool, split, recipe, device, a.seed, cache_dir=cache, progress=False)
     t_model = time.perf_counter() - t0
     acc = audited_accuracy(model, pool, split, device)
     print(f"pool mnist-test ({len(pool)} images, {pool.image_size}x{pool.image_size}); split sizes {split.sizes()}")
     print(f"audited {a.arch}: {a.epochs} epochs Adam lr 1e-3 batch 64 on {a.members} members, "
           f"train acc {acc['audited_train_accuracy']:.3f}, held-out acc {acc['audited_accuracy']:.3f} "
-          f"({t_model:.0f} s, cache hit {info['cache_hit']}); device {device}")
+          f"({t_model:.0f} s, cache hit {info.cache_hit}); device {device}")
     queries = tuple(q.strip() for q in a.queries.split(","))
     run = Run(a.out, "attacks", vars(a), seed=a.seed, device=device) if a.out else None
     for mode in ("offline", "online") if a.online else ("offline",):
         attacks = ONLINE_ATTACKS if mode == "online" else None
-        audit = audit_attacks(model, pool, split, device, a.arch, cfg, attacks, k=a.k, mode=mode, seed=a.seed,
+        audit = audit_attacks(model, pool, split, device, recipe, attacks, k=a.k, mode=mode, seed=a.seed,
                               cache_dir=cache, queries=queries, n_boot=a.n_boot)
         results, data, refs = audit.only, audit.data[(SPLIT, mode)], audit.refs[mode]
-        hits = sum(i["cache_hit"] for i in refs.infos)
+        hits = sum(i.cache_hit for i in refs.infos)
         print(f"\n{mode} reference models: k={a.k}, {refs.plan.meta['train_size_mean']:.0f} training samples each "
               f"on average, trained in {refs.seconds:.0f} s ({hits} cache hits); signals: audited "
               f"{data.seconds['target_signals']:.1f} s, references {data.seconds['reference_signals']:.1f} s; "

@@ -111,11 +111,11 @@ def run_gmint(a: argparse.Namespace) -> tuple[list[dict], str]:
     act = fit_eval(ctx.device, get, mint_sets(split, 1.0, P.seed), P)
     loss, t_loss = timed(loss_baseline, model, ctx.pool, split, ctx.device, n_boot=P.n_boot)
     ctx.run.finish()
-    acc = info["accuracy"]
+    acc = info.accuracy
     note = (f"gMINT: its own smallcnn ({a.epochs} epochs) on mnist-test, |D| = |E| = {a.gmint_members}, "
             f"{split.sizes()['eval_members']} + {split.sizes()['eval_nonmembers']} evaluated; train acc "
             f"{acc['audited_train_accuracy']:.3f}, held-out {acc['audited_accuracy']:.3f} (trained in {t_model:.0f} s, "
-            f"cache hit {info['cache_hit']}). Run folder {ctx.run.dir}.")
+            f"cache hit {info.cache_hit}). Run folder {ctx.run.dir}.")
     rows = [{"protocol": "gMINT split", "method": "gMINT (Combined, MEAN, D100)", "metrics": g["metrics"],
              "adds": mods.seconds + g["seconds"]},
             {"protocol": "gMINT split", "method": "activation MINT (entry/middle/output max)", "metrics": act["metrics"],

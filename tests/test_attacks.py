@@ -27,15 +27,15 @@ from mintkit.attacks import (
 from mintkit.attacks.calibrated import watson_scores, ye_scores
 from mintkit.attacks.lira import lira_offline, lira_online, pooled_sd
 from mintkit.attacks.rmia import marginal, rmia_scores
-from mintkit.attacks.shadow import fit_class_thresholds, fit_salem, salem_scores, song_scores, yeom_scores
+from mintkit.attacks.shadow import fit_class_thresholds, fit_salem, salem_scores, song_scores
 from mintkit.attacks.signals import check_queries, logit_confidence, loss_from_phi, modified_entropy, top_probabilities
 from mintkit.core.data import load_pool, synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.records import Run
 from mintkit.core.splits import Split, build_split
 from mintkit.core.train import TrainConfig, accuracy, seed_everything
-from mintkit.methods.audited import train_audited
-from mintkit.methods.loss import loss_baseline
+from mintkit.models.audited import AuditedRecipe, train_audited
+from mintkit.methods.loss import loss_baseline, loss_scores
 from mintkit.models.zoo import build_model
 
 CPU = torch.device("cpu")
@@ -75,7 +75,7 @@ def test_signals_by_hand():
 # ------------------------------------------------------------------------------ scores, by hand
 
 def test_yeom_and_song_by_hand():
-    np.testing.assert_array_equal(yeom_scores([0.1, 2.0]), [-0.1, -2.0])
+    np.testing.assert_array_equal(loss_scores([0.1, 2.0]), [-0.1, -2.0])  # the one home of −loss
     # class 0: IN Mentr 0.1, 0.2 / OUT 0.5, 0.6 -> τ0 halfway, 0.35; class 1: too few -> all-class threshold
     mentr = np.array([0.1, 0.2, 0.5, 0.6, 0.3])
     labels = np.array([0, 0, 0, 0, 1])
@@ -215,7 +215,7 @@ def test_a_plan_that_breaks_its_mode_is_refused():
     with pytest.raises(ValueError, match="outside their allowed data|evaluated"):
         plan.check(split)
     with pytest.raises(ValueError):
-        train_references(pool, split, plan, "smallcnn", TrainConfig(epochs=1), CPU, cache_dir=None)
+        train_references(pool, split, plan, AuditedRecipe("smallcnn", TrainConfig(epochs=1)), CPU, cache_dir=None)
 
 
 def test_bad_requests_fail_before_training():
@@ -243,11 +243,11 @@ def test_references_are_cached_and_reused(tmp_path):
     split = build_split(pool, n_members=64, n_external=64, n_eval=32, seed=0)
     plan = plan_references(split, k=2, mode="offline", seed=0)
     cfg = TrainConfig(epochs=1, batch_size=32, fit_check=False)
-    first = train_references(pool, split, plan, "smallcnn", cfg, CPU, cache_dir=tmp_path)
-    again = train_references(pool, split, plan, "smallcnn", cfg, CPU, cache_dir=tmp_path)
-    assert [i["cache_hit"] for i in first.infos] == [False, False]
-    assert [i["cache_hit"] for i in again.infos] == [True, True]
-    assert first.infos[0]["cache_key"] != first.infos[1]["cache_key"]
+    first = train_references(pool, split, plan, AuditedRecipe("smallcnn", cfg), CPU, cache_dir=tmp_path)
+    again = train_references(pool, split, plan, AuditedRecipe("smallcnn", cfg), CPU, cache_dir=tmp_path)
+    assert [i.cache_hit for i in first.infos] == [False, False]
+    assert [i.cache_hit for i in again.infos] == [True, True]
+    assert first.infos[0].cache_key != first.infos[1].cache_key
     for a, b in zip(first.models, again.models):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -258,8 +258,8 @@ def test_every_attack_is_at_chance_on_an_untrained_model():
     seed_everything(0)
     untrained = mlp("mlp", pool.num_classes, pool.in_channels, pool.image_size).eval()
     for mode, attacks in (("offline", OFFLINE_ATTACKS), ("online", ATTACKS)):
-        audit = audit_attacks(untrained, pool, split, CPU, "mlp", cfg, seed=0, k=4, mode=mode, cache_dir=None,
-                              build_fn=mlp, n_boot=0)
+        audit = audit_attacks(untrained, pool, split, CPU, AuditedRecipe("mlp", cfg, build_fn=mlp), seed=0, k=4,
+                              mode=mode, cache_dir=None, n_boot=0)
         results, data, refs = audit.only, audit.data[(pipeline.SPLIT, mode)], audit.refs[mode]
         assert set(audit.modes.values()) == {mode}
         assert set(results) == set(attacks)
@@ -280,10 +280,10 @@ def test_lira_and_rmia_beat_the_loss_attack_at_low_fpr(mnist_root):
     pool = load_pool("mnist-test", mnist_root)
     split = build_split(pool, n_members=500, n_external=500, n_eval=300, seed=0)
     cfg = TrainConfig(epochs=30, batch_size=64)
-    model, _ = train_audited(pool, split, "mlp", cfg, CPU, seed=0, cache_dir=None, build_fn=mlp, progress=False)
+    recipe = AuditedRecipe("mlp", cfg, build_fn=mlp)
+    model, _ = train_audited(pool, split, recipe, CPU, seed=0, cache_dir=None, progress=False)
     assert accuracy(model, pool, split["members"], CPU) == 1.0
-    results = audit_attacks(model, pool, split, CPU, "mlp", cfg, seed=0, k=16, mode="online", cache_dir=None,
-                            build_fn=mlp, n_boot=0,
+    results = audit_attacks(model, pool, split, CPU, recipe, seed=0, k=16, mode="online", cache_dir=None, n_boot=0,
                             attacks=("yeom", "lira-online", "rmia-online", "lira-offline", "rmia-offline")).only
     tpr = {n: r.metrics["tpr_at_1pct_fpr"] for n, r in results.items()}
     print("TPR at 1% FPR:", {n: round(v, 3) for n, v in tpr.items()})
@@ -345,8 +345,9 @@ def test_views_of_one_split_share_one_plan_per_mode(tmp_path, monkeypatch):
     seed_everything(0)
     model = mlp("mlp", pool.num_classes, pool.in_channels, pool.image_size).eval()
     names = ("yeom", "watson", "lira-online")
-    audit = audit_attacks(model, pool, {"a": a, "b": b}, CPU, "mlp", TrainConfig(epochs=3, batch_size=64),
-                          names, k=4, cache_dir=None, build_fn=mlp, n_boot=50)
+    audit = audit_attacks(model, pool, {"a": a, "b": b}, CPU,
+                          AuditedRecipe("mlp", TrainConfig(epochs=3, batch_size=64), build_fn=mlp), names, k=4,
+                          cache_dir=None, n_boot=50)
     assert trainings == ["offline", "online"]
     evaluated = np.concatenate([a["eval_members"], b["eval_members"], a["eval_nonmembers"]])
     assert not audit.refs["offline"].plan.membership(evaluated).any()

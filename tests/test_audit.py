@@ -476,7 +476,7 @@ def test_reference_attacks_join_the_audit_and_never_train_on_candidates(tiny_mod
     rows = pd.read_csv(run.dir / "results.csv")
     assert {"lira-offline", "rmia-offline"} <= set(rows.setup)
     A2, _, _, _ = run_audit(P.replace(out_dir=str(tmp_path / "run2")))
-    assert all(i["cache_hit"] for i in A2.refs.infos)
+    assert all(i.cache_hit for i in A2.refs.infos)
 
 
 def test_the_audit_runs_in_its_own_precision_never_a_notebooks(small_trees, tiny_model, monkeypatch):

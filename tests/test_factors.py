@@ -97,10 +97,10 @@ def test_exposure_split_too_small_quarter_names_the_fix():
 
 def _built(P, scenario, value, split):
     """The model exactly as the sweep builds it (variant -> build_fn/model_kw -> train_audited's builder)."""
-    v = fac.variant(split, scenario, value, P)
+    v, _ = fac.variant(split, scenario, value, P)
     torch.manual_seed(0)
-    return (v["build_fn"] or build_model)(P.arch, num_classes=4, in_channels=1, image_size=8,
-                                          dropout=v["dropout"], head=v["head"], **v["model_kw"])
+    return (v.build_fn or build_model)(P.arch, num_classes=4, in_channels=1, image_size=8,
+                                       dropout=v.dropout, head=v.head, **v.model_kw)
 
 
 @pytest.mark.parametrize("head", ["arcface", "cosface", "adaface"])
@@ -146,7 +146,7 @@ def test_sweep_iresnet_uses_zoo_heads_with_margin_scale(tmp_path, monkeypatch):
 
     def spy(*args, **kw):
         model, info = train_audited(*args, **kw)
-        trained.append((model, kw))
+        trained.append((model, args))
         return model, info
 
     fac_sweep = importlib.import_module("mintkit.papers.factors.sweep")  # the package's `sweep` is the function
@@ -157,8 +157,9 @@ def test_sweep_iresnet_uses_zoo_heads_with_margin_scale(tmp_path, monkeypatch):
                out_dir=str(tmp_path / "run"))
     pool = synthetic_pool(n=96, num_classes=4, n_groups=12)  # 16 evaluation samples over 12 identities: pairs exist
     rows = fac.sweep(context(P, pool), "loss", P)
-    (model, kw), = trained
-    assert kw["build_fn"] is None and kw["model_kw"] == {"s": 32.0} and kw["head"] == "cosface"
+    (model, args), = trained
+    recipe = args[2]
+    assert recipe.build_fn is None and recipe.model_kw == {"s": 32.0} and recipe.head == "cosface"
     assert model.arch == "iresnet18" and isinstance(model.head, CosFaceHead) and model.head.s == 32.0
     assert set(rows.condition) == {"CosFace loss"} and set(rows.table) == {"Table 5"}
     fr = rows[rows.metric == "fr_verification_accuracy"].value
@@ -187,7 +188,7 @@ def test_sweep_dropout_toggle_changes_the_model_as_stated():
     assert torch.allclose(b, off(x))  # no dropout: deterministic
     on.eval()
     assert torch.allclose(on(x), on(x))  # eval: dropout off
-    assert fac.variant(split, "batch", 8, P)["dropout"] == 0.5  # other scenarios keep the base dropout
+    assert fac.variant(split, "batch", 8, P)[0].dropout == 0.5  # other scenarios keep the base dropout
 
 
 # ------------------------------------------------------------------------------- sweep rows

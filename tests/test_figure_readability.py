@@ -40,7 +40,7 @@ def roc(tmp_path):
     loss = _curve(rng, "loss", 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        fig = plot_roc(results, control, loss, Params(), out_dir=tmp_path)
+        fig = plot_roc(results, control, {"Loss threshold;Model Outcome": loss}, Params(), out_dir=tmp_path)
     yield fig, tmp_path
     plt.close(fig)
 

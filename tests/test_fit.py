@@ -10,7 +10,7 @@ from mintkit.core.data import synthetic_pool
 from mintkit.core.fit import DidNotFit, check_classifier, check_head
 from mintkit.core.splits import build_split
 from mintkit.core.train import TrainConfig, seed_everything, train_classifier
-from mintkit.methods.audited import train_audited
+from mintkit.models.audited import AuditedRecipe, train_audited
 from mintkit.methods.mint import MintData, run_mint
 from mintkit.models.zoo import build_model
 
@@ -41,8 +41,8 @@ def test_a_failed_fit_is_never_cached(tmp_path):
     pool = synthetic_pool(n=256)
     split = build_split(pool, 100, 60, 20, seed=0)
     with pytest.raises(DidNotFit):
-        train_audited(pool, split, "smallcnn", TrainConfig(epochs=1, lr=1e-7, batch_size=32), CPU, seed=0,
-                      cache_dir=tmp_path / "cache", progress=False)
+        train_audited(pool, split, AuditedRecipe("smallcnn", TrainConfig(epochs=1, lr=1e-7, batch_size=32)), CPU,
+                      seed=0, cache_dir=tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").glob("*.json"))  # no marker: a later run retrains
 
 

@@ -19,7 +19,7 @@ from mintkit.core.data import synthetic_pool
 from mintkit.core.params import ParameterError
 from mintkit.core.splits import build_split
 from mintkit.core.train import TrainConfig
-from mintkit.methods.audited import train_audited
+from mintkit.models.audited import AuditedRecipe, train_audited
 from mintkit.methods.modifiers import (ENGINES, FILTER_REDUCTIONS, RULES, Optimiser, adam_state_of, apply_rule, key,
                                        reduce_filters, weight_modifiers, weight_modifiers_loop)
 from mintkit.models.checkpoints import save_checkpoint
@@ -206,18 +206,17 @@ def test_adam_state_kept_by_train_audited(tmp_path):
     layers = ["stage1.0.conv", "stage4.1.conv"]
     names = [f"{n}.weight" for n in layers]
     cfg = TrainConfig(epochs=1, batch_size=16, fit_check=False)
-    m1, i1 = train_audited(pool, split, "smallcnn", cfg, CPU, 0, cache_dir=tmp_path, progress=False,
-                           optimizer_state_of=names)
-    m2, i2 = train_audited(pool, split, "smallcnn", cfg, CPU, 0, cache_dir=tmp_path, progress=False,
-                           optimizer_state_of=names)
-    assert not i1["cache_hit"] and i2["cache_hit"]
-    s1, s2 = adam_state_of(i1["optimizer_state"], layers), adam_state_of(i2["optimizer_state"], layers)
+    recipe = AuditedRecipe("smallcnn", cfg)
+    m1, i1 = train_audited(pool, split, recipe, CPU, 0, cache_dir=tmp_path, progress=False, optimizer_state_of=names)
+    m2, i2 = train_audited(pool, split, recipe, CPU, 0, cache_dir=tmp_path, progress=False, optimizer_state_of=names)
+    assert not i1.cache_hit and i2.cache_hit
+    s1, s2 = adam_state_of(i1.optimizer_state, layers), adam_state_of(i2.optimizer_state, layers)
     for n in layers:
         assert s1[n]["exp_avg"].shape == m1.get_submodule(n).weight.shape
         assert float(s1[n]["step"]) == 3  # 40 members / batch 16 = 3 steps
         assert torch.equal(s1[n]["exp_avg_sq"], s2[n]["exp_avg_sq"])
-    _, i3 = train_audited(pool, split, "smallcnn", cfg, CPU, 0, cache_dir=tmp_path, progress=False)
-    assert "optimizer_state" not in i3 and not i3["cache_hit"]  # a different cache entry: key unchanged without it
+    _, i3 = train_audited(pool, split, recipe, CPU, 0, cache_dir=tmp_path, progress=False)
+    assert i3.optimizer_state is None and not i3.cache_hit  # a different cache entry: key unchanged without it
     with pytest.raises(KeyError, match="Adam state"):
         adam_state_of({}, layers)
 
@@ -269,7 +268,7 @@ def test_early_stopping_validation_is_never_a_membership_set(tmp_path):
     every = np.concatenate([split[s] for s in ("members", "external", "eval_members", "eval_nonmembers")])
     assert len(val) == 100 and not np.isin(val, every).any() and "carved out of E" in split.meta["audited_val_source"]
     model, info = g.audited(ctx, split, half.replace(audited_epochs=4), progress=False)
-    assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 4
+    assert 1 <= info.history["best_epoch"] <= info.history["epochs_run"] <= 4
 
 
 def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
@@ -298,7 +297,7 @@ def test_attacks_join_table3_on_the_same_audited_model(tmp_path, capsys):
     ctx_c = g.setup(Pc)
     own, info_c = g.audited(ctx_c, split, Pc, progress=False)
     mia_c = g.membership_attacks(ctx_c, split, own, info_c, Pc)
-    assert mia_c.recipe["arch"] == "smallcnn" and "checkpoint's smallcnn" in capsys.readouterr().out
+    assert mia_c.recipe.arch == "smallcnn" and "checkpoint's smallcnn" in capsys.readouterr().out
     assert mia_c.results[P.protocol]["yeom"].metrics["auc"] == pytest.approx(res["yeom"].metrics["auc"])
 
 
@@ -322,8 +321,8 @@ def test_real_mnist_combined_beats_chance(mnist_root, tmp_path):
     correct = int(round(m["accuracy"] * n))
     p = binomtest(correct, n, 0.5, alternative="greater").pvalue
     print(f"MNIST test split, Combined/MEAN/D100/sgd: {correct}/{n} correct (accuracy {m['accuracy']:.3f}, "
-          f"AUC {m['auc']:.3f}, p={p:.1e}); audited train/test accuracy {info['accuracy']}")
+          f"AUC {m['auc']:.3f}, p={p:.1e}); audited train/test accuracy {info.accuracy}")
     assert n == 120 and m["n_eval_members"] == 60
     # enough optimiser steps for BatchNorm's running statistics: the eval-mode model must have learnt
-    assert info["accuracy"]["audited_train_accuracy"] > 0.95 and info["accuracy"]["audited_accuracy"] > 0.7
+    assert info.accuracy["audited_train_accuracy"] > 0.95 and info.accuracy["audited_accuracy"] > 0.7
     assert p < 1e-3 and m["auc"] > 0.6, f"{correct}/{n} correct, AUC {m['auc']:.3f}"

@@ -215,22 +215,6 @@ def test_bad_calibration_raises():
         M.membership_metrics([0.1, 0.9], [0, 1], [0.1, 0.2], None)
 
 
-# --------------------------------------------------------------------------- LOSS attack
-def test_loss_threshold_attack_separable():
-    r = M.loss_threshold_attack(
-        member_losses=[0.01, 0.02, 0.05],
-        nonmember_losses=[1.0, 2.0, 0.9],
-        calib_member_losses=[0.03, 0.04],
-        calib_nonmember_losses=[1.5, 0.8],
-        n_boot=20,
-    )
-    assert r["accuracy"] == 1.0 and r["auc"] == 1.0
-    assert r["accuracy_calibrated"] == 1.0
-    # threshold on -loss between -0.8 and -0.04; members have loss <= loss_threshold
-    assert r["loss_threshold"] == pytest.approx(0.42)
-    assert r["threshold"] == pytest.approx(-0.42)
-
-
 # --------------------------------------------------------------------------- seeds
 def test_summarize_seeds():
     df = pd.DataFrame({

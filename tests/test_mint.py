@@ -179,8 +179,9 @@ def test_face_pipeline_identity_disjoint_with_external_trees(tmp_path):
     cmodel, cinfo = mint.control_model(ctx, split, model, P)
     control = mint.fit_control(ctx, split, cmodel, P)
     assert set(control) == {("mlp", "combination"), ("mlp", "outcome"), ("cnn", "stage1")}
-    mint.report.record(ctx.run, results, sizes, control, None, audited, cinfo, P)
-    mint.report.save_scores(ctx.run, results, control, None)
+    assert mint.baselines(ctx, split, model, P) == {}
+    mint.report.record(ctx.run, results, sizes, control, {}, audited, cinfo, P)
+    mint.report.save_scores(ctx.run, results, control, {})
     ctx.run.finish()
     df = pd.read_csv(ctx.run.dir / "results.csv", keep_default_na=False)
     assert {"Table 1", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 5"} <= set(df["table"])
@@ -210,14 +211,15 @@ def test_baseline_attacks_on_a_classifier_beside_mint(tmp_path, capsys):
     model, _ = mint.audited_model(ctx, split, P)
     audited = mint.audited_quality(ctx, split, model)
     results = mint.fit_all(ctx, mint.extract_features(ctx, split, model, P), P)
-    loss = mint.loss_baseline(ctx, split, model, P)
+    baselines = mint.baselines(ctx, split, model, P)
+    loss = baselines[mint.LOSS_FEATURE]
     mia = mint.membership_attacks(ctx, split, model, audited, results, P)
     yeom = mia.results["heldout"]["yeom"].metrics
     assert yeom["auc"] == pytest.approx(loss.metrics["auc"]) and yeom["n_eval_members"] == P.n_eval
     rows = [r for r in ctx.run.rows if r["table"] == "Table 6" and r["metric"] == "accuracy"]
     assert {r["feature"] for r in rows} == {"Yeom et al.;Model Outcome", "Ye et al.;Model Outcome"}
     assert {r["condition"] for r in rows} == {P.condition_label(results[("mlp", "outcome")].n_train)}
-    t = mint.attack_table(results, loss, mia)
+    t = mint.attack_table(results, baselines, mia)
     assert list(t["method"]) == ["Vanilla MINT;Model Outcome", mint.LOSS_FEATURE, "Yeom et al.;Model Outcome",
                                  "Ye et al.;Model Outcome"]
     assert mint.membership_attacks(ctx, split, model, audited, results, P.replace(n_reference=0)) is None
@@ -236,9 +238,9 @@ def test_face_pipeline_main_pool_only_other_data_control(tmp_path):
     model, _ = mint.audited_model(ctx, split, P)
     cmodel, cinfo = mint.control_model(ctx, split, model, P)
     used = set().union(*(_groups(ctx.pool, split, s) for s in ("members", "external", "eval_nonmembers")))
-    ctrl_ids = set(ctx.pool.group.numpy()[cinfo["control_members"]].tolist())
-    assert cinfo["n_control"] > 0 and not ctrl_ids & used                      # never saw any set's identity
-    assert 0.0 <= cinfo["audited_accuracy"] <= 1.0                             # on the never-seen identities
+    ctrl_ids = set(ctx.pool.group.numpy()[cinfo.control_members].tolist())
+    assert cinfo.n_control > 0 and not ctrl_ids & used                         # never saw any set's identity
+    assert 0.0 <= cinfo.accuracy["audited_accuracy"] <= 1.0                    # on the never-seen identities
     assert len(mint.fit_control(ctx, split, cmodel, P)) == 2
 
 
@@ -270,7 +272,7 @@ def test_insightface_layout_checkpoint_loads_as_audited_model(tmp_path):
     ctx = mint.setup(P)
     split = mint.make_split(ctx, P)
     model, info = mint.audited_model(ctx, split, P)
-    assert info["source"] == str(path) and model.arch == "iresnet18" and model.head.weight.shape[0] == 6
+    assert info.source == str(path) and model.arch == "iresnet18" and model.head.weight.shape[0] == 6
     for k, v in sd.items():
         assert torch.equal(model.backbone.state_dict()[k], v), k
     x, _ = ctx.pool.batch(torch.arange(4))
@@ -278,7 +280,8 @@ def test_insightface_layout_checkpoint_loads_as_audited_model(tmp_path):
     assert torch.allclose(model.embed(x), ref.embed(x), atol=1e-5)
     feats = mint.extract_features(ctx, split, model, P)
     assert feats["vec"]["external"]["outcome"].shape == (6, 512)
-    assert mint.control_model(ctx, split, model, P) == (None, {"control": "none"})
+    none, cinfo = mint.control_model(ctx, split, model, P)
+    assert none is None and cinfo.control == "none" and cinfo.accuracy == {}
     # a foreign pickle is refused, a mintkit checkpoint still loads
     torch.save({"state_dict": sd, "evil": object()}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError):
@@ -306,9 +309,10 @@ def test_mnist_test_split_end_to_end(mnist_root, tmp_path):
     results = mint.fit_all(ctx, feats, P)
     cmodel, cinfo = mint.control_model(ctx, split, model, P)
     control = mint.fit_control(ctx, split, cmodel, P)
-    loss = mint.loss_baseline(ctx, split, model, P)
-    mint.report.record(ctx.run, results, {}, control, loss, audited, cinfo, P)
-    print(mint.report.summary(results, control, loss, audited, cinfo, P).round(3).to_string())
+    baselines = mint.baselines(ctx, split, model, P)
+    loss = baselines[mint.LOSS_FEATURE]
+    mint.report.record(ctx.run, results, {}, control, baselines, audited, cinfo, P)
+    print(mint.report.summary(results, control, baselines, audited, cinfo, P).round(3).to_string())
 
     n = 2 * P.n_eval                                                           # 150 members + 150 non-members
     best = max(results.values(), key=lambda r: r.metrics["accuracy"])

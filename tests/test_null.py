@@ -79,7 +79,7 @@ def test_gmint_null_model_reads_chance_and_the_order_artifact_does_not(tmp_path)
     ctx = g.setup(P)
     split = g.make_split(ctx, P)
     model, info = g.audited(ctx, split, P, progress=False)
-    acc = info["accuracy"]
+    acc = info.accuracy
     assert abs(acc["audited_train_accuracy"] - acc["audited_accuracy"]) < 0.08, acc  # D is unseen data too
     _df, cells = g.grid(ctx, split, g.modifiers(ctx, split, model, info, P, progress=False), info, P)
     _t3, t3 = g.table3(ctx, split, model, info, {}, P)
@@ -129,7 +129,7 @@ def test_mint_null_model_trains_on_stand_ins_or_not_at_all(tmp_path, monkeypatch
     calls = []
     real = mint.audited.train_audited
     monkeypatch.setattr(mint.audited, "train_audited",
-                        lambda pool, s, arch, cfg, *a, **k: calls.append((s, cfg)) or real(pool, s, arch, cfg, *a, **k))
+                        lambda pool, s, recipe, *a, **k: calls.append((s, recipe.train)) or real(pool, s, recipe, *a, **k))
     for mode in ("other-data", "untrained"):
         P = mint.Params.from_values({"n_members": 100, "n_external": 100, "n_eval": 40, "audited_epochs": 1, "fit_check": False,
                                      "cache_dir": "", "control": "none", "null_model": mode,
@@ -138,7 +138,7 @@ def test_mint_null_model_trains_on_stand_ins_or_not_at_all(tmp_path, monkeypatch
         split = mint.make_split(ctx, P)
         model, info = mint.audited_model(ctx, split, P)
         s, cfg = calls[-1]
-        assert info["null_model"] == mode and ctx.run.variant == f"null={mode}"
+        assert info.null_model == mode and ctx.run.variant == f"null={mode}"
         if mode == "untrained":
             assert cfg.epochs == 0
         else:

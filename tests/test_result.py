@@ -11,8 +11,8 @@ from mintkit.audit.blind import BlindResult
 from mintkit.core.data import load_pool
 from mintkit.core.metrics import membership_metrics
 from mintkit.core.result import MembershipResult
-from mintkit.core.splits import build_split
-from mintkit.methods.loss import loss_attack
+from mintkit.core.splits import Split, build_split
+from mintkit.methods.loss import loss_attack, loss_sets
 from mintkit.methods.mint import MINT_SETS, MintData, MintResult, run_mint
 from mintkit.models.zoo import build_model
 from mintkit.papers.amint.evaluation import MplusResult
@@ -61,3 +61,18 @@ def test_every_attack_result_is_a_membership_result_under_the_one_entry_point():
     assert audit.modes == {"yeom": "offline"} and audit.refs == {"offline": None}
     with pytest.raises(ValueError, match="need reference models"):
         audit_attacks(model, pool, split, CPU, attacks=("watson",))
+
+
+def test_loss_attack_by_hand_and_its_calibration_never_holds_evaluated_members():
+    """The one loss-threshold attack (methods.loss): separable losses, the threshold halfway between the
+    calibration sets on -loss; `loss_sets` leaves evaluated members out of the calibration members."""
+    L = {"eval_members": np.array([0.01, 0.02, 0.05]), "eval_nonmembers": np.array([1.0, 2.0, 0.9]),
+         "mint_train_members": np.array([0.03, 0.04]), "external": np.array([1.5, 0.8])}
+    m = loss_attack(L, n_boot=20).metrics
+    assert m["accuracy"] == m["accuracy_calibrated"] == m["auc"] == 1.0
+    assert m["loss_threshold"] == pytest.approx(0.42) and m["threshold"] == pytest.approx(-0.42)
+    split = Split({"members": np.arange(10), "external": np.arange(10, 20), "mint_train_members": np.arange(10),
+                   "eval_members": np.arange(6, 10), "eval_nonmembers": np.arange(20, 24)}, "toy", 30, 0,
+                  overlap="paper")
+    sets = loss_sets(split)
+    assert sets["mint_train_members"].tolist() == list(range(6)) and sets["eval_members"].tolist() == [6, 7, 8, 9]

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from mintkit.core.data import synthetic_pool
+from mintkit.core.splits import SETS, Split
 from mintkit.core.params import ParameterError, check
 from mintkit.core.train import (EarlyStopping, TrainConfig, TrainingDiverged, accuracy, ensure_finite, epoch_indices,
                                 pick_device, seed_everything, train_classifier)
+from mintkit.models.audited import AuditedRecipe, train_audited
 from mintkit.models.extract import extract, reduce_activation
 from mintkit.models.zoo import build_model
 
@@ -165,3 +167,22 @@ def test_run_mint_does_not_depend_on_the_global_generator():
         torch.manual_seed(state)  # what the audited-model stage left behind
         results.append(run_mint(data, "mlp", torch.device("cpu"), epochs=3, seed=0, n_boot=0).scores)
     assert (results[0] == results[1]).all()
+
+
+def test_the_cache_key_of_a_known_recipe_is_unchanged(tmp_path):
+    """Models users already cached must still hit: the keys below were computed at commit 70b5e3a, when the
+    recipe travelled as keywords (arch, cfg, dropout, optimizer_state_of ...); AuditedRecipe passed whole must
+    give them again. Zero epochs: nothing trains, only the key and an initial model are written."""
+    pool = synthetic_pool(n=64, num_classes=4)
+    empty = np.empty(0, np.int64)
+    split = Split({s: empty for s in SETS} | {"members": np.arange(0, 64, 2)}, pool.name, len(pool), 0)
+    cfg = TrainConfig(epochs=0, batch_size=32, lr=0.01, optimizer="sgd", weight_decay=1e-4, fit_check=False)
+    _, info = train_audited(pool, split, AuditedRecipe("smallcnn", cfg, dropout=0.25), CPU, 3, tmp_path,
+                            progress=False)
+    assert info.cache_key == "91492f39b336b719fb09" and (tmp_path / f"{info.cache_key}.pt").exists()
+    _, info = train_audited(pool, split, AuditedRecipe("smallcnn", TrainConfig(epochs=0, fit_check=False)), CPU, 0,
+                            tmp_path, progress=False, optimizer_state_of=["fc.weight"])
+    assert info.cache_key == "3765a1151165585d41b4"
+    _, again = train_audited(pool, split, AuditedRecipe("smallcnn", TrainConfig(epochs=0, fit_check=False)), CPU, 0,
+                             tmp_path, progress=False, optimizer_state_of=["fc.weight"])
+    assert again.cache_hit and again.cache_key == info.cache_key

@@ -1,7 +1,7 @@
 """The one entry point of the attacks: plan, train (or reuse) the reference models and score every attack on one
 split or on several views of one split, with quick defaults.
 
-``audit_attacks(model, pool, split_or_views, device, arch, cfg, attacks, k=..., mode=...)`` returns an
+``audit_attacks(model, pool, split_or_views, device, recipe, attacks, k=..., mode=...)`` returns an
 `AttackAudit`. Views (``{name: Split}``) are one split seen under several protocols (aMINT scores the same
 weights with evaluated members outside and inside the MINT-training members): the reference models are planned
 once, on the union of the views' evaluated members, so that offline models never train on any of them and online
@@ -25,8 +25,7 @@ from mintkit.attacks.references import MODES, ReferenceModels, plan_references, 
 from mintkit.attacks.run import ATTACKS, OFFLINE_ATTACKS, ONLINE_ATTACKS, AttackData, AttackResult, score_attacks
 from mintkit.core.data import Pool
 from mintkit.core.splits import Split
-from mintkit.core.train import TrainConfig
-from mintkit.methods.audited import DEFAULT_CACHE
+from mintkit.models.audited import DEFAULT_CACHE, AuditedRecipe
 
 QUICK_K = 4
 SPLIT = "split"  # the view name of a single split
@@ -62,13 +61,14 @@ def merged_split(views: dict[str, Split]) -> Split:
 @dataclass
 class AttackAudit:
     """Results of `audit_attacks`: {view: {attack: AttackResult}}, the reference models of each mode (None when
-    only 'yeom' reads it), the signals of every (view, mode) and their shared costs, the mode each attack read
-    and the recipe used. A single split is the view SPLIT."""
+    only 'yeom' reads it), the signals of every (view, mode) and their shared costs, the mode each attack read,
+    the recipe used and k. A single split is the view SPLIT."""
 
     results: dict[str, dict[str, AttackResult]]
     refs: dict[str, ReferenceModels | None]
     signal_seconds: dict[tuple[str, str], dict[str, float]]
-    recipe: dict = field(default_factory=dict)
+    recipe: AuditedRecipe | None = None  # what the reference models repeat (None: 'yeom' alone, no references)
+    k: int = QUICK_K
     modes: dict[str, str] = field(default_factory=dict)
     data: dict[tuple[str, str], AttackData] = field(default_factory=dict, repr=False)
 
@@ -121,10 +121,9 @@ def _groups(names: tuple[str, ...], mode: str | None, refs: ReferenceModels | No
 
 
 def audit_attacks(model: nn.Module, pool: Pool, split: Split | dict[str, Split], device: torch.device,
-                  arch: str = "", cfg: TrainConfig | None = None, attacks: tuple[str, ...] | None = None, *,
+                  recipe: AuditedRecipe | None = None, attacks: tuple[str, ...] | None = None, *,
                   k: int = QUICK_K, mode: str | None = None, refs: ReferenceModels | None = None, seed: int = 0,
-                  cache_dir: str | Path | None = DEFAULT_CACHE, n_boot: int = 200, dropout: float = 0.0,
-                  head: str = "softmax", build_fn=None, model_kw: dict | None = None,
+                  cache_dir: str | Path | None = DEFAULT_CACHE, n_boot: int = 200,
                   options: dict[str, dict] | None = None, queries: tuple[str, ...] = ("identity",),
                   train_size: int | None = None, max_calibration: int | None = 1000,
                   n_population: int | None = 2000, progress: bool = False) -> AttackAudit:
@@ -134,8 +133,8 @@ def audit_attacks(model: nn.Module, pool: Pool, split: Split | dict[str, Split],
     mode: None = offline references for the offline attacks, online ones for the online attacks; 'offline' /
     'online' = every attack reads that mode's references (an offline attack on online references says so in
     its label). refs: reference models already trained for this split (their mode then applies); otherwise
-    arch / cfg / dropout / head / build_fn / model_kw are the audited model's recipe, which the k reference
-    models repeat (mintkit.attacks.references; 'yeom' alone trains none). options: {attack: {option: value}}
+    ``recipe`` is the audited model's (`mintkit.models.audited.AuditedRecipe`), which the k reference models
+    repeat (mintkit.attacks.references; 'yeom' alone trains none). options: {attack: {option: value}}
     (``attack_options(name)``); queries: 'identity' first, then augmentations, averaged by LiRA and RMIA.
     """
     views = split if isinstance(split, dict) else {SPLIT: split}
@@ -145,18 +144,17 @@ def audit_attacks(model: nn.Module, pool: Pool, split: Split | dict[str, Split],
         raise ValueError(f"attacks {list(bad) or '(none)'} not valid; valid: {', '.join(ATTACKS)}")
     plan_split = merged_split(views)
     results: dict[str, dict[str, AttackResult]] = {v: {} for v in views}
-    out = AttackAudit(results, {}, {}, {"arch": arch, "train": cfg.as_dict() if cfg else {}, "dropout": dropout,
-                                        "head": head, "k": refs.plan.k if refs is not None else k})
+    used = refs.recipe if refs is not None else recipe
+    out = AttackAudit(results, {}, {}, used, refs.plan.k if refs is not None else k)
     for group_mode, group in _groups(names, mode, refs).items():
         ref = refs
         if ref is None and group != ("yeom",):
-            if cfg is None:
+            if recipe is None:
                 raise ValueError(f"attacks {[a for a in group if a != 'yeom']} need reference models: give refs, or "
-                                 "the audited recipe (arch, cfg) to train them")
+                                 "the audited recipe (AuditedRecipe) to train them")
             plan = plan_references(plan_split, k, group_mode, train_size, max_calibration=max_calibration,
                                    n_population=n_population, seed=seed)
-            ref = train_references(pool, plan_split, plan, arch, cfg, device, seed, cache_dir, dropout, head,
-                                   build_fn, model_kw, progress)
+            ref = train_references(pool, plan_split, plan, recipe, device, seed, cache_dir, progress)
         out.refs[group_mode] = ref
         for view, s in views.items():
             t0 = time.perf_counter()

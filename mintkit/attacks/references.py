@@ -24,13 +24,13 @@ Modes:
   OUT for the other k/2 (LiRA online, RMIA online). The evaluated members then train reference models.
 
 Each model trains on about ``train_size`` samples (default |members|, the audited model's training-set size,
-as many as the candidates allow) with the audited model's recipe (:func:`mintkit.methods.audited.train_audited`),
+as many as the candidates allow) with the audited model's recipe (:func:`mintkit.models.audited.train_audited`),
 and is cached like an audited model: the key holds its training indices, the recipe and its seed.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,7 @@ from torch import nn
 
 from mintkit.core.data import Pool
 from mintkit.core.splits import SETS, Split
-from mintkit.core.train import TrainConfig
-from mintkit.methods.audited import DEFAULT_CACHE, train_audited
+from mintkit.models.audited import DEFAULT_CACHE, AuditedInfo, AuditedRecipe, train_audited
 
 MODES = ("offline", "online")
 POPULATION_SETS = ("external", "rest")
@@ -176,12 +175,12 @@ def plan_references(split: Split, k: int, mode: str = "offline", train_size: int
 
 @dataclass
 class ReferenceModels:
-    """Trained reference models (eval mode) of a plan, with their training info and the recipe."""
+    """Trained reference models (eval mode) of a plan, with their training info and the recipe they repeat."""
 
     plan: ReferencePlan
     models: list[nn.Module]
-    infos: list[dict]
-    recipe: dict
+    infos: list[AuditedInfo]
+    recipe: AuditedRecipe
     seconds: float
 
     @property
@@ -194,18 +193,16 @@ def reference_seed(seed: int, j: int) -> int:
     return int(np.random.SeedSequence([seed, j, 7919]).generate_state(1)[0] % (2 ** 31))
 
 
-def train_references(pool: Pool, split: Split, plan: ReferencePlan, arch: str, cfg: TrainConfig,
-                     device: torch.device, seed: int = 0, cache_dir: str | Path | None = DEFAULT_CACHE,
-                     dropout: float = 0.0, head: str = "softmax", build_fn=None, model_kw: dict | None = None,
+def train_references(pool: Pool, split: Split, plan: ReferencePlan, recipe: AuditedRecipe, device: torch.device,
+                     seed: int = 0, cache_dir: str | Path | None = DEFAULT_CACHE,
                      progress: bool = False) -> ReferenceModels:
-    """Train (or load from the cache) the plan's k models with the audited recipe, one after another on
-    ``device``. ``arch`` / ``cfg`` / ``dropout`` / ``head`` / ``build_fn`` / ``model_kw`` as for
-    :func:`mintkit.methods.audited.train_audited` (pass what trained the audited model). A ``cfg`` with early
+    """Train (or load from the cache) the plan's k models with the audited `recipe` (what trained the audited
+    model, :class:`mintkit.models.audited.AuditedRecipe`), one after another on ``device``. A recipe with early
     stopping is run without it (``patience=0``, all its epochs): a reference model has no validation set of
     its own, and one drawn from the population would leave fewer non-members for the attacks."""
     plan.check(split)
-    if cfg.patience:
-        cfg = replace(cfg, patience=0)
+    if recipe.train.patience:
+        recipe = recipe.with_train(patience=0)
     t0 = time.perf_counter()
     models, infos = [], []
     empty = np.empty(0, np.int64)
@@ -213,12 +210,8 @@ def train_references(pool: Pool, split: Split, plan: ReferencePlan, arch: str, c
         # a Split whose members are model j's training set: train_audited's recipe and cache key apply as is
         ref_split = Split({s: empty for s in SETS} | {"members": plan.train_indices(j)}, split.pool,
                           split.pool_size, seed, meta={"reference": j, "mode": plan.mode})
-        model, info = train_audited(pool, ref_split, arch, cfg, device, reference_seed(seed, j), cache_dir=cache_dir,
-                                    dropout=dropout, head=head, progress=progress, build_fn=build_fn,
-                                    model_kw=model_kw)
+        model, info = train_audited(pool, ref_split, recipe, device, reference_seed(seed, j), cache_dir,
+                                    progress=progress)
         models.append(model.eval())
-        infos.append(info | {"n_train": int(plan.inside[j].sum())})
-    recipe = {"arch": arch, "train": cfg.as_dict(), "dropout": dropout, "head": head,
-              "build_fn": None if build_fn is None else f"{build_fn.__module__}.{build_fn.__qualname__}",
-              "model_kw": dict(model_kw or {})}
+        infos.append(info)
     return ReferenceModels(plan, models, infos, recipe, time.perf_counter() - t0)

@@ -44,6 +44,7 @@ from mintkit.core.metrics import membership_metrics
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
 from mintkit.core.thresholds import calibrate_threshold
+from mintkit.methods.loss import loss_scores
 
 ATTACKS = ("salem", "yeom", "song", "ye", "watson", "lira-offline", "lira-online", "rmia-offline", "rmia-online")
 OFFLINE_ATTACKS = ("salem", "yeom", "song", "ye", "watson", "lira-offline", "rmia-offline")
@@ -115,7 +116,7 @@ def collect_signals(model: nn.Module, pool: Pool, split: Split, refs: ReferenceM
 # each takes the data and the positions to score, returns scores [len(at)]
 
 def _yeom(d: AttackData, at: np.ndarray) -> np.ndarray:
-    return shadow.yeom_scores(d.target.loss[at])
+    return loss_scores(d.target.loss[at])
 
 
 def _song(d: AttackData, at: np.ndarray, fit_on: str = "shadow", shadow_model: int = 0,

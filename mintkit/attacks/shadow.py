@@ -5,7 +5,7 @@ Larger score = "member" (see docs/attacks.md). N samples, K classes.
 ==================  ==================================================  ==========================================
 attack              score s(x, y)                                       fitted on (never evaluation data)
 ==================  ==================================================  ==========================================
-Yeom et al.         −ℓ(θ; x, y)                                         nothing (threshold: calibration data)
+Yeom et al.         −ℓ(θ; x, y) (mintkit.methods.loss.loss_scores)      nothing (threshold: calibration data)
 Song & Mittal       τ_y − Mentr(θ; x, y)                                τ_c per class: shadow IN vs OUT samples
 Salem et al.        logit of an MLP on the top-k sorted posteriors      the MLP: shadow IN vs OUT samples
 ==================  ==================================================  ==========================================
@@ -26,11 +26,6 @@ import numpy as np
 from sklearn.neural_network import MLPClassifier
 
 from mintkit.core.thresholds import calibrate_threshold
-
-
-def yeom_scores(loss: np.ndarray) -> np.ndarray:
-    """−ℓ [N] from losses [N]."""
-    return -np.asarray(loss, dtype=np.float64)
 
 
 def fit_class_thresholds(mentr: np.ndarray, labels: np.ndarray, is_in: np.ndarray, num_classes: int,

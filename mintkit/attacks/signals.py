@@ -26,8 +26,8 @@ import torch
 from scipy.special import expit, logsumexp
 from torch import nn
 
-from mintkit.core.data import Pool, iterate_batches
-from mintkit.core.train import forward_logits
+from mintkit.core.data import Pool
+from mintkit.core.train import predict
 
 QUERIES = ("identity", "hflip")
 
@@ -111,20 +111,16 @@ def apply_query(x: torch.Tensor, query: str) -> torch.Tensor:
     return x if query == "identity" else x.flip(-1)
 
 
-@torch.no_grad()
 def model_logits(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device,
                  queries: tuple[str, ...] = ("identity",), batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """float32 logits [N, A, K] (eval mode, no autocast) and labels [N] for pool[indices]."""
+    """float32 logits [N, A, K] (eval mode, no autocast: the one pass `mintkit.core.train.predict` in fp32, once
+    per query) and labels [N] for pool[indices]."""
     queries = check_queries(queries)
-    model.eval().to(device)
-    outs, ys = [], []
-    for b in iterate_batches(np.asarray(indices), batch_size):
-        x, y = pool.batch(b)
-        outs.append(torch.stack([forward_logits(model, apply_query(x, q)).float() for q in queries], 1).cpu())
-        ys.append(y.cpu())
-    if not outs:
+    if not len(indices):
         return np.empty((0, len(queries), 0), np.float32), np.empty(0, np.int64)
-    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+    passes = [predict(model, pool, indices, device, batch_size, precision="fp32",
+                      view=lambda x, q=q: apply_query(x, q)) for q in queries]
+    return torch.stack([logits for logits, _ in passes], 1).numpy(), passes[0][1].numpy()
 
 
 def model_signals(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device,

@@ -15,6 +15,8 @@ from mintkit.attacks.pipeline import QUICK_K
 from mintkit.attacks.run import ATTACKS, OFFLINE_ATTACKS
 from mintkit.core.data import Pool
 from mintkit.core.params import ParameterError, split_list
+from mintkit.core.train import TrainConfig
+from mintkit.models.audited import AuditedRecipe
 from mintkit.models.iresnet import is_face_model
 
 ALL = "all"
@@ -59,10 +61,10 @@ def skip_reason(model: nn.Module, pool: Pool) -> str | None:
     return None
 
 
-def model_recipe(model: nn.Module, arch: str) -> dict:
-    """arch, dropout and head of a loaded model (its ``config``), for reference models that repeat it;
-    ``arch`` when the model does not say. The training settings of a user's checkpoint are not stored: the
-    caller's TrainConfig stands in for them."""
+def model_recipe(model: nn.Module, arch: str, train: TrainConfig) -> AuditedRecipe:
+    """The recipe of a loaded model (arch, dropout and head from its ``config``; ``arch`` when the model does not
+    say), for reference models that repeat it. The training settings of a user's checkpoint are not stored:
+    the caller's ``train`` stands in for them."""
     cfg = getattr(model, "config", {})
-    return {"arch": cfg.get("arch", getattr(model, "arch", arch)), "dropout": float(cfg.get("dropout", 0.0)),
-            "head": cfg.get("head", "softmax")}
+    return AuditedRecipe(cfg.get("arch", getattr(model, "arch", arch)), train, dropout=float(cfg.get("dropout", 0.0)),
+                         head=cfg.get("head", "softmax"))

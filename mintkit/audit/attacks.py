@@ -30,14 +30,14 @@ from mintkit.audit.models import AuditedModel, build_architecture, build_from_ca
 from mintkit.core import precision as prec
 from mintkit.core.records import Run, write_json
 from mintkit.core.train import TrainConfig
-from mintkit.methods.audited import DEFAULT_CACHE
+from mintkit.models.audited import DEFAULT_CACHE, AuditedRecipe
 
 
 def build_like(arch: str, num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
                head: str = "softmax") -> nn.Module:
     """A fresh model of the audited architecture: ``arch`` is 'arch:NAME' (torchvision / timm) or
     'build:module:callable' (the user's builder). The build signature of
-    :func:`mintkit.methods.audited.build_audited`."""
+    :func:`mintkit.models.audited.build_audited`."""
     kind, _, spec = arch.partition(":")
     if kind == "arch":
         return build_architecture(spec, num_classes, in_channels)[0]
@@ -71,8 +71,8 @@ def train_reference_models(A, progress: bool = False, cache_dir=DEFAULT_CACHE) -
     except ValueError as e:  # too few non-members for calibration or for the reference models' training sets
         raise AuditInputError(f"reference attacks: {e}") from None
     with prec.using(P.precision):  # any pass below that reads the policy reads the audit's
-        A.refs = train_references(A.pool, keyed, plan, arch, cfg, A.device, P.seed, cache_dir, build_fn=build_like,
-                                  progress=progress)
+        A.refs = train_references(A.pool, keyed, plan, AuditedRecipe(arch, cfg, build_fn=build_like), A.device,
+                                  P.seed, cache_dir, progress=progress)
     return A.refs
 
 
@@ -100,8 +100,8 @@ def record_references(run: Run, A) -> None:
     plan = A.refs.plan
     files = np.asarray(A.pool.files)
     write_json(run.dir / "references.json", {
-        "mode": plan.mode, "k": plan.k, "recipe": A.refs.recipe, "seconds": A.refs.seconds,
-        "cache_hits": [bool(i.get("cache_hit")) for i in A.refs.infos],
+        "mode": plan.mode, "k": plan.k, "recipe": A.refs.recipe.describe(), "seconds": A.refs.seconds,
+        "cache_hits": [i.cache_hit for i in A.refs.infos],
         "train_indices": [plan.train_indices(j).tolist() for j in range(plan.k)],
         "train_files_first": [files[plan.train_indices(j)[:3]].tolist() for j in range(plan.k)],
         "calibration": {k: v.tolist() for k, v in plan.calibration.items()},

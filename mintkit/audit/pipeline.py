@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mintkit.attacks.references import ReferenceModels
 from mintkit.audit import taps as tapmod
@@ -40,9 +39,9 @@ from mintkit.core import precision as prec
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, build_split, set_hash
-from mintkit.core.train import apply_threads, pick_device, seed_everything
-from mintkit.methods.loss import loss_attack
+from mintkit.core.train import apply_threads, pick_device, sample_losses, seed_everything
 from mintkit.methods import registry
+from mintkit.methods.loss import loss_attack, loss_sets
 from mintkit.methods.mint import MINT_SETS, MintData, run_mint
 
 REPORTED = ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy", "accuracy", "accuracy_calibrated",
@@ -210,7 +209,7 @@ def blind_baseline(A: Audit) -> dict[str, BlindResult]:
 
 def _loss_method(A: Audit, losses: np.ndarray, order: np.ndarray) -> MembershipResult:
     """The loss attack on the per-sample losses [len(order)], threshold calibrated on the MINT-training sets."""
-    L = {s: losses[_rows(A.split[s], order).numpy()] for s in MINT_SETS}
+    L = {s: losses[_rows(idx, order).numpy()] for s, idx in loss_sets(A.split).items()}
     res = loss_attack(L, n_boot=A.P.n_boot, seed=A.P.seed)
 
     # -log(loss) ranks as -loss (the rank test and the AUC are unchanged) and spreads small losses apart
@@ -278,7 +277,7 @@ def _score_model(A: Audit, model: AuditedModel, label: str, progress: bool) -> M
     t0 = time.perf_counter()
     feats, logits = tapmod.extract(model, pool, order, A.taps, A.device, P.batch_size)
     y = pool.y[torch.as_tensor(order)].cpu()
-    losses = F.cross_entropy(logits, y, reduction="none").numpy()
+    losses = sample_losses(logits, y)
     non = _rows(pool.of("nonmembers"), order)
     acc = float((logits[non].argmax(1) == y[non]).float().mean())
     seconds = {"features": time.perf_counter() - t0}

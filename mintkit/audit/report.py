@@ -143,15 +143,15 @@ def reference_lines(A: Audit) -> list[str]:
     if A.refs is None:
         return []
     r, plan = A.refs, A.refs.plan
-    t = r.recipe["train"]
+    t = r.recipe.train
     sizes = plan.inside.sum(1)
     return [f"- reference attacks ({', '.join(A.attacks)}): {plan.k} offline reference models of the audited "
             f"architecture, {sizes.min()}–{sizes.max()} images each, drawn from E"
             + (" and the reference tree" if A.P.reference else "")
-            + f" (never a member or a held-out image: asserted, indices in `references.json`); recipe {t['epochs']} "
-            f"epochs, {t['optimizer']} lr {t['lr']:g}, batch {t['batch_size']} — the audited model's own recipe is "
+            + f" (never a member or a held-out image: asserted, indices in `references.json`); recipe {t.epochs} "
+            f"epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size} — the audited model's own recipe is "
             f"unknown to the audit, and the attacks are strongest when these match it; trained in {r.seconds:.0f} s "
-            f"({sum(bool(i.get('cache_hit')) for i in r.infos)} of {plan.k} from the cache)"]
+            f"({sum(i.cache_hit for i in r.infos)} of {plan.k} from the cache)"]
 
 
 def markdown(A: Audit, main: ModelResult, control: ModelResult | None, command: str = "") -> str:

@@ -1,4 +1,4 @@
-"""Membership metrics with uncertainty, the LOSS baseline, face-embedding accuracies, and seed summaries.
+"""Membership metrics with uncertainty and seed summaries (the LOSS attack itself: mintkit.methods.loss).
 
 Conventions (used by every function here)
 -----------------------------------------
@@ -63,7 +63,6 @@ __all__ = [
     "TPR_METRICS",
     "FPR_LEVELS",
     "membership_metrics",
-    "loss_threshold_attack",
     "summarize_seeds",
 ]
 
@@ -173,50 +172,6 @@ def membership_metrics(
     out |= _intervals(s[y], s[~y], out, n_boot, seed, ci)
     out["ci_level"] = float(ci)
     out["n_boot"] = int(n_boot)
-    return out
-
-
-# --------------------------------------------------------------------------- LOSS baseline
-def loss_threshold_attack(
-    member_losses,
-    nonmember_losses,
-    calib_member_losses,
-    calib_nonmember_losses,
-    n_boot: int = 200,
-    seed: int = 0,
-    ci: float = 0.95,
-) -> dict:
-    """LOSS attack (Yeom et al., 2018): a sample is a member when its loss is low.
-
-    Score = ``-loss``. The threshold is calibrated (max balanced accuracy) on the
-    calibration losses: in mintkit these are the MINT-training members and the external
-    non-members, the same data a MINT model sees, so the baseline and MINT are compared on
-    equal terms. (Yeom et al. use the audited model's mean training loss; that is one
-    possible calibration set, pass those losses to reproduce it.)
-
-    Returns :func:`membership_metrics` on the evaluation losses, with ``accuracy``
-    measured at the calibrated threshold (so it equals ``accuracy_calibrated``), plus
-    ``threshold`` and ``loss_threshold`` (= ``-threshold``; members have loss <= it).
-    """
-    mem = -np.asarray(member_losses, dtype=np.float64).reshape(-1)
-    non = -np.asarray(nonmember_losses, dtype=np.float64).reshape(-1)
-    cmem = -np.asarray(calib_member_losses, dtype=np.float64).reshape(-1)
-    cnon = -np.asarray(calib_nonmember_losses, dtype=np.float64).reshape(-1)
-    cal_s = np.r_[cmem, cnon]
-    cal_y = np.r_[np.ones(len(cmem), bool), np.zeros(len(cnon), bool)]
-    thr = calibrate_threshold(cal_s, cal_y)
-    out = membership_metrics(
-        np.r_[mem, non],
-        np.r_[np.ones(len(mem), bool), np.zeros(len(non), bool)],
-        calib_scores=cal_s,
-        calib_labels=cal_y,
-        threshold=thr,
-        n_boot=n_boot,
-        seed=seed,
-        ci=ci,
-    )
-    out["threshold"] = thr
-    out["loss_threshold"] = -thr
     return out
 
 

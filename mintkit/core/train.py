@@ -280,14 +280,17 @@ def _optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, names) -> dic
 
 @torch.no_grad()
 def predict(model: nn.Module, pool: Pool, indices: np.ndarray | torch.Tensor, device: torch.device,
-            batch_size: int = 512, precision: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode logits [N, K] (float32, on cpu) and labels [N] for pool[indices], in `precision` (None: the
-    policy; per-sample losses pass 'fp32': bf16 logits would quantise the loss attack's signal)."""
+            batch_size: int = 512, precision: str | None = None,
+            view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one eval-mode logits pass: logits [N, K] (float32, on cpu) and labels [N] for pool[indices], in
+    `precision` (None: the policy; per-sample losses pass 'fp32': bf16 logits would quantise the loss attack's
+    signal). `view` maps each batch [B, C, H, W] first (the attacks' queries: a mirrored image)."""
     model.eval()
     outs, ys = [], []
     with prec.in_layout(model, device, precision) as fmt:
         for b in iterate_batches(np.asarray(indices), batch_size):
             x, y = pool.batch(b)
+            x = x if view is None else view(x)
             with prec.autocast(device, precision):
                 outs.append(forward_logits(model, prec.layout(x, fmt)).float())
             ys.append(y)
@@ -311,8 +314,12 @@ def signal_precision(device: torch.device, precision: str | None = None) -> str 
     return "fp32" if device.type == "cpu" else precision
 
 
+def sample_losses(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """The one per-sample loss: cross-entropy [N] of logits [N, K] (float32, cpu) against labels [N]."""
+    return nn.functional.cross_entropy(logits, y, reduction="none").numpy()
+
+
 def per_sample_losses(model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device) -> np.ndarray:
     """Cross-entropy [N] of each sample under the eval-mode model (the loss-threshold attack's signal), in fp32:
     on CUDA the old bf16 path (its logits were bf16 there), on CPU fp32 whatever the policy."""
-    logits, y = predict(model, pool, indices, device, precision=signal_precision(device))
-    return nn.functional.cross_entropy(logits, y, reduction="none").numpy()
+    return sample_losses(*predict(model, pool, indices, device, precision=signal_precision(device)))

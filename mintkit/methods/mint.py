@@ -153,7 +153,7 @@ class MintResult(MembershipResult):
 
     history: dict = field(default_factory=dict)
     model: nn.Module | None = None
-    n_train: int = 0             # MINT-training samples (a validation slice of them included)
+    n_train: int = 0             # samples that trained the MINT model (a validation slice left out)
     n_train_members: int = 0
     family: str = ""             # the papers' labels of the fit ('mlp' / 'cnn', the feature set)
     feature: str = ""
@@ -174,18 +174,43 @@ def build_mint_model(kind: str, sample: torch.Tensor, **kw) -> nn.Module:
     raise ValueError(f"unknown MINT model {kind!r}; valid: mlp, cnn")
 
 
+SELECTIONS = ("last", "val", "paper")  # which epoch a fit keeps (docs/gmint.md, "The MINT model and epoch selection")
+
+
+def validation_slice(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified validation slice of MINT-training labels y [N]: (validation positions, training positions).
+
+    Per class (members first), max(1, round(fraction · n_class)) positions drawn with numpy's generator of
+    `seed`, each side sorted: a small data fraction keeps both classes in the slice.
+    """
+    rng = np.random.default_rng(seed)
+    labels = y.numpy()
+    val = []
+    for c in (1, 0):
+        pos = np.flatnonzero(labels == c)
+        val.append(np.sort(rng.choice(pos, size=min(max(1, int(round(fraction * len(pos)))), len(pos)),
+                                      replace=False)))
+    val_pos = np.concatenate(val)
+    return val_pos, np.setdiff1d(np.arange(len(labels)), val_pos)
+
+
 def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed: int, lr: float = 1e-3,
              batch_size: int = 128, l1: float = 0.0, n_boot: int = 200, model_kw: dict | None = None,
-             val_fraction: float = 0.0, model: nn.Module | None = None, name: str = "mint",
-             label: str = "MINT", precision: str | None = None) -> MintResult:
-    """Fit a MINT model on data.x_train and score data.x_eval [n_eval].
+             selection: str = "last", val_fraction: float = 0.1, model: nn.Module | None = None,
+             name: str = "mint", label: str = "MINT", precision: str | None = None) -> MintResult:
+    """Fit a MINT model on data.x_train and score data.x_eval [n_eval]; the one MINT fit of every paper and the audit.
 
-    The calibrated threshold is chosen on MINT-training scores (or a validation slice of them), never on
-    evaluation data; those scores are the result's calibration. `model` (optional) is a ready MINT model used
-    instead of `build_mint_model(kind, ...)`. The fit guard (mintkit.core.fit.check_head, on the samples it was
-    fitted on) adds ``head_train_accuracy`` and ``head_fitted`` to the metrics; a head that did not train says so.
+    selection (the kept epoch, `SELECTIONS`): 'last'; 'val' = best accuracy on a stratified slice
+    (`validation_slice`, `val_fraction`) of the MINT-training data, which then does not train; 'paper' = best
+    accuracy on the evaluation data (the gMINT paper's choice: optimistic, its rows say so). The calibrated
+    threshold is chosen on the validation slice ('val') or on the training scores, never on evaluation data;
+    those scores are the result's calibration. `model` (optional) is a ready MINT model used instead of
+    `build_mint_model(kind, ...)`. The fit guard (mintkit.core.fit.check_head, on the samples it was fitted on)
+    adds ``head_train_accuracy`` and ``head_fitted`` to the metrics; a head that did not train says so.
     `precision`: the fit's and the scores' (module docstring).
     """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}")
     t0 = time.perf_counter()
     if model is None:
         # the initial weights come from `seed`, not from whatever the global generator holds after the
@@ -193,22 +218,21 @@ def run_mint(data: MintData, kind: str, device: torch.device, epochs: int, seed:
         torch.manual_seed(seed)
         model = build_mint_model(kind, data.x_train, **(model_kw or {}))
     x, y, val = data.x_train, data.y_train, None
-    if val_fraction > 0:
-        g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(y), generator=g)
-        k = max(2, int(len(y) * val_fraction))
-        val = (x[perm[:k]], y[perm[:k]])
-        x, y = x[perm[k:]], y[perm[k:]]
+    if selection == "val":
+        v, t = (torch.as_tensor(p) for p in validation_slice(y, val_fraction, seed))
+        val = (x[v], y[v])
+        x, y = x[t], y[t]
+    elif selection == "paper":
+        val = (data.x_eval, data.y_eval)
     hist = fit_mint(model, x, y, device, epochs=epochs, lr=lr, batch_size=batch_size, l1=l1, val=val, seed=seed,
                     precision=precision)
     train_scores = score(model, x, device, precision=precision)
     fit = check_head(train_scores, y.numpy())
     if not fit.fitted:
         print(f"{label}: {DID_NOT_TRAIN}: {fit.reason}")
-    calib_x, calib_y = val if val is not None else (x, y)
-    calib = score(model, calib_x, device, precision=precision) if val is not None else train_scores
+    calib_x, calib_y = val if selection == "val" else (x, y)
+    calib = score(model, calib_x, device, precision=precision) if selection == "val" else train_scores
     s = score(model, data.x_eval, device, precision=precision)
     m = membership_metrics(s, data.y_eval.numpy(), calib, calib_y.numpy(), n_boot=n_boot, seed=seed) | fit.metrics()
     return MintResult(name, label, s, data.y_eval.numpy(), calib, calib_y.numpy(), m, time.perf_counter() - t0,
-                      history=hist, model=model, n_train=int(len(data.y_train)),
-                      n_train_members=int(data.y_train.sum()), fit=fit)
+                      history=hist, model=model, n_train=int(len(y)), n_train_members=int(y.sum()), fit=fit)

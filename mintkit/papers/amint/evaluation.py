@@ -4,7 +4,8 @@ loss-threshold attack on the same weights (docs/amint.md, "Protocols" and "Evalu
 Per model: MINT scores of the validation slice (the calibrated threshold's data, never evaluation data),
 of the evaluation non-members (shared by both protocols) and of each protocol's evaluated members; one
 forward pass of the audited network gives the audited accuracies and the per-sample losses of both
-protocols' loss attacks.
+protocols' loss attacks (mintkit.methods.loss: threshold calibrated on the MINT-training members that are not
+evaluated and on E).
 """
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from torch import nn
-from torch.nn import functional as F
 
+from mintkit.attacks.report import INTERVAL_METRICS
 from mintkit.core.fit import DID_NOT_TRAIN, check_classifier, check_head, require_fit
-from mintkit.core.metrics import membership_metrics
+from mintkit.core.metrics import METRICS, membership_metrics
 from mintkit.core.records import Run
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
-from mintkit.core.train import predict, signal_precision
-from mintkit.methods.loss import loss_attack
-from mintkit.methods.mint import MINT_SETS
+from mintkit.core.train import predict, sample_losses, signal_precision
+from mintkit.methods.loss import loss_attack, loss_sets
 from mintkit.methods.mplus import MintPlus, mint_scores
-from mintkit.papers.amint.params import Params, setup_label
+from mintkit.papers.amint.params import YEOM, Params, setup_label
 from mintkit.papers.amint.splits import protocol_views, training_sets
 from mintkit.papers.common import Context
 
@@ -59,7 +59,7 @@ def audited_pass(ctx: Context, audited: nn.Module, split: Split) -> tuple[np.nda
     cross-entropy [N], correct top-1 [N] bool)."""
     idx = np.unique(np.concatenate([split["members"], split["external"], split["eval_nonmembers"]]))
     logits, y = predict(audited, ctx.pool, idx, ctx.device, precision=signal_precision(ctx.device))
-    return idx, F.cross_entropy(logits, y, reduction="none").numpy(), (logits.argmax(1) == y).numpy()
+    return idx, sample_losses(logits, y), (logits.argmax(1) == y).numpy()
 
 
 def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str, MplusResult]:
@@ -92,7 +92,7 @@ def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str
     for protocol, view in protocol_views(split).items():
         s, y = _labelled(mint_scores(model, pool, view["eval_members"], dev), s_non)
         m = membership_metrics(s, y, calib, calib_y, n_boot=P.n_boot, seed=P.seed) | fit.metrics()
-        base = loss_attack({k: loss[rows(view[k])] for k in MINT_SETS}, n_boot=P.n_boot, seed=P.seed)
+        base = loss_attack({k: loss[rows(i)] for k, i in loss_sets(view).items()}, n_boot=P.n_boot, seed=P.seed)
         out[protocol] = MplusResult("mplus", "M+ MINT head", s, y, calib, calib_y, m, audited=aud, loss=base,
                                     oracle_accuracy=oracle_accuracy(s, y))
     seconds = time.perf_counter() - t0
@@ -102,8 +102,9 @@ def evaluate(ctx: Context, split: Split, model: MintPlus, P: Params) -> dict[str
 
 
 def record(run: Run, P: Params, protocol: str, condition: str, ev: MplusResult, seconds: dict[str, float]) -> None:
-    """Rows of one (protocol, condition) result: Tables 1-3 keys, the audited accuracies, Yeom et al. (on the
-    passive model only when the attacks of mintkit.papers.amint.attacks do not write it), timings."""
+    """Rows of one (protocol, condition) result: Tables 1-3 keys, the audited accuracies, Yeom et al. (the one
+    loss-threshold attack, mintkit.methods.loss: the attacks of mintkit.papers.amint.attacks leave it to this row),
+    timings."""
     keys = dict(**P.labels, protocol=protocol)
     st = setup_label(P.setup)
     tables = ("Table 1", "Table 2", "Table 3") if condition == "Active" else ("Table 2", "Table 3")
@@ -111,11 +112,11 @@ def record(run: Run, P: Params, protocol: str, condition: str, ev: MplusResult, 
         run.add_metrics(ev.metrics, ev.audited, table=t, setup=st, condition=condition, **keys)
     # the passive model is the same in every setup run (no setup: the report keeps one of the repeats); M+ is
     # trained per setup, so its own loss row carries the setup or the setups' rows would collide
-    yeom, yeom_setup = ("Yeom et al.", "") if condition == "Passive" else ("Yeom et al. (on M+)", st)
-    # with the attacks on, their Yeom row (threshold calibrated without the evaluated members) is Table 3's
-    # "Yeom et al." on the passive model; a second row under the same keys would make the join ambiguous
-    if condition != "Passive" or "yeom" not in P.attack_list:
-        run.add_metrics(ev.loss.metrics, ev.audited, table="Table 3", setup=yeom_setup, condition=yeom, **keys)
+    yeom, yeom_setup = (YEOM, "") if condition == "Passive" else (f"{YEOM} (on M+)", st)
+    # the passive model's row stands among the attacks' rows of Table 3: with their bootstrap intervals too
+    names = (*METRICS, *INTERVAL_METRICS) if condition == "Passive" else None
+    run.add_metrics(ev.loss.metrics, ev.audited, metric_names=names, table="Table 3", setup=yeom_setup,
+                    condition=yeom, **keys)
     tag = f"{condition.lower()}_{protocol}"
     run.save_scores(**{f"{tag}_scores": ev.scores, f"{tag}_labels": ev.labels, f"{tag}_loss_scores": ev.loss.scores})
     for stage, sec in seconds.items():

@@ -25,6 +25,7 @@ from mintkit.reference import label_dataset, label_model
 # 'paper': the evaluated members trained the MINT head (as the paper); 'heldout': they trained only the task.
 PROTOCOLS: tuple[str, ...] = ("paper", "heldout")
 BOTH = "both"
+YEOM = "Yeom et al."  # Table 3's loss-threshold row (the published label)
 
 
 def setup_label(setup: str) -> str:

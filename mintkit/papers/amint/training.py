@@ -11,7 +11,7 @@ import pandas as pd
 from mintkit.core import null
 from mintkit.core.splits import Split
 from mintkit.core.train import seed_everything
-from mintkit.methods.audited import build_audited, train_audited
+from mintkit.models.audited import AuditedRecipe, build_audited, train_audited
 from mintkit.methods.mplus import MintPlus, build_mplus, train_mplus
 from mintkit.papers.amint.params import Params
 from mintkit.papers.amint.splits import training_sets
@@ -42,7 +42,7 @@ def null_sets(ctx: Context, split: Split, P: Params) -> tuple[dict[str, np.ndarr
 
 
 def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
-    """M+ around a fresh zoo model (methods.audited.build_audited), task and MINT loss trained jointly:
+    """M+ around a fresh zoo model (models.audited.build_audited), task and MINT loss trained jointly:
     (model, history)."""
     audited = build_audited(ctx.pool, P.arch, P.seed).to(ctx.device)
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
@@ -52,19 +52,20 @@ def active_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = N
 
 
 def passive_mint(ctx: Context, split: Split, P: Params, max_steps: int | None = None) -> tuple[MintPlus, dict]:
-    """The same architecture trained alone on D (methods.audited.train_audited, cached; early stopping with
+    """The same architecture trained alone on D (models.audited.train_audited, cached; early stopping with
     ``P.patience`` on the validation non-members, as the active run's), then the same head family
     on its two frozen maps (the MINT members vs E): the passive MINT of the paper's Table 2. (model, history);
     history['audited'] holds the audited training's loss, seconds and cache hit."""
     sets, trained_on = null_sets(ctx, split, P)
-    audited, info = train_audited(ctx.pool, trained_on, P.arch, P.audited_config, ctx.device, P.seed,
-                                  cache_dir=P.cache_dir or None, progress=False, val_indices=sets["val_nonmembers"])
+    audited, info = train_audited(ctx.pool, trained_on, AuditedRecipe(P.arch, P.audited_config), ctx.device, P.seed,
+                                  P.cache_dir or None, progress=False, val_indices=sets["val_nonmembers"])
     seed_everything(P.seed)  # the head's initialisation does not depend on a cache hit
     model = build_mplus(audited, P.setup, ctx.pool.image_size, ctx.pool.in_channels, **P.head_kw)
     hist = train_mplus(model, ctx.pool, sets, ctx.device, mode="passive", max_steps=max_steps,
                        **mplus_training(P, P.mint_epochs))
-    hist["audited"] = {k: v for k, v in info.items()
-                       if k in ("loss", "seconds", "cache_hit", "cache_key", "val_acc", "best_epoch", "epochs_run")}
+    hist["audited"] = {k: v for k, v in info.history.items() if k in ("loss", "seconds", "val_acc", "best_epoch",
+                                                                     "epochs_run")}
+    hist["audited"] |= {"cache_hit": info.cache_hit, "cache_key": info.cache_key}
     return model, hist
 
 

@@ -47,7 +47,7 @@ def build_audited(arch: str, num_classes: int, in_channels: int, image_size: int
 
 
 def builder(head: str, P: Params) -> tuple[Callable[..., nn.Module] | None, dict]:
-    """(build_fn, model_kw) for `methods.audited.train_audited`: nothing extra for softmax; the margin scale for a
+    """(build_fn, model_kw) for `models.audited.train_audited`: nothing extra for softmax; the margin scale for a
     margin head, and on smallcnn the `build_audited` wrapper with its embedding width."""
     if head == "softmax":
         return None, {}

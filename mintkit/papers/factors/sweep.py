@@ -15,9 +15,9 @@ from mintkit.core.null import null_training
 from mintkit.core.records import RESULT_COLUMNS
 from mintkit.core.splits import Split, build_split
 from mintkit.core.train import TrainConfig
-from mintkit.methods import audited as shared
-from mintkit.methods.audited import train_audited
 from mintkit.methods.mint import mint_data, run_mint, set_features
+from mintkit.models import audited as shared
+from mintkit.models.audited import AuditedRecipe, train_audited
 from mintkit.models.iresnet import is_face_model
 from mintkit.papers import common
 from mintkit.papers.common import Context
@@ -62,20 +62,21 @@ def make_split(ctx: Context, scenario: str, P: Params) -> Split:
     return build_split(pool, P.n_members, P.n_external, P.n_eval, seed=P.seed, identity_disjoint=P.identity_disjoint)
 
 
-def variant(split: Split, scenario: str, value, P: Params) -> dict:
-    """Keyword arguments of `methods.audited.train_audited` for one value of a factor (the others at their base)."""
+def variant(split: Split, scenario: str, value, P: Params) -> tuple[AuditedRecipe, torch.Tensor | None]:
+    """The audited recipe and the exposure repeats (None outside the exposure factor) for one value of a factor
+    (the others at their base), as `models.audited.train_audited` takes them."""
     head = value if scenario == "loss" else P.loss
     build_fn, model_kw = builder(head, P)
     epochs = P.exposure_training_epochs if scenario == "exposure" else P.audited_epochs
-    return {"cfg": TrainConfig(epochs=epochs, batch_size=value if scenario == "batch" else P.batch_size, lr=P.lr,
-                               optimizer=P.optimizer, weight_decay=P.weight_decay, fit_check=P.fit_check),
-            "dropout": value if scenario == "dropout" else P.dropout, "head": head,
-            "repeats": exposure_repeats(split, value) if scenario == "exposure" else None,
-            "build_fn": build_fn, "model_kw": model_kw}
+    cfg = TrainConfig(epochs=epochs, batch_size=value if scenario == "batch" else P.batch_size, lr=P.lr,
+                      optimizer=P.optimizer, weight_decay=P.weight_decay, fit_check=P.fit_check)
+    recipe = AuditedRecipe(P.arch, cfg, dropout=value if scenario == "dropout" else P.dropout, head=head,
+                           build_fn=build_fn, model_kw=model_kw)
+    return recipe, exposure_repeats(split, value) if scenario == "exposure" else None
 
 
 def audited_quality(ctx: Context, split: Split, model: torch.nn.Module) -> dict[str, float]:
-    """`methods.audited.audited_quality`; a face model is scored by verification accuracy (the paper's FR number),
+    """`models.audited.audited_quality`; a face model is scored by verification accuracy (the paper's FR number),
     also written as fr_verification_accuracy."""
     out = shared.audited_quality(model, ctx.pool, split, ctx.device, face_metric="verification")
     if is_face_model(model):
@@ -118,11 +119,11 @@ def sweep(ctx: Context, scenario: str, P: Params, *, progress: bool = False) -> 
     records, scores = [], {}
     for value in P.values(scenario):
         t0 = time.perf_counter()
-        kw = variant(split, scenario, value, P)
-        trained_on, kw["cfg"] = null_training(ctx.pool, split, P.null_model, P.seed, kw["cfg"])  # mintkit.core.null
-        model, info = train_audited(ctx.pool, trained_on, P.arch, device=ctx.device, seed=P.seed,
-                                           cache_dir=P.cache_dir or None, progress=progress, **kw)
-        t_train = 0.0 if info.get("cache_hit") else info.get("seconds", 0.0)
+        recipe, repeats = variant(split, scenario, value, P)
+        trained_on, cfg = null_training(ctx.pool, split, P.null_model, P.seed, recipe.train)  # mintkit.core.null
+        model, info = train_audited(ctx.pool, trained_on, recipe.replace(train=cfg), ctx.device, P.seed,
+                                    P.cache_dir or None, repeats=repeats, progress=progress)
+        t_train = 0.0 if info.cache_hit else info.train_seconds
         audited = audited_quality(ctx, split, model)
         t1 = time.perf_counter()
         feats = set_features(model, ctx.pool, split, list(TAPS), ctx.device)

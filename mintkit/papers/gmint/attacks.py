@@ -13,17 +13,19 @@ from torch import nn
 from mintkit.attacks import AttackAudit, AttackResult, add_attack_rows, audit_attacks, comparison_table, skip_reason
 from mintkit.attacks.stage import model_recipe
 from mintkit.core.splits import Split
+from mintkit.models.audited import AuditedInfo, AuditedRecipe
 from mintkit.papers.common import Context
 from mintkit.papers.gmint.params import Params
 
 ROC_ATTACKS = ("lira-offline", "rmia-offline", "lira-online", "rmia-online")
 
 
-def membership_attacks(ctx: Context, split: Split, model: nn.Module, info: dict, P: Params) -> AttackAudit | None:
+def membership_attacks(ctx: Context, split: Split, model: nn.Module, info: AuditedInfo, P: Params
+                       ) -> AttackAudit | None:
     """``P.attack_list`` on the audited ``model`` with the run's split; k = ``P.n_reference`` reference models
     per mode repeat its recipe (``P.arch`` and ``P.audited_config``; with a checkpoint, its own architecture
     and this run's training settings, since a checkpoint does not store how it was trained). Rows into
-    Table 3 with ``info['accuracy']``; None, with the reason printed, when off or not applicable."""
+    Table 3 with ``info.accuracy``; None, with the reason printed, when off or not applicable."""
     if not P.attack_list:
         print("attacks off (n_reference = 0)")
         return None
@@ -31,14 +33,14 @@ def membership_attacks(ctx: Context, split: Split, model: nn.Module, info: dict,
     if reason:
         print(f"attacks skipped: {reason}")
         return None
-    recipe = model_recipe(model, P.arch) if P.checkpoint else {"arch": P.arch, "dropout": 0.0, "head": "softmax"}
+    recipe = (model_recipe(model, P.arch, P.audited_config) if P.checkpoint
+              else AuditedRecipe(P.arch, P.audited_config))
     if P.checkpoint:
-        print(f"reference models: the checkpoint's {recipe['arch']} trained with this run's audited_epochs, "
+        print(f"reference models: the checkpoint's {recipe.arch} trained with this run's audited_epochs, "
               "batch_size, lr and audited_optimizer (the checkpoint does not say how it was trained)")
-    audit = audit_attacks(model, ctx.pool, {P.protocol: split}, ctx.device, recipe["arch"], P.audited_config,
-                          P.attack_list, k=P.n_reference, seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot,
-                          dropout=recipe["dropout"], head=recipe["head"])
-    add_attack_rows(ctx.run, audit.results[P.protocol], info["accuracy"], table="Table 3", setup="", **P.labels)
+    audit = audit_attacks(model, ctx.pool, {P.protocol: split}, ctx.device, recipe, P.attack_list, k=P.n_reference,
+                          seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot)
+    add_attack_rows(ctx.run, audit.results[P.protocol], info.accuracy, table="Table 3", setup="", **P.labels)
     for mode, refs in audit.refs.items():
         if refs is not None:
             ctx.run.time(f"references_{mode}", refs.seconds)

@@ -5,7 +5,6 @@ docs/gmint.md, "The MINT model and epoch selection" and "Tables".
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -13,18 +12,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mintkit.core.fit import check_head
-from mintkit.core.metrics import membership_metrics
-from mintkit.core.splits import Split
-from mintkit.methods.loss import loss_baseline
 from mintkit.core.result import MembershipResult
+from mintkit.core.splits import Split
 from mintkit.methods import registry
-from mintkit.methods.mint import MINT_SETS, MintResult, fit_mint, score, set_features
+from mintkit.methods.loss import loss_baseline
+from mintkit.methods.mint import MINT_SETS, MintData, MintResult, run_mint, set_features
 from mintkit.methods.modifiers import Modifiers
-from mintkit.models.classifiers import GMINT_MLP, VanillaMLP
+from mintkit.models.audited import AuditedInfo
+from mintkit.models.classifiers import GMINT_MLP
 from mintkit.papers.common import Context
 from mintkit.papers.gmint.params import Params, condition, fraction_label, setup_label
-from mintkit.papers.gmint.splits import mint_sets, random_subset
+from mintkit.papers.gmint.splits import mint_sets
 
 MINT_MLP = GMINT_MLP  # the paper's FC 128-128-64-1 (mintkit.models.classifiers, shared with the audit)
 ACTIVATION_TAPS = ["entry", "middle", "output"]  # Table 3's activation MINT: the three stage taps, max-reduced
@@ -38,7 +36,8 @@ def _xy(get: Features, pos: np.ndarray, neg: np.ndarray) -> tuple[torch.Tensor, 
 
 def fit_eval(device: torch.device, get: Features, sets: dict[str, np.ndarray], P: Params,
              seed: int | None = None, name: str = "gmint", label: str = "gMINT") -> MintResult:
-    """Fit the MINT MLP on features ``get(indices)`` of the MINT-training sets and score the evaluation sets.
+    """Fit the MINT MLP on features ``get(indices)`` of the MINT-training sets and score the evaluation sets,
+    through the one MINT fit (`mintkit.methods.mint.run_mint`).
 
     The kept epoch follows ``P.selection``: 'val' = best accuracy on a stratified slice (``val_fraction``)
     of the MINT-training sets, which then do not train; 'paper' = best on the evaluation set (the paper's
@@ -46,34 +45,15 @@ def fit_eval(device: torch.device, get: Features, sets: dict[str, np.ndarray], P
     training data, never from evaluation data. The result's scores are [n_eval]; n_train counts the samples
     that trained (the validation slice left out).
     """
-    seed = P.seed if seed is None else seed
-    t0 = time.perf_counter()
-    pos, neg = sets["mint_train_members"], sets["external"]
-    val = None
-    if P.selection == "val":
-        rng = np.random.default_rng(seed)
-        vp = random_subset(pos, max(1, int(round(P.val_fraction * len(pos)))), rng)
-        vn = random_subset(neg, max(1, int(round(P.val_fraction * len(neg)))), rng)
-        pos, neg = np.setdiff1d(pos, vp), np.setdiff1d(neg, vn)
-        val = _xy(get, vp, vn)
-    x, y = _xy(get, pos, neg)
+    x, y = _xy(get, sets["mint_train_members"], sets["external"])  # members first, each side sorted
     xe, ye = _xy(get, sets["eval_members"], sets["eval_nonmembers"])
-    if P.selection == "paper":
-        val = (xe, ye)  # the paper's choice: best epoch on the evaluation set (optimistic)
-    model = VanillaMLP(x.shape[1], **MINT_MLP)
-    hist = fit_mint(model, x, y, device, epochs=P.mint_epochs, lr=P.mint_lr, batch_size=P.mint_batch_size,
-                    val=val, seed=seed)
-    cx, cy = val if P.selection == "val" else (x, y)
-    s = score(model, xe, device)
-    calib = score(model, cx, device)
-    fit = check_head(score(model, x, device), y.numpy())  # mintkit.core.fit: on the samples it was fitted on
-    m = membership_metrics(s, ye.numpy(), calib, cy.numpy(), n_boot=P.n_boot, seed=seed) | fit.metrics()
-    return MintResult(name, label, s, ye.numpy(), calib, cy.numpy(), m, time.perf_counter() - t0, history=hist,
-                      model=model, n_train=int(len(y)), n_train_members=int(y.sum()), fit=fit)
+    return run_mint(MintData(x, y, xe, ye), "mlp", device, P.mint_epochs, P.seed if seed is None else seed,
+                    lr=P.mint_lr, batch_size=P.mint_batch_size, n_boot=P.n_boot, model_kw=MINT_MLP,
+                    selection=P.selection, val_fraction=P.val_fraction, name=name, label=label)
 
 
-def _add(ctx: Context, res: MembershipResult, info: dict, P: Params, **keys: str) -> None:
-    ctx.run.add_metrics(res.metrics, audited=info["accuracy"], **P.labels, **keys)
+def _add(ctx: Context, res: MembershipResult, info: AuditedInfo, P: Params, **keys: str) -> None:
+    ctx.run.add_metrics(res.metrics, audited=info.accuracy, **P.labels, **keys)
 
 
 def _summary_row(res: MembershipResult) -> dict:
@@ -83,7 +63,8 @@ def _summary_row(res: MembershipResult) -> dict:
             "tpr@1%fpr": m["tpr_at_1pct_fpr"]}
 
 
-def grid(ctx: Context, split: Split, mods: Modifiers, info: dict, P: Params) -> tuple[pd.DataFrame, dict]:
+def grid(ctx: Context, split: Split, mods: Modifiers, info: AuditedInfo, P: Params
+         ) -> tuple[pd.DataFrame, dict]:
     """A MINT MLP per setup x reduction x fraction for ``P.rule``: (tidy table, {(setup, reduction, f): fit}).
 
     Rows go to the run: Table 1 (every reduction; Combined labelled "All" as printed there) and Table 2 (MEAN).
@@ -106,7 +87,7 @@ def grid(ctx: Context, split: Split, mods: Modifiers, info: dict, P: Params) -> 
     return pd.DataFrame(rows), out
 
 
-def compare_rules(ctx: Context, split: Split, mods: Modifiers, info: dict, P: Params) -> pd.DataFrame:
+def compare_rules(ctx: Context, split: Split, mods: Modifiers, info: AuditedInfo, P: Params) -> pd.DataFrame:
     """Combined / MEAN / D100 for every rule computed: the effect of the paper's open choice of optimiser.
 
     One row per rule (accuracy, AUC, interval, TPR at 1% FPR, scores, labels); empty when ``P.compare_rules``
@@ -149,7 +130,7 @@ def gradnorm_features(ctx: Context, split: Split, model: nn.Module, P: Params) -
     return _lookup(order, x, len(ctx.pool))
 
 
-def table3(ctx: Context, split: Split, model: nn.Module, info: dict, cells: dict, P: Params
+def table3(ctx: Context, split: Split, model: nn.Module, info: AuditedInfo, cells: dict, P: Params
            ) -> tuple[pd.DataFrame, dict]:
     """gMINT (Combined, MEAN, smallest fraction run) vs activation MINT (the same MLP on the per-channel max
     of three stage taps, D100) vs the loss-threshold attack, on the same audited model and split; with
@@ -174,5 +155,5 @@ def table3(ctx: Context, split: Split, model: nn.Module, info: dict, cells: dict
     if g is not None:
         _add(ctx, g, info, P, table="Table 3", setup="Combined", condition=f"gMINT;{condition(red, f)}")
     rows = [{"method": k, "accuracy": v.metrics["accuracy"], "auc": v.metrics["auc"],
-             "tpr@1%fpr": v.metrics["tpr_at_1pct_fpr"], **info["accuracy"]} for k, v in out.items()]
+             "tpr@1%fpr": v.metrics["tpr_at_1pct_fpr"], **info.accuracy} for k, v in out.items()]
     return pd.DataFrame(rows), out

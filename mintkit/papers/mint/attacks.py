@@ -16,9 +16,10 @@ from mintkit.attacks import AttackAudit, add_attack_rows, audit_attacks, compari
 from mintkit.attacks.stage import model_recipe
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split
+from mintkit.models.audited import AuditedRecipe
 from mintkit.papers.common import Context
 from mintkit.papers.mint.data import SOURCE_MAIN, sources
-from mintkit.papers.mint.params import LOSS_FEATURE, Params
+from mintkit.papers.mint.params import Params
 from mintkit.papers.mint.report import AUDITED_KEYS
 
 VIEW = "heldout"  # MINT's evaluated members never train a MINT model
@@ -41,13 +42,13 @@ def membership_attacks(ctx: Context, split: Split, model: nn.Module, audited: di
     if reason:
         print(f"attacks skipped: {reason}")
         return None
-    recipe = model_recipe(model, P.arch) if P.checkpoint else {"arch": P.arch, "dropout": P.dropout, "head": P.head}
+    recipe = (model_recipe(model, P.arch, P.audited_config) if P.checkpoint
+              else AuditedRecipe(P.arch, P.audited_config, dropout=P.dropout, head=P.head))
     if P.checkpoint:
-        print(f"reference models: the checkpoint's {recipe['arch']} trained with this run's audited_epochs, "
+        print(f"reference models: the checkpoint's {recipe.arch} trained with this run's audited_epochs, "
               "batch_size and lr (the checkpoint does not say how it was trained)")
-    audit = audit_attacks(model, ctx.pool, {VIEW: split}, ctx.device, recipe["arch"], P.audited_config,
-                          P.attack_list, k=P.n_reference, seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot,
-                          dropout=recipe["dropout"], head=recipe["head"])
+    audit = audit_attacks(model, ctx.pool, {VIEW: split}, ctx.device, recipe, P.attack_list, k=P.n_reference,
+                          seed=P.seed, cache_dir=P.cache_dir or None, n_boot=P.n_boot)
     if results and (not P.table_filter or "Table 6" in P.table_filter):
         n_train = next(iter(results.values())).n_train
         aud = {m: audited[m] for m in AUDITED_KEYS}
@@ -61,12 +62,11 @@ def membership_attacks(ctx: Context, split: Split, model: nn.Module, audited: di
     return audit
 
 
-def attack_table(results: dict, loss: MembershipResult | None, audit: AttackAudit | None) -> pd.DataFrame:
-    """The MINT models of ``results`` ({(family, feature): fit}), the loss baseline and every attack: accuracy
-    at each method's own threshold, AUC, TPR at 1% / 0.1% FPR with 95% intervals, counts."""
+def attack_table(results: dict, baselines: dict[str, MembershipResult], audit: AttackAudit | None) -> pd.DataFrame:
+    """The MINT models of ``results`` ({(family, feature): fit}), the baselines ({feature: result}) and every
+    attack: accuracy at each method's own threshold, AUC, TPR at 1% / 0.1% FPR with 95% intervals, counts."""
     methods = {(r.label,): r.metrics for r in results.values()}
-    if loss is not None:
-        methods[(LOSS_FEATURE,)] = loss.metrics
+    methods |= {(feature,): b.metrics for feature, b in baselines.items()}
     if audit is not None:
         methods |= {(r.label + OUTCOME,): r.metrics for r in audit.results[VIEW].values()}
     return comparison_table(methods)

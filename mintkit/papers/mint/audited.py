@@ -1,10 +1,10 @@
-"""The audited model (trained, cached or loaded), its quality, the domain-control model and the loss baseline.
+"""The audited model (trained, cached or loaded), its quality, the domain-control model and the baselines.
 
 docs/mint.md, "Audited model", "Audited quality", "Domain control" and "Baselines".
 """
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +15,16 @@ from mintkit.core.null import null_training
 from mintkit.core.result import MembershipResult
 from mintkit.core.splits import Split, SplitError
 from mintkit.core.train import seed_everything
-from mintkit.methods import audited as shared
+from mintkit.models import audited as shared
 from mintkit.methods import loss
-from mintkit.methods.audited import train_audited
+from mintkit.models.audited import AuditedInfo, AuditedRecipe, train_audited
 from mintkit.models.checkpoints import load_checkpoint, load_model
 from mintkit.models.insightface import is_insightface_state, load_insightface_backbone
 from mintkit.models.iresnet import is_face_model
 from mintkit.models.zoo import build_model
 from mintkit.papers.common import Context
 from mintkit.papers.mint.data import SOURCE_MAIN, labelled_never_seen, sources, unused
-from mintkit.papers.mint.params import Params
+from mintkit.papers.mint.params import LOSS_FEATURE, Params
 
 MIN_CONTROL_MEMBERS = 20
 
@@ -40,30 +40,39 @@ def load_audited(path: str | Path, pool: Pool | None = None, head: str = "softma
     return load_model(path)
 
 
-def audited_model(ctx: Context, split: Split, P: Params) -> tuple[nn.Module, dict]:
+def audited_model(ctx: Context, split: Split, P: Params) -> tuple[nn.Module, AuditedInfo]:
     """(model in eval mode, info): `P.checkpoint` loaded, else trained on the members (cached by key).
 
-    info: 'seconds' (wall time), 'cache_hit', and the training history when trained. ``P.null_model``
-    (mintkit.core.null): trained on stand-ins for the members, or not at all.
+    info (`mintkit.models.audited.AuditedInfo`): seconds (wall time), cache_hit, and the training history when
+    trained. ``P.null_model`` (mintkit.core.null): trained on stand-ins for the members, or not at all.
     """
     if P.checkpoint:
         model = load_audited(P.checkpoint, ctx.pool, P.head).to(ctx.device).eval()
-        return model, {"source": P.checkpoint, "cache_hit": False, "seconds": 0.0}
+        return model, AuditedInfo(source=P.checkpoint)
     trained_on, cfg = null_training(ctx.pool, split, P.null_model, P.seed, P.audited_config)
-    t0 = time.perf_counter()
-    model, info = train_audited(ctx.pool, trained_on, P.arch, cfg, ctx.device, P.seed,
-                                       cache_dir=P.cache_dir or None, dropout=P.dropout, head=P.head, progress=False)
-    return model.eval(), info | {"seconds": time.perf_counter() - t0, "null_model": P.null_model}
+    recipe = AuditedRecipe(P.arch, cfg, dropout=P.dropout, head=P.head)
+    model, info = train_audited(ctx.pool, trained_on, recipe, ctx.device, P.seed, P.cache_dir or None, progress=False)
+    return model.eval(), replace(info, null_model=P.null_model)
 
 
 def audited_quality(ctx: Context, split: Split, model: nn.Module) -> dict[str, float]:
-    """`methods.audited.audited_quality` with MINT's never-seen samples: a classifier is scored on the evaluation
+    """`models.audited.audited_quality` with MINT's never-seen samples: a classifier is scored on the evaluation
     non-members when they come from the main pool, else on the unused rest of it (NaN when none is left);
     a face model by 1-NN identification on the embeddings of evaluation members and non-members."""
     return shared.audited_quality(model, ctx.pool, split, ctx.device, test_idx=labelled_never_seen(ctx.pool, split))
 
 
-def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tuple[nn.Module | None, dict]:
+@dataclass
+class ControlInfo(AuditedInfo):
+    """The domain control's info: an audited model's (accuracy = its own audited accuracies, measured on the
+    audited model's never-seen samples) plus which control it is, how many samples trained it and which."""
+
+    control: str = "none"
+    n_control: float = 0
+    control_members: np.ndarray | None = None
+
+
+def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tuple[nn.Module | None, ControlInfo]:
     """The domain control: a model built like the audited `model` (its ``config``) that never saw the members;
     (None, info) when ``P.control == 'none'``.
 
@@ -72,14 +81,14 @@ def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tu
     audited model's never-seen samples. untrained: the same architecture with fresh weights.
     """
     if P.control == "none":
-        return None, {"control": "none"}
+        return None, ControlInfo(control="none")
     cfg = dict(model.config)
     if P.control == "untrained":
         seed_everything(P.seed + 1)
-        return build_model(**cfg).to(ctx.device).eval(), {"control": P.control, "n_control": 0}
+        return build_model(**cfg).to(ctx.device).eval(), ControlInfo(control=P.control, n_control=0)
     if P.control_checkpoint:
         m = load_audited(P.control_checkpoint, ctx.pool, P.head).to(ctx.device).eval()
-        return m, {"control": P.control, "source": P.control_checkpoint, "n_control": float("nan")}
+        return m, ControlInfo(source=P.control_checkpoint, control=P.control, n_control=float("nan"))
     free = unused(ctx.pool, split, P.identity_disjoint)
     n = min(len(free), P.n_control or P.n_members)
     if n < MIN_CONTROL_MEMBERS:
@@ -91,14 +100,11 @@ def control_model(ctx: Context, split: Split, model: nn.Module, P: Params) -> tu
     # the control's own split: its members, and the audited model's evaluation non-members to score it on
     csplit = Split({"members": members, "external": empty, "mint_train_members": empty, "eval_members": empty,
                     "eval_nonmembers": split["eval_nonmembers"]}, ctx.pool.name, len(ctx.pool), P.seed)
-    tc = P.audited_config
-    t0 = time.perf_counter()
-    m, info = train_audited(ctx.pool, csplit, cfg["arch"], tc, ctx.device, P.seed + 1,
-                                   cache_dir=P.cache_dir or None, dropout=cfg["dropout"], head=cfg["head"],
-                                   progress=False)
+    recipe = AuditedRecipe(cfg["arch"], P.audited_config, dropout=cfg["dropout"], head=cfg["head"])
+    m, info = train_audited(ctx.pool, csplit, recipe, ctx.device, P.seed + 1, P.cache_dir or None, progress=False)
     quality = shared.audited_quality(m, ctx.pool, csplit, ctx.device, test_idx=test)
-    return m.eval(), info | {"control": P.control, "n_control": n, "control_members": members,
-                             "seconds": time.perf_counter() - t0} | quality
+    return m.eval(), ControlInfo(**vars(info) | {"accuracy": quality}, control=P.control, n_control=n,
+                                 control_members=members)
 
 
 def loss_baseline(ctx: Context, split: Split, model: nn.Module, P: Params) -> MembershipResult | None:
@@ -107,3 +113,10 @@ def loss_baseline(ctx: Context, split: Split, model: nn.Module, P: Params) -> Me
     if is_face_model(model) or (sources(ctx.pool) != SOURCE_MAIN).any():
         return None
     return loss.loss_baseline(model, ctx.pool, split, ctx.device, n_boot=P.n_boot)
+
+
+def baselines(ctx: Context, split: Split, model: nn.Module, P: Params) -> dict[str, MembershipResult]:
+    """{Table 6 feature: result} of every baseline the report sets beside MINT: the loss threshold where it is
+    defined (`loss_baseline`), else none. A second baseline joins this mapping; no report signature changes."""
+    res = loss_baseline(ctx, split, model, P)
+    return {} if res is None else {LOSS_FEATURE: res}

@@ -18,18 +18,20 @@ from mintkit.core.plots import (colours, published_vs_reproduced, results_table,
 from mintkit.core.null import POSITIVE, join_variant, null_label
 from mintkit.core.records import KEY_COLUMNS, Run
 from mintkit.core.result import MembershipResult
+from mintkit.models.audited import AuditedInfo
 from mintkit.papers.mint.fitting import HEADLINE
-from mintkit.papers.mint.params import LAYERS, LOSS_FEATURE, MIA_FEATURE, Params
+from mintkit.papers.mint.params import LAYERS, MIA_FEATURE, Params
 from mintkit.reference import published
 
 AUDITED_KEYS = ("audited_accuracy", "audited_train_accuracy")
 SIZE_TABLES = {"mlp": "Table 3", "cnn": "Table 5"}
 
 
-def record(run: Run, results: dict, sweep: dict, control: dict, loss: MembershipResult | None, audited: dict,
-           control_info: dict, P: Params) -> None:
+def record(run: Run, results: dict, sweep: dict, control: dict, baselines: dict[str, MembershipResult],
+           audited: dict, control_info: AuditedInfo, P: Params) -> None:
     """Write every result as tidy rows: Tables 1/2 (Vanilla), 4 (CNN), 3/5 (sizes), 6 (vs MIA), Fig. 5 (AUC),
-    domain-control and loss-baseline rows; each with the audited accuracies, counts and MINT-training size."""
+    domain-control and baseline rows (``baselines``: {row feature: result}, `mintkit.papers.mint.baselines`);
+    each with the audited accuracies, counts and MINT-training size."""
     keys = {"dataset": P.dataset_row_label, "model": P.model_row_label}
     aud = {m: audited[m] for m in AUDITED_KEYS}
     only = set(P.table_filter)
@@ -55,16 +57,17 @@ def record(run: Run, results: dict, sweep: dict, control: dict, loss: Membership
             add("Table 6", results[(fam, x)].label, results[(fam, x)])
     if ("mlp", "outcome") in results:
         add("Table 6", MIA_FEATURE, results[("mlp", "outcome")])
-    if loss is not None and results and (not only or "Table 6" in only):
+    if results and (not only or "Table 6" in only):
         ref = next(iter(results.values()))
-        run.add_metrics(loss.metrics, aud, table="Table 6", condition=P.condition_label(ref.n_train),
-                        feature=LOSS_FEATURE, **keys)
+        for feature, b in baselines.items():
+            run.add_metrics(b.metrics, aud, table="Table 6", condition=P.condition_label(ref.n_train),
+                            feature=feature, **keys)
     for (fam, x), r in results.items():  # Fig. 5: AUC of the curves the paper draws
         if fam == "mlp" and x in (*LAYERS, "combination") or (fam, x) == ("cnn", "stage1"):
             add("Fig. 5", r.label, r, metrics=["auc"], aud_={})
     if ("mlp", "outcome") in results:
         add("Fig. 5", MIA_FEATURE, results[("mlp", "outcome")], metrics=["auc"], aud_={})
-    caud = {m: control_info.get(m, float("nan")) for m in AUDITED_KEYS}
+    caud = {m: control_info.accuracy.get(m, float("nan")) for m in AUDITED_KEYS}
     for (fam, _x), r in control.items():
         add(P.family_table(fam), P.control_label(r.label), r, aud_=caud)
 
@@ -82,17 +85,16 @@ def _row(label: str, r: MembershipResult, audited: dict, what: str = "MINT",
             "audited test acc": audited.get("audited_accuracy", float("nan"))}
 
 
-def summary(results: dict, control: dict, loss: MembershipResult | None, audited: dict, control_info: dict,
-            P: Params) -> pd.DataFrame:
+def summary(results: dict, control: dict, baselines: dict[str, MembershipResult], audited: dict,
+            control_info: AuditedInfo, P: Params) -> pd.DataFrame:
     """Every model of this run side by side: accuracy at 0.5 and calibrated, AUC (+CI), TPR at low FPR, counts,
     audited accuracies (the control's own for control rows)."""
     rows = [_row(r.label, r, audited) for r in results.values()]
     if ("mlp", "outcome") in results:
         rows.append(_row(MIA_FEATURE, results[("mlp", "outcome")], audited, "baseline"))
-    if loss is not None:
-        n_train = next(iter(results.values())).n_train if results else float("nan")
-        rows.append(_row(LOSS_FEATURE, loss, audited, "baseline", n_train))
-    rows += [_row(P.control_label(r.label), r, control_info, "control") for r in control.values()]
+    n_train = next(iter(results.values())).n_train if results else float("nan")
+    rows += [_row(feature, b, audited, "baseline", n_train) for feature, b in baselines.items()]
+    rows += [_row(P.control_label(r.label), r, control_info.accuracy, "control") for r in control.values()]
     return pd.DataFrame(rows).set_index(["what", "feature"])
 
 
@@ -146,7 +148,7 @@ def _fig5_curves(results: dict, control: dict, P: Params) -> list[tuple[str, dic
     return cur
 
 
-def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Params, *,
+def plot_roc(results: dict, control: dict, baselines: dict[str, MembershipResult], P: Params, *,
              out_dir: str | Path | None = None):
     """Fig. 5 shape (linear ROC, AUC in the legend) and a log-log ROC with TPR at 1% / 0.1% FPR.
 
@@ -158,8 +160,7 @@ def plot_roc(results: dict, control: dict, loss: MembershipResult | None, P: Par
     curves = _fig5_curves(results, control, P)
     best = max(((l, r) for l, r in curves if "control" not in l), key=lambda lr: lr[1].metrics["auc"], default=None)
     logged = [c for c in [best] if c] + [(l, r) for l, r in curves if "control" in l]
-    if loss is not None:
-        logged.append(("Loss threshold", loss))
+    logged += [(feature.split(";")[0], b) for feature, b in baselines.items()]  # "Loss threshold (Yeom et al.)"
     colour = colours([label for label, _ in curves + logged])
     for label, r in curves:
         roc_linear(axes[0], r.scores, r.labels, label=label, color=colour[label])
@@ -227,12 +228,13 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | Path | None = None, variant: 
     return fig
 
 
-def save_scores(run: Run, results: dict, control: dict, loss: MembershipResult | None) -> None:
-    """scores.npz: <family>_<feature>[_control]_scores / _labels for every evaluated model."""
+def save_scores(run: Run, results: dict, control: dict, baselines: dict[str, MembershipResult]) -> None:
+    """scores.npz: <family>_<feature>[_control]_scores / _labels for every evaluated model, <name>_scores /
+    _labels for every baseline (the loss attack: loss_scores)."""
     arrays = {}
     for tag, res in (("", results), ("_control", control)):
         for (f, x), r in res.items():
             arrays[f"{f}_{x}{tag}_scores"], arrays[f"{f}_{x}{tag}_labels"] = r.scores, r.labels
-    if loss is not None:
-        arrays["loss_scores"], arrays["loss_labels"] = loss.scores, loss.labels
+    for b in baselines.values():
+        arrays[f"{b.name}_scores"], arrays[f"{b.name}_labels"] = b.scores, b.labels
     run.save_scores(**arrays)
