@@ -35,7 +35,7 @@ from sklearn.metrics import roc_auc_score
 import mintkit.papers.amint as paper
 from mintkit.core.plots import save_figure, use_style
 from mintkit.core.records import cpu_name
-from mintkit.methods.audited import build_audited
+from mintkit.models.audited import build_audited
 from mintkit.methods.mplus import MintPlus
 
 VARIANTS = {  # key: (label, overrides of the base recipe)

@@ -96,6 +96,20 @@ def test_the_head_learns_at_its_own_rate_and_without_it_nothing_changes():
     assert all(torch.equal(tiny[k], plain[k]) for k in body)
 
 
+def test_a_probe_reads_the_model_after_every_epoch():
+    """train_mplus(probe=...) adds the probe's values to the history, one per epoch run, with the model in eval mode
+    (scripts/amint_head_diagnosis.py reads the head this way)."""
+    pool = synthetic_pool(n=24, num_classes=4, size=8)
+    sets = {"task": np.arange(8), "mint_members": np.arange(8), "external": np.arange(8, 16),
+            "val_members": np.arange(4), "val_nonmembers": np.arange(16, 20)}
+    torch.manual_seed(0)
+    m = build_mplus(build_model("smallcnn", 4, 1, 8), "output", 8, 1, width=8)
+    seen = []
+    h = train_mplus(m, pool, sets, CPU, epochs=3, batch_size=4, patience=0,
+                    probe=lambda model: seen.append(model.training) or {"calls": len(seen)})
+    assert h["calls"] == [1, 2, 3] and seen == [False, False, False] and h["epochs_run"] == 3
+
+
 def test_unknown_setup_lists_valid():
     with pytest.raises(ValueError, match="entry"):
         MintPlus(build_model("smallcnn", 4, 1, 8), "nowhere", 8, 1)

@@ -53,7 +53,19 @@ def committed_values(paper: str, **keys: str) -> tuple[float, ...]:
             continue
         num = pd.to_numeric(df[col], errors="coerce").dropna()
         out |= {float(v) for v in num if abs(v) <= 1.5}  # accuracies, AUCs, sds; counts are not quoted as decimals
-    return tuple(sorted(out))
+    return tuple(sorted(out | diagnosis_values(paper)))
+
+
+@lru_cache(maxsize=None)
+def diagnosis_values(paper: str) -> frozenset[float]:
+    """Every number of the committed diagnosis csvs of `paper` (`figures/<paper>/diagnosis/*.csv`: measured curves
+    a docs section explains, e.g. why the aMINT Output head does not train)."""
+    out: set[float] = set()
+    for f in sorted(ROOT.glob(f"figures/{paper}/diagnosis/*.csv")):
+        df = pd.read_csv(f)
+        for col in df.columns:
+            out |= {float(v) for v in pd.to_numeric(df[col], errors="coerce").dropna()}
+    return frozenset(out)
 
 
 def in_figures(quoted: str, values: tuple[float, ...]) -> bool:
