@@ -176,7 +176,10 @@ def baseline_text(rows: pd.DataFrame, cells: pd.DataFrame, paper: str, scope: di
         parts.append(f"gap attack {gap:.3f}")
     loss = loss_cells(cells, paper, scope)
     if len(loss):
-        parts.append(f"loss attack {V.single(*[a[0] for a in cell_args(loss.iloc[[0]])]).text()}")
+        e = V.single(*[a[0] for a in cell_args(loss.iloc[[0]])])
+        known = np.isfinite(e.low) and (e.low > 0 or e.high < 1)  # [0, 1]: neither a seed spread nor counts
+        parts.append(f"loss attack {e.text()}" if known else
+                     f"loss attack {e.value:.3f} (no interval: {e.seeds} seed(s), evaluated counts not recorded)")
     return "; ".join(parts)
 
 
