@@ -73,15 +73,15 @@ def gap_attack(rows: pd.DataFrame) -> float | None:
     return None
 
 
-def chance_reading(rows: pd.DataFrame) -> tuple[int, int, str]:
-    """(cells beyond chance, cells with counts, text) of a null control's cells."""
+def chance_reading(rows: pd.DataFrame, label: str = "null control") -> tuple[int, int, str]:
+    """(cells beyond chance, cells with counts, text starting with `label`) of a null control's cells."""
     rows = rows[rows["n_eval"] > 0]
     if rows.empty:
         return 0, 0, ""
     n = (rows["n_eval"] * rows["n"]).astype(int).to_numpy()
     p = np.array([binomtest(int(round(a * k)), k, 0.5).pvalue for a, k in zip(rows["mean"], n)])
     far = int((p < CHANCE_ALPHA).sum())
-    text = (f"null control: {far} of {len(rows)} cells beyond chance (binomial p < {CHANCE_ALPHA:g}), accuracy "
+    text = (f"{label}: {far} of {len(rows)} cells beyond chance (binomial p < {CHANCE_ALPHA:g}), accuracy "
             f"{rows['mean'].min():.3f}-{rows['mean'].max():.3f}, {int(rows['n'].min())} seed(s), "
             f"{int(rows['n_eval'].min())} evaluated a seed")
     return far, len(rows), text
@@ -119,10 +119,9 @@ def controls_of(cells: pd.DataFrame, paper: str, scope: dict) -> Controls:
     base = base_variant(scope["variant"])
     far, n, null_text = chance_reading(scope_cells(cells, paper, scope, control_variant(base, NULL_PART)))
     lfar, ln, leaky_text = chance_reading(scope_cells(cells, paper, scope, control_variant(
-        control_variant(base, NULL_PART), POSITIVE)))
+        control_variant(base, NULL_PART), POSITIVE)), "null control at the positive control's recipe")
     if ln:
-        null_text = "; ".join(t for t in (null_text, leaky_text.replace(
-            "null control:", "null control at the positive control's recipe:", 1)) if t)
+        null_text = "; ".join(t for t in (null_text, leaky_text) if t)
         far, n = far + lfar, n + ln
     pos = scope_cells(cells, paper, scope, control_variant(base, POSITIVE))
     valid, detects, pos_text = positive_reading(pos, loss_cells(cells, paper, scope, control_variant(

@@ -243,7 +243,8 @@ class _Training:
 
 def _prepare(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: torch.device, mode: str,
              batch_size: int, lr: float, weight_decay: float, lambda_task: float, lambda_ratio: float, seed: int,
-             max_steps: int | None, head_lr: float | None = None) -> tuple[_Training, torch.Generator]:
+             max_steps: int | None, head_lr: float | None = None,
+             precision: str | None = None) -> tuple[_Training, torch.Generator]:
     """Seeds, the trained parameters (all of M+, or the head on the frozen audited model) and the E stream.
     head_lr: the MINT head's own learning rate (None: lr for every parameter)."""
     torch.manual_seed(seed)
@@ -265,7 +266,7 @@ def _prepare(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device: t
     is_pos = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
     is_pos[torch.as_tensor(np.asarray(sets["mint_members"]), device=pool.device)] = True
     e_stream = _cycle(np.asarray(sets["external"]), batch_size, gen)
-    return _Training(model, pool, device, mode, opt, lam1, lam2, is_pos, e_stream, max_steps), gen
+    return _Training(model, pool, device, mode, opt, lam1, lam2, is_pos, e_stream, max_steps, precision), gen
 
 
 def _step(t: _Training, b: torch.Tensor) -> dict[str, float]:
@@ -344,8 +345,7 @@ def train_mplus(model: MintPlus, pool: Pool, sets: dict[str, np.ndarray], device
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     t0 = time.perf_counter()
     t, gen = _prepare(model, pool, sets, device, mode, batch_size, lr, weight_decay, lambda_task, lambda_ratio,
-                      seed, max_steps, head_lr)
-    t.precision = precision
+                      seed, max_steps, head_lr, precision)
     d_idx = np.asarray(sets["task"] if mode == "active" else sets["mint_members"])
     val = {"members": sets["val_members"], "nonmembers": sets["val_nonmembers"]}
     keys = ("loss", "task_loss", "mint_loss", "val_task_loss", "val_task_acc", "val_mint_loss", "val_mint_acc",
