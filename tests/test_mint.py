@@ -15,7 +15,7 @@ from mintkit.core.params import ParameterError
 from mintkit.core.records import KEY_COLUMNS
 from mintkit.methods.mint import MINT_SETS
 from mintkit.models.checkpoints import CheckpointError, save_checkpoint
-from mintkit.models.classifiers import CNNCombination
+from mintkit.models.classifiers import ChannelStandardize, CNNCombination, CNNMint
 from mintkit.models.insightface import is_insightface_state
 from mintkit.models.iresnet import is_face_model
 from mintkit.models.zoo import build_model
@@ -93,6 +93,30 @@ def test_mint_models_find_the_planted_signal(family, feature, how):
     assert r.metrics["accuracy_calibrated"] >= 0.7, r.metrics["accuracy_calibrated"]
     if family == "cnn" and feature == "combination":
         assert isinstance(r.model, CNNCombination) == (how == "branches")
+
+
+def test_cnn_mint_standardises_each_channel_with_its_training_maps():
+    """The chunked float64 moments equal torch's over N, H, W; after `prepare` each channel of the training maps
+    reads mean 0, sd 1 (CNNMint and every branch of CNNCombination); `standardize=False` leaves the maps raw."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(50, 3, 4, 4, generator=g) * torch.tensor([0.1, 1.0, 8.0]).view(1, 3, 1, 1)
+         + torch.tensor([5.0, 0.0, -2.0]).view(1, 3, 1, 1)).half()
+    norm = ChannelStandardize(3).fit(x, chunk=7)
+    ref = x.float().permute(1, 0, 2, 3).reshape(3, -1)
+    torch.testing.assert_close(norm.mean.flatten(), ref.mean(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(norm.std.flatten(), ref.std(1), rtol=1e-5, atol=1e-5)
+    cnn = CNNMint(3, 4, filters=2, dense=2)
+    cnn.prepare(x)
+    z = cnn.norm(x.float()).permute(1, 0, 2, 3).reshape(3, -1)
+    torch.testing.assert_close(z.mean(1), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(1), torch.ones(3), atol=1e-4, rtol=0)
+    y = torch.randn(50, 2, 2, 2, generator=g) * 3 + 1
+    combo = CNNCombination([(3, 4, 4), (2, 2, 2)], filters=2, dense=2)
+    combo.prepare(torch.cat([x.float().flatten(1), y.flatten(1)], 1))
+    torch.testing.assert_close(combo.norms[1].mean.flatten(), y.permute(1, 0, 2, 3).reshape(2, -1).mean(1))
+    raw = CNNMint(3, 4, filters=2, dense=2, standardize=False)
+    raw.prepare(x)
+    assert torch.equal(raw.norm(x.float()), x.float())
 
 
 def test_data_fraction_subsamples_both_classes_and_scales_cnn():

@@ -54,7 +54,8 @@ def cnn_layout(P: Params, channels: int) -> dict:
     """CNN MINT keywords: filters and dense width (C by default) scaled by sqrt(cnn_params_scale)."""
     w = P.cnn_width_scale
     return dict(filters=max(1, round(P.cnn_filters * w)), kernel=P.cnn_kernel, pool=P.cnn_pool,
-                dense=max(1, round((P.cnn_dense or channels) * w)), dropout=P.mint_dropout)
+                dense=max(1, round((P.cnn_dense or channels) * w)), dropout=P.mint_dropout,
+                standardize=P.cnn_standardize)
 
 
 def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Params, *,

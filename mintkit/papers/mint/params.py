@@ -87,6 +87,9 @@ class Params(BaseParams):
     cnn_kernel: int = param(5, "CNN MINT conv kernel (paper: 5)")
     cnn_pool: int = param(2, "CNN MINT max-pool size (not in the paper; 2)")
     cnn_dense: int = param(0, "CNN MINT dense width (0: C, the layer's channels, as the paper)")
+    cnn_standardize: bool = param(True, "standardise each channel of the CNN MINT's maps with MINT-training "
+                                  "statistics (not in the paper; off: raw maps, on which the CNN stayed at constant "
+                                  "scores on MobileNet MNIST)")
     cnn_combination: str = param("branches", "CNN Combination: branches (one conv per layer, concatenated after "
                                  "flattening) or stack (maps resized to one side, stacked on channels)",
                                  choices=CNN_COMBINATIONS)
