@@ -438,3 +438,16 @@ def test_the_mnist_profile_plans_mint_and_factors(tmp_path):
         0.333, 3.0, 10.0]
     assert by_paper["factors"] and all(r.params["dataset"] == "mnist" for r in runs)
     assert all(r.params["data_root"] == str(tmp_path) for r in runs)
+
+
+def test_the_cifar10_profile_plans_mint_appendix_cells_on_the_stand_in(tmp_path):
+    """--profile cifar10 plans MINT Table 8 (MobileNet) and Table 9's resolutions (ResNet50, 16/32/64 px) on the
+    JPEG stand-in when the data root holds only it, each run saying so (docs/profiles.md)."""
+    (tmp_path / "cifar10-jpeg").mkdir()
+    (tmp_path / "cifar10-jpeg" / "cifar10-jpeg.tar.gz").write_bytes(b"")
+    runs, _ = runner.plan_batch("cifar10", ["mint"], tmp_path / "runs", seeds=1,
+                                overrides={"data_root": str(tmp_path)})
+    assert {(r.preset, r.params["arch"], r.params["image_size"]) for r in runs} == {
+        ("table8_cifar10", "mobilenet", 0), ("table9_cifar10", "resnet50", 16), ("table9_cifar10", "resnet50", 32),
+        ("table9_cifar10", "resnet50", 64)}
+    assert all(r.params["dataset"] == "cifar10-jpeg" for r in runs)
