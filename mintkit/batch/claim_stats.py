@@ -217,3 +217,24 @@ def factor(table: str, first: str, last: str, what: str, rule: str, bound: float
         return contrast_test(r[(r["condition"] == first).to_numpy(bool)].iloc[:1],
                              r[(r["condition"] == last).to_numpy(bool)].iloc[:1], what, rule, bound)
     return test
+
+
+def factors_loss(sub):
+    """The loss moves the depth that carries the signal (Table 5): (Conv #4 − Conv #1 under ArcFace) − (the same
+    under AdaFace), a difference of differences of the Vanilla MINT cells; the paper's 0.08 − (−0.02) = 0.10."""
+    r = pick(sub, "Table 5")
+    if r.empty:
+        return None
+
+    def cell(loss: str, layer: str) -> pd.DataFrame:
+        return r[((r["condition"] == f"{loss} loss") & (r["feature"] == f"Vanilla MINT;{layer}")).to_numpy(bool)
+                 ].iloc[:1]
+    parts = [cell("ArcFace", "Conv Layer #4"), cell("ArcFace", "Conv Layer #1"), cell("AdaFace", "Conv Layer #4"),
+             cell("AdaFace", "Conv Layer #1")]
+    what = "(Conv #4 − Conv #1) ArcFace − (Conv #4 − Conv #1) AdaFace"
+    if any(p.empty for p in parts):
+        return f"no cells for {what} (have {_label(r) or 'none'})"
+    rows = pd.concat(parts)
+    est = V.contrast(*cell_args(rows), np.array([1.0, -1.0, -1.0, 1.0]))
+    return Test(what, est, "at least", 0.0, _label(unfitted(rows)))
+

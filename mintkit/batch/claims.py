@@ -26,8 +26,8 @@ import pandas as pd
 
 from mintkit.batch import cells as C
 from mintkit.batch import verdicts as V
-from mintkit.batch.claim_stats import (Test, amint_80, amint_active, amint_output, cell_args, factor, gmint_combined,
-                                       gmint_d1, gmint_mean, gmint_near_perfect, gmint_reductions, mint_appendix,
+from mintkit.batch.claim_stats import (Test, amint_80, amint_active, amint_output, cell_args, factor, factors_loss,
+                                       gmint_combined, gmint_d1, gmint_mean, gmint_near_perfect, gmint_reductions, mint_appendix,
                                        mint_cnn_conv1, mint_cnn_size, mint_combination, mint_data, mint_face,
                                        mint_vs_mia)
 from mintkit.batch.claims_render import render
@@ -113,6 +113,9 @@ CLAIMS: tuple[Claim, ...] = (
           "without − with dropout (All Conv Layers) ≥ 0",
           factor("Table 4", "without dropout", "with dropout", "without − with dropout (All Conv Layers)",
                   "at least", 0.0)),
+    Claim("factors-loss", "factors", "the loss moves which depth carries the signal: ArcFace favours the deep layers, "
+          "AdaFace Conv Layer #1 (Table 5)", "(Conv #4 − Conv #1) under ArcFace − the same under AdaFace "
+          "(Vanilla MINT) ≥ 0", factors_loss),
 )
 
 
