@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One seed of every cell of the `mnist` and `cifar10` profiles on one NVIDIA GPU: aMINT Table 1 on MNIST and
 # CIFAR-10 (6 archs x entry/middle/output; the Entry runs give Table 2), gMINT Table 1 on MNIST and Table 2 on
-# CIFAR-10 (6 archs; each run writes its Table 2-3 rows too): 48 runs. The two profiles' batches share the card
-# side by side, each with --jobs N runs at once, through the exec engine (no Jupyter needed).
+# CIFAR-10 (6 archs; each run writes its Table 2-3 rows too), MINT on MNIST (Table 1 grid, Table 7's three CNN
+# sizes) and its Appendix on CIFAR-10 (Table 8 MobileNet, Table 9 ResNet50 at 16/32/64 px), Factors on MNIST (all
+# four factors in one run): 57 runs. The two profiles' batches share the card side by side, each paper's batch
+# with --jobs N runs at once, through the exec engine (no Jupyter needed).
 #
 #     make setup && make gpu-check                      # first: torch sees the card (README, Install)
 #     OUT=runs/gpu bash scripts/gpu_mnist.sh            # batches under $OUT/runs/<profile>, log $OUT/gpu_mnist.log
@@ -30,7 +32,8 @@
 #   GPU_MNIST_JOBS      runs at once on the card per profile (default 6, so 12 with both profiles)
 #   GPU_MNIST_BUDGET_S  seconds for the batches, which run side by side (default 480); then each is stopped
 #                       with Ctrl-C (runs in flight are recorded as interrupted, complete ones stay; rerun to resume)
-#   GPU_MNIST_PAPERS    comma-separated papers (default amint,gmint)
+#   GPU_MNIST_PAPERS    comma-separated papers (default amint,gmint,mint,factors; a profile runs those it plans,
+#                       one paper's batch after the other, in this order)
 #   GPU_MNIST_ARGS      extra `reproduce` arguments, e.g. "-p audited_epochs 10 -p mint_epochs 10"
 #                       (recorded in each run's plan.json as a change of the preset's recipe)
 #   GPU_MNIST_DATA      data root (default data/, then .gpu/data)
@@ -70,18 +73,30 @@ DATA=${DATA:-.gpu/data}
 DEVICE=${GPU_MNIST_DEVICE:-cuda}
 if [ "$DEVICE" = cpu ]; then JOBS=${GPU_MNIST_JOBS:-2}; else JOBS=${GPU_MNIST_JOBS:-6}; fi
 BUDGET=${GPU_MNIST_BUDGET_S:-480}
-PAPERS=${GPU_MNIST_PAPERS:-amint,gmint}
+PAPERS=${GPU_MNIST_PAPERS:-amint,gmint,mint,factors}
 IFS=, read -ra PROFILES <<< "${GPU_MNIST_PROFILES:-mnist,cifar10}"
 SAMPLE=${GPU_MNIST_SAMPLE_S:-5}
 SMI_LOG=$WORK/gpu_mnist_smi.csv
 FAILED=()
 
-args_for() {  # args_for PROFILE: the `reproduce` arguments of that profile's batch, into ARGS
-  ARGS=(-m mintkit reproduce --profile "$1" --paper "$PAPERS" --seeds 1 --engine exec --jobs "$JOBS"
+papers_of() {  # papers_of PROFILE: the papers of $PAPERS that PROFILE plans, in $PAPERS' order, into PAPERS_OF
+  read -ra PAPERS_OF <<< "$("$PY" -c 'import sys; from mintkit.batch.plans import PROFILE_SPECS
+have = PROFILE_SPECS[sys.argv[1]].presets
+print(" ".join(p for p in sys.argv[2].split(",") if p in have))' "$1" "$PAPERS")"
+}
+
+args_for() {  # args_for PROFILE PAPER: the `reproduce` arguments of that profile's batch of PAPER, into ARGS
+  ARGS=(-m mintkit reproduce --profile "$1" --paper "$2" --seeds 1 --engine exec --jobs "$JOBS"
         --out "$WORK/runs/$1" --no-progress -p data_root "$DATA" -p threads 1)
-  if [ "$DEVICE" = cpu ]; then  # dry run of this script: the smallest cell the presets accept
-    ARGS+=(-p device cpu -p arch smallcnn -p setup entry -p audited_epochs 1 -p mint_epochs 1 -p n_members 300
-           -p n_external 300 -p n_eval 100 -p n_boot 20)
+  if [ "$DEVICE" = cpu ]; then  # dry run of this script: the smallest cell each paper's presets accept
+    # 20 audited epochs: fewer (25 Adam steps at 5) leave smallcnn at one class on 300 images, which the fit guard
+    # stops as DidNotFit
+    ARGS+=(-p device cpu -p audited_epochs 20 -p mint_epochs 1 -p n_members 300 -p n_eval 100 -p n_boot 20)
+    case "$2" in
+      amint|gmint) ARGS+=(-p arch smallcnn -p setup entry -p n_external 300) ;;
+      mint) ARGS+=(-p arch smallcnn -p cnn_epochs 1 -p n_external 200 -p control none) ;;
+      factors) ARGS+=(-p n_external 300 -p exposure_members 800 -p exposure_epochs 1 -p batch_sizes 32,64) ;;
+    esac
   fi
   # shellcheck disable=SC2206
   ARGS+=(${GPU_MNIST_ARGS:-})
@@ -125,11 +140,17 @@ PYEOF
 # ---------------------------------------------------------------- plan
 PLANNED=()  # PROFILE:number of planned runs, for the count of filled cells at the end
 for p in "${PROFILES[@]}"; do
-  echo; echo "=== plan: $p ==="
-  args_for "$p"
-  "$PY" "${ARGS[@]}" --dry-run > "$WORK/plan.$p.txt" || FAILED+=("plan $p")
-  cut -c1-160 "$WORK/plan.$p.txt"
-  PLANNED+=("$p:$(grep -cE '^ *(todo|complete) ' "$WORK/plan.$p.txt")")
+  papers_of "$p"
+  planned=0
+  for paper in "${PAPERS_OF[@]}"; do
+    echo; echo "=== plan: $p / $paper ==="
+    args_for "$p" "$paper"
+    "$PY" "${ARGS[@]}" --dry-run > "$WORK/plan.$p.$paper.txt" || FAILED+=("plan $p/$paper")
+    cut -c1-160 "$WORK/plan.$p.$paper.txt"
+    n=$(sed -n 's/^profile [^:]*: \([0-9][0-9]*\) run(s).*/\1/p' "$WORK/plan.$p.$paper.txt")
+    planned=$((planned + ${n:-0}))
+  done
+  PLANNED+=("$p:$planned")
 done
 
 # ---------------------------------------------------------------- batches side by side, with the GPU sampled
@@ -148,11 +169,21 @@ echo; echo "=== batch ==="
 t0=$SECONDS
 PIDS=()
 for p in "${PROFILES[@]}"; do
-  args_for "$p"
+  papers_of "$p"
   rm -f "$WORK/batch_rc.$p"
-  # SIGINT first: the runner records runs in flight as interrupted and stops their processes; KILL 60 s later
-  ( timeout --signal=INT --kill-after=60 "$BUDGET" "$PY" "${ARGS[@]}" 2>&1; echo $? > "$WORK/batch_rc.$p" ) \
-    | sed -u "s/^/[$p] /" &
+  # a profile's papers one after the other (each batch --jobs N on the card), the profiles side by side, all
+  # within the budget; SIGINT first: the runner records runs in flight as interrupted and stops their
+  # processes; KILL 60 s later
+  ( rc=0
+    for paper in "${PAPERS_OF[@]}"; do
+      left=$((t0 + BUDGET - SECONDS))
+      if [ "$left" -le 0 ]; then rc=124; break; fi
+      args_for "$p" "$paper"
+      timeout --signal=INT --kill-after=60 "$left" "$PY" "${ARGS[@]}" 2>&1
+      r=$?; [ "$r" != 0 ] && rc=$r
+      [ "$r" = 124 ] && break
+    done
+    echo "$rc" > "$WORK/batch_rc.$p" ) | sed -u "s/^/[$p] /" &
   PIDS+=($!)
 done
 wait "${PIDS[@]}"
