@@ -119,6 +119,20 @@ def test_cnn_mint_standardises_each_channel_with_its_training_maps():
     assert torch.equal(raw.norm(x.float()), x.float())
 
 
+def test_cnn_mint_has_its_own_learning_rate(monkeypatch):
+    """cnn_lr 0 leaves the CNN at mint_lr (the paper's); a set cnn_lr reaches the CNN's fit and not the Vanilla's."""
+    seen = []
+    real = mint.fitting.run_mint
+    monkeypatch.setattr(mint.fitting, "run_mint", lambda *a, **kw: seen.append((a[1], kw["lr"])) or real(*a, **kw))
+    P = P_(mint_epochs=1, cnn_epochs=1, n_boot=0)
+    assert P.cnn_learning_rate == P.mint_lr == 1e-3
+    feats = _toy_feats(n=40)
+    for p in (P, P.replace(cnn_lr=1e-4)):
+        mint.fit_one(CPU, feats, "cnn", "stage1", p)
+        mint.fit_one(CPU, feats, "mlp", "stage1", p)
+    assert seen == [("cnn", 1e-3), ("mlp", 1e-3), ("cnn", 1e-4), ("mlp", 1e-3)]
+
+
 def test_data_fraction_subsamples_both_classes_and_scales_cnn():
     feats = _toy_feats(n=40)
     P = P_(mint_epochs=1, cnn_epochs=1, n_boot=0)

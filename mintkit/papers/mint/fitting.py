@@ -76,7 +76,7 @@ def fit_one(device: torch.device, feats: dict, family: str, feature: str, P: Par
         kw = cnn_layout(P, sum(s[0] for s in shapes) if shapes else int(data.x_train.shape[1]))
         model = CNNCombination(shapes, **kw) if shapes else None
         out = run_mint(data, "cnn", device, P.cnn_epochs, P.seed, model_kw=kw, model=model,
-                       label=P.fit_label(family, feature), **fit)
+                       label=P.fit_label(family, feature), **(fit | {"lr": P.cnn_learning_rate}))
     out.family, out.feature = family, feature
     return out
 
