@@ -215,7 +215,8 @@ def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
     mnist = tmp_path / "mnist-runs" / "mnist" / "amint"
     cell = dict(T1, dataset="MNIST", model="MobileNet")
     for seed, v in [(0, 0.70), (1, 0.72)]:
-        _run(mnist / f"table1-seed={seed}", seed, [(cell, {"accuracy": v}, {"audited_accuracy": 0.6})])
+        _run(mnist / f"table1-seed={seed}", seed, [(cell, {"accuracy": v, "n_eval_members": 50,
+                                                            "n_eval_nonmembers": 50}, {"audited_accuracy": 0.6})])
     (mnist.parent / "batch.json").write_text(json.dumps({"profile": "mnist", "commands": ["mnist batch"]}))
     figures = tmp_path / "figures"
     assert cli.main(["report", "--runs", "mnist-runs", "--out", "figures", "--paper", "amint"]) == 0
@@ -235,6 +236,8 @@ def test_make_reproduce_report_keeps_the_committed_cells(tmp_path, monkeypatch):
             & (t.protocol == "paper")].iloc[0]
     assert float(mob.reproduced) == pytest.approx(0.71) and int(mob.n_seeds) == 2 and mob.status == "reproduced"
     assert float(mob.audited_accuracy_reproduced) == pytest.approx(0.6) and mob.source == "earlier report"
+    # the evaluated counts the ledger reads stay with the kept cell, though the quick runs wrote none
+    assert float(mob.n_eval_reproduced) == 100
     assert float(mob.difference) == pytest.approx(0.71 - float(mob.published))
     res = t[(t.model == "ResNet50") & (t.dataset == "MNIST") & (t.setup == "Entry") & (t.metric == "accuracy")
             & (t.protocol == "paper")].iloc[0]

@@ -219,6 +219,10 @@ def keep_earlier(comp: pd.DataFrame, old: pd.DataFrame, source: str) -> pd.DataF
             comp[c] = ""
     if not len(old):
         return comp
+    for pair in POOLED:  # a side column (n_eval, head_fitted) this report's runs did not write stays with its cells
+        for c in pair:
+            if c not in comp.columns and c in old.columns:
+                comp[c] = np.nan
     key = KEYS + ["protocol"]
     old = old.drop_duplicates(subset=key, keep="last").set_index(key)
     idx = pd.MultiIndex.from_frame(comp[key].astype(str))
