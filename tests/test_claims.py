@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mintkit.batch import claims, cli, verdicts as V
+from mintkit.batch import claim_stats, claims, cli, verdicts as V
 from mintkit.batch.cells import merged_cells
 from mintkit.core.records import Run
 
@@ -123,10 +123,23 @@ def test_every_rule_holds_on_the_published_tables_except_the_listed_exceptions()
     pc = claims.published_checks()
     assert len(pc) > 100 and set(pc["claim"]) >= {"gmint-near-perfect", "amint-80", "amint-output", "mint-combination",
                                                    "factors-exposure", "factors-batch", "factors-dropout",
-                                                   "factors-loss"}
+                                                   "factors-loss", "mint-cnn-size"}
     assert (pc["holds"] != pc["exception"]).all(), pc[pc["holds"] == pc["exception"]]
     loss = pc[pc["claim"] == "factors-loss"]  # (0.75 − 0.67) − (0.74 − 0.76) in the paper's Table 5
     assert len(loss) == 1 and loss["value"].iloc[0] == pytest.approx(0.10)
+
+
+def test_cnn_size_reads_from_the_original_up_and_takes_table_4s_x1_when_table_7_has_none():
+    """table7_mnist runs the scaled CNNs only: the ×1 cell is Table 4's; the /3 cell is not part of the claim."""
+    def cell(table, feature, mean):
+        return dict(table=table, setup="", condition="8K;MNIST", feature=feature, mean=mean, sd=np.nan, n=1,
+                    n_eval=2000, fitted=1.0)
+    rows = pd.DataFrame([cell("Table 4", "CNN MINT;Conv Layer #1", 0.50),
+                         cell("Table 7", "CNN MINT /3 params;Conv Layer #1", 0.40),
+                         cell("Table 7", "CNN MINT x3 params;Conv Layer #1", 0.52)])
+    t = claim_stats.mint_cnn_size(rows)
+    assert t.estimate.value == pytest.approx(0.02) and (t.rule, t.bound) == ("within", 0.03)
+    assert "needs ≥ 2 CNN sizes" in claim_stats.mint_cnn_size(rows.iloc[:2])
 
 
 def test_interval_and_verdict_statistics():
