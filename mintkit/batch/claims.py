@@ -27,9 +27,9 @@ import pandas as pd
 from mintkit.batch import cells as C
 from mintkit.batch import verdicts as V
 from mintkit.batch.claim_stats import (Test, amint_80, amint_active, amint_output, cell_args, factor, factors_loss,
-                                       gmint_combined, gmint_d1, gmint_mean, gmint_near_perfect, gmint_reductions, mint_appendix,
-                                       mint_cnn_conv1, mint_cnn_size, mint_combination, mint_data, mint_face,
-                                       mint_vs_mia)
+                                       gmint_combined, gmint_d1, gmint_mean, gmint_near_perfect, gmint_reductions,
+                                       mint_appendix, mint_cnn_conv1, mint_cnn_size, mint_combination, mint_data,
+                                       mint_face, mint_vs_mia)
 from mintkit.batch.claims_render import render
 from mintkit.batch.controls import Controls, controls_of, gap_attack, loss_cells
 from mintkit.reference import published
