@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from mintkit.core import train_state
 from mintkit.core.data import synthetic_pool
 from mintkit.core.splits import SETS, Split
 from mintkit.core.params import ParameterError, check
@@ -87,6 +88,51 @@ def test_early_stopping_keeps_the_best_validation_epoch_and_its_optimiser_state(
     with pytest.raises(ValueError, match="needs validation samples"):
         train_classifier(model, pool, np.arange(200), cfg, CPU, progress=False)
     assert "patience" not in TrainConfig().as_dict() and TrainConfig(patience=3).as_dict()["patience"] == 3
+
+
+def test_a_stopped_training_resumes_at_its_last_epoch_and_ends_with_the_same_weights(tmp_path, monkeypatch):
+    """Stopped (Ctrl-C) after its fifth epoch, the audited model's training goes on at the sixth on the next call
+    and ends bitwise where an uninterrupted one ends: Adam's moments, the batch order, the dropout masks and early
+    stopping's patience all carry across. Nothing a later run would trust as finished is left by the stop."""
+    pool = synthetic_pool(n=256)
+    split = Split({s: np.empty(0, np.int64) for s in SETS} | {"members": np.arange(200)}, pool.name, len(pool), 0)
+    recipe = AuditedRecipe("smallcnn", TrainConfig(epochs=12, batch_size=32, lr=1e-2, patience=3), dropout=0.25)
+    val = np.arange(200, 256)
+
+    def run(cache):
+        return train_audited(pool, split, recipe, CPU, 5, cache, progress=False, val_indices=val,
+                             optimizer_state_of=["fc.weight"])
+
+    whole, whole_info = run(tmp_path / "whole")
+    saves, real_save = [], train_state.save
+
+    def save_then_stop(path, **kw):
+        real_save(path, **kw)
+        saves.append(kw["epoch"])
+        if len(saves) == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_state, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "stopped")
+    left = sorted(p.name for p in (tmp_path / "stopped").iterdir())
+    assert len(left) == 1 and left[0].endswith(".train-state.pt")  # no weights, no marker: nothing looks finished
+    state = (tmp_path / "stopped" / left[0]).read_bytes()
+    assert train_state.load(tmp_path / "stopped" / left[0], left[0])["epoch"] == 4
+    foreign, truncated = tmp_path / "0123.train-state.pt", tmp_path / "truncated.pt"
+    foreign.write_bytes(state)
+    truncated.write_bytes(state[:len(state) // 2])
+    monkeypatch.setattr(train_state, "save", real_save)
+    resumed, info = run(tmp_path / "stopped")
+    assert not info.cache_hit and info.cache_key == whole_info.cache_key and info.history["resumed_at_epoch"] == [6]
+    assert info.history["loss"] == whole_info.history["loss"] and info.history["val_acc"] == whole_info.history["val_acc"]
+    # val accuracy 0.5, 0.571, 0.893, 1.0, 1.0, 1.0, 1.0: the best epoch (4) is before the stop, patience runs out after it
+    assert info.history["best_epoch"] == whole_info.history["best_epoch"] == 4 and info.history["epochs_run"] == 7
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    assert all(torch.equal(info.optimizer_state[k], v) for k, v in whole_info.optimizer_state.items())
+    assert not list((tmp_path / "stopped").glob("*.train-state.pt"))  # gone once the entry is complete
+    # a state saved under another key, or a truncated one, is never read: such a training starts at epoch 1
+    assert train_state.load(foreign, foreign.name) is None and train_state.load(truncated, left[0]) is None
 
 
 def test_exposure_repeats_count_per_epoch():

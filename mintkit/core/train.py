@@ -14,6 +14,7 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mintkit.core import precision as prec
+from mintkit.core import train_state
 from mintkit.core.data import Pool, iterate_batches
 from mintkit.core.fit import check_classifier, require_fit
 
@@ -169,7 +171,7 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
                      eval_sets: dict[str, np.ndarray] | None = None, progress: bool = True,
                      on_epoch: Callable[[int, dict], None] | None = None,
                      keep_optimizer_state: list[str] | tuple[str, ...] | None = None,
-                     val_indices: np.ndarray | None = None) -> dict:
+                     val_indices: np.ndarray | None = None, state_file: Path | None = None) -> dict:
     """Train `model` on pool[indices] with cross-entropy; returns history {loss, <eval>_acc per epoch, seconds}.
 
     val_indices: [V] samples (never members, never evaluated) whose accuracy after each epoch drives early
@@ -182,6 +184,10 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
 
     repeats: [len(indices)] int exposure count per sample per epoch (None = once each).
     eval_sets: named index sets whose accuracy is logged after each epoch (never used to select anything).
+    state_file: where the training state is saved after every epoch and read back first
+    (`mintkit.core.train_state`): a run stopped after epoch k goes on at epoch k + 1, and on CPU ends with the
+    weights an uninterrupted run ends with; history gains ``resumed_at_epoch`` (1-based). The caller deletes
+    the file once the model is safe elsewhere (the model cache does). None: nothing saved.
     """
     stopping = cfg.patience > 0
     if stopping and (val_indices is None or not len(val_indices)):
@@ -189,11 +195,11 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
                          "patience=0")
     with prec.in_layout(model, device, cfg.precision) as fmt:
         return _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch,
-                      keep_optimizer_state, val_indices if stopping else None, fmt)
+                      keep_optimizer_state, val_indices if stopping else None, fmt, state_file)
 
 
 def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch, keep_optimizer_state,
-           val_indices, fmt) -> dict:
+           val_indices, fmt, state_file) -> dict:
     stopping = val_indices is not None
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
@@ -203,8 +209,10 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
     if stopping:
         hist["val_acc"] = []
     stop = EarlyStopping("max", cfg.patience)
-    t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="audited model", disable=not progress, leave=False)
+    first, spent = _resume(state_file, model, opt, gen, hist, stop)
+    t0 = time.perf_counter() - spent
+    bar = tqdm(range(first, cfg.epochs), desc="audited model", disable=not progress, leave=False,
+               initial=first, total=cfg.epochs)
     for epoch in bar:
         model.train()
         total = torch.zeros((), device=device)
@@ -235,6 +243,11 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
             if stop.update(acc, epoch, lambda: (copy.deepcopy(model.state_dict()),
                                                 _optimizer_state(model, opt, keep_optimizer_state))):
                 break
+        if state_file is not None and epoch + 1 < cfg.epochs:
+            train_state.save(state_file, key=state_file.name, epoch=epoch, model=model, optimizer=opt, generator=gen,
+                             history=hist | {"seconds": time.perf_counter() - t0},
+                             stopping={"best": stop.best, "best_epoch": stop.best_epoch, "bad": stop.bad},
+                             best=stop.best_state)
     hist["seconds"] = time.perf_counter() - t0
     hist["epochs_run"] = len(hist["loss"])
     extra = _optimizer_state(model, opt, keep_optimizer_state)
@@ -248,6 +261,26 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
     if cfg.fit_check and cfg.epochs > 0:
         guard_fit(model, pool, idx.numpy(), cfg, device, seed, hist)
     return hist
+
+
+def _resume(state_file: Path | None, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+            hist: dict, stop: EarlyStopping) -> tuple[int, float]:
+    """Load a saved training state into the loop's objects (in place); (first epoch to run, seconds spent)."""
+    state = train_state.load(state_file, state_file.name) if state_file is not None else None
+    if state is None:
+        return 0, 0.0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optim"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    spent = float(state["history"].pop("seconds", 0.0))
+    hist.clear()
+    hist.update(state["history"])
+    hist["resumed_at_epoch"] = hist.get("resumed_at_epoch", []) + [state["epoch"] + 2]
+    stop.best, stop.best_epoch, stop.bad = (state["stopping"][k] for k in ("best", "best_epoch", "bad"))
+    if "best_model" in state:
+        stop.best_state = (state["best_model"], state.get("best_extra", {}))
+    return state["epoch"] + 1, spent
 
 
 def guard_fit(model: nn.Module, pool: Pool, indices: np.ndarray, cfg: TrainConfig, device: torch.device,

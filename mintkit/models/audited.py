@@ -136,7 +136,8 @@ def train_audited(pool: Pool, split: Split, recipe: AuditedRecipe, device: torch
     evaluated); they and the patience join the cache key only when stopping is on, so older entries stay valid.
 
     The cache key holds the dataset, the members' hash, the recipe (`AuditedRecipe.key_parts`), exposure
-    repeats and seed: any change retrains, a rerun reuses.
+    repeats and seed: any change retrains, a rerun reuses, a run stopped mid-training resumes at its last
+    finished epoch (the cache keeps the training state per epoch; without a cache nothing is kept).
     optimizer_state_of: parameter names whose end-of-training optimiser state is saved beside the cached
     checkpoint (`extra`) and returned as info.optimizer_state (gMINT); joins the key only when given.
     """
@@ -149,10 +150,10 @@ def train_audited(pool: Pool, split: Split, recipe: AuditedRecipe, device: torch
     def build() -> nn.Module:  # same init for the same key, hit or miss
         return recipe.build(pool, seed)
 
-    def train(model: nn.Module) -> dict:
+    def train(model: nn.Module, state_file: Path | None = None) -> dict:
         return train_classifier(model, pool, split["members"], cfg, device, seed=seed, repeats=repeats,
                                 progress=progress, keep_optimizer_state=optimizer_state_of,
-                                val_indices=val_indices if cfg.patience else None)
+                                val_indices=val_indices if cfg.patience else None, state_file=state_file)
 
     base = recipe.key_parts()
     # the order of the parts is the old keyword order (json sorts the keys, but keep the record readable)
@@ -177,7 +178,8 @@ def train_audited(pool: Pool, split: Split, recipe: AuditedRecipe, device: torch
         extra = history.pop("extra", {})
         return model.to(device), AuditedInfo(history=history, optimizer_state=extra if optimizer_state_of else None,
                                              seconds=time.perf_counter() - t0)
-    model, history, hit = ModelCache(cache_dir).get_or_train(parts, build, train)
+    # resumable: a stopped run goes on at its last finished epoch (mintkit.core.train_state)
+    model, history, hit = ModelCache(cache_dir).get_or_train(parts, build, train, resumable=True)
     extra = history.pop("extra", {})
     key = history.pop("cache_key")
     # saved beside the cached weights as the checkpoint's `extra`

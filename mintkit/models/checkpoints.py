@@ -85,16 +85,22 @@ class ModelCache:
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.dir / f"{key}.pt", self.dir / f"{key}.json"
 
+    def state_file(self, key: str) -> Path:
+        """Where a training in progress keeps its per-epoch state (`mintkit.core.train_state`)."""
+        return self.dir / f"{key}.train-state.pt"
+
     def has(self, key: str) -> bool:
         ck, marker = self.paths(key)
         return ck.exists() and marker.exists()
 
-    def get_or_train(self, parts: dict, build: Callable[[], nn.Module],
-                     train: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict, bool]:
+    def get_or_train(self, parts: dict, build: Callable[[], nn.Module], train: Callable[..., dict],
+                     resumable: bool = False) -> tuple[nn.Module, dict, bool]:
         """Return (model, info, hit). On a miss: build, train (returns info, e.g. history), save atomically.
 
         `train` may return tensors under info['extra'] (e.g. an optimiser state): they are saved in the
         checkpoint, not in the JSON marker, and come back as info['extra'] on a hit and on a miss alike.
+        resumable: `train` is called as train(model, state_file) with the key's `state_file`, where it keeps its
+        per-epoch state; the file is deleted once the entry is complete.
         """
         model = build()
         # the architecture's parameter names and shapes join the key: a changed model class never loads stale weights
@@ -106,9 +112,10 @@ class ModelCache:
             model.load_state_dict(loaded["state_dict"], strict=True)
             info = json.loads(marker.read_text()).get("info", {})
             return model, info | {"cache_key": key, "extra": loaded["extra"]}, True
-        info = dict(train(model))
+        info = dict(train(model, self.state_file(key)) if resumable else train(model))
         extra = info.pop("extra", None) or {}
         save_checkpoint(ck, model, {"model": getattr(model, "config", {}), "key_parts": parts}, extra=extra)
         atomic_write_bytes(marker, json.dumps({"key": key, "parts": parts, "info": info}, default=str).encode())
+        self.state_file(key).unlink(missing_ok=True)  # after the marker: a stop in between resumes, never retrains
         return model, info | {"cache_key": key, "extra": extra}, False
 
