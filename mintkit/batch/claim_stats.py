@@ -204,14 +204,16 @@ def mint_cnn_size(sub):
     t7 = pick(sub, "Table 7", feature=lambda f: f.startswith("CNN MINT") and f.endswith(";Conv Layer #1")
               and " /" not in f)
     x1 = t7[(t7["feature"] == "CNN MINT;Conv Layer #1").to_numpy(bool)]
+    source = "Table 7"
     if x1.empty:
         x1 = pick(sub, "Table 4", feature="CNN MINT;Conv Layer #1").iloc[:1]
+        source = "Table 7; ×1 from Table 4"
     rows = pd.concat([x1, t7[(t7["feature"] != "CNN MINT;Conv Layer #1").to_numpy(bool)]])
     if rows["feature"].nunique() < 2:
         return f"needs ≥ 2 CNN sizes from the original up (Table 7, Table 4's ×1); have {_label(rows) or 'none'}"
     m = rows["mean"].to_numpy(float)
     return contrast_test(rows.iloc[[int(np.argmax(m))]], rows.iloc[[int(np.argmin(m))]],
-                         "largest − smallest CNN size (Table 7)", "within", 0.03)
+                         f"best − worst CNN size from ×1 up ({source})", "within", 0.03)
 
 
 def mint_appendix(sub):

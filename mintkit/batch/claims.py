@@ -100,7 +100,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("mint-mia", "mint", "MINT beats the MIA baseline on the model outcome (Table 6)",
           "best MINT − MIA (Rezaei & Liu) ≥ 0", mint_vs_mia),
     Claim("mint-cnn-size", "mint", "the CNN MINT's size barely matters above the original (Table 7: ×1, ×3, ×10 "
-          "parameters; its /3 row is 0.07-0.08 lower)", "|largest − smallest CNN size from ×1 up| ≤ 0.03, an "
+          "parameters; its /3 row is 0.07-0.08 lower)", "|best − worst CNN size from ×1 up| ≤ 0.03, an "
           "equivalence test", mint_cnn_size),
     Claim("mint-appendix", "mint", "CNN MINT on Conv Layer #1 reaches 0.94-0.99 on image classifiers (Table 8)",
           "CNN MINT Conv Layer #1 ≥ 0.90", mint_appendix, detection=True),
