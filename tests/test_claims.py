@@ -61,6 +61,7 @@ def ledger(tmp_path_factory):
         _gmint(runs / f"g-order-{s}", s, lambda su, r, f: 0.99 if f == "D100" else 0.985, variant=ORDER)
         _gmint(runs / f"g-null-{s}", s, lambda *_: 0.50, variant="null=other-data", loss=0.50)
         _gmint(runs / f"g-null-order-{s}", s, lambda *_: 0.80, variant=ORDER + ",null=other-data")
+        _gmint(runs / f"g-shuffled-{s}", s, lambda *_: 0.50, variant=ORDER.replace("members_first", "shuffled"))
         _gmint(runs / f"g-pos-{s}", s, lambda *_: 0.75, variant="control=leaky", loss=0.80)
         # Entry/Middle train, the Output head reads chance on its own training members (paper protocol)
         _amint(runs / f"a-paper-{s}", s, (0.90, 0.88, 0.50), 0.83)
@@ -90,6 +91,10 @@ def test_each_verdict_from_fixture_runs(ledger):
     assert "## Controls" in md and "**method detects**" in md and "figures/mint holds no reproduced cell" in md
     pos = ev[(ev["claim"] == "gmint-near-perfect") & (ev["variant"] == "definition")]["controls"].iloc[0]
     assert "positive control" in pos and "the method detects it" in pos and "null control: 0 of" in pos
+    # the members-first reading cites the same reading over a shuffled order (at chance: the order, not membership)
+    order = ev[(ev["claim"] == "gmint-near-perfect") & (ev["variant"] == ORDER)]["controls"].iloc[0]
+    assert "shuffled-order control: 0 of 24 cells beyond chance" in order and "shuffled-order" not in pos
+    assert "| shuffled order |" in md.split("## Controls")[1]
 
 
 def test_a_negative_detection_verdict_needs_a_positive_control(tmp_path):

@@ -21,6 +21,7 @@ from mintkit.core.records import DEFINITION, current_metric
 SCOPE = ["dataset", "model", "protocol", "precision", "variant"]
 CELL_KEYS = ["table", "setup", "condition", "feature"]
 NULL_PART = "null=other-data"
+ORDER_FIRST, ORDER_SHUFFLED = "order=members_first", "order=shuffled"
 PAPERS = ("gmint", "amint", "mint", "factors")
 EVAL_TEXT = re.compile(r"eval members ([\d,]+), eval non-members ([\d,]+)")
 COUNT_METRICS = ("n_eval_members", "n_eval_nonmembers")
@@ -130,6 +131,12 @@ def is_null(variant: str) -> bool:
 
 def is_positive(variant: str) -> bool:
     return POSITIVE in str(variant)
+
+
+def is_order_control(variant: str) -> bool:
+    """gMINT's carried-state reading over a shuffled order: the control of its members-first reading
+    (mintkit.batch.controls), read beside it, never a claim's reading of its own."""
+    return ORDER_SHUFFLED in str(variant)
 
 
 def base_variant(variant: str) -> str:

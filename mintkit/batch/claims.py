@@ -145,7 +145,9 @@ def evaluate(cells: pd.DataFrame) -> pd.DataFrame:
     """Evidence rows (asdict(Evidence)) of every claim over every scope of `cells` (mintkit.batch.cells)."""
     out = []
     for c in CLAIMS:
-        sub = cells[(cells["ref"] == c.paper) & ~cells["variant"].map(C.is_null) & ~cells["variant"].map(C.is_positive)]
+        control = cells["variant"].map(C.is_null) | cells["variant"].map(C.is_positive) | cells["variant"].map(
+            C.is_order_control)
+        sub = cells[(cells["ref"] == c.paper) & ~control]
         found = 0
         for key, rows in sub.groupby(C.SCOPE, sort=True):
             scope = dict(zip(C.SCOPE, key))

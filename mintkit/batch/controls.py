@@ -12,6 +12,10 @@
   as the null control's): membership is there to find. A *does not hold* of a detection claim needs a valid one; whether the
   method itself detects there (its best cell above 0.5) is shown beside: a method that misses even the leaky model
   fails for want of sensitivity of its own, not of the data.
+* **Shuffled-order control** (gMINT's readings that carry state over all of D, then all of E: ``order=members_first``):
+  the same reading over one seeded permutation of D ∪ E (``order=shuffled``), the method's cells only (the
+  attacks on the same audited model read its real signal). Where the members-first reading is far from chance
+  and the shuffled one reads chance, what it measured is the sequence, not membership.
 * **Free baselines**: the generalisation-gap attack (a sample is called a member when the audited model classifies
   it correctly: accuracy 0.5 + (train acc − test acc) / 2 on balanced sets) and the loss attack.
 """
@@ -25,7 +29,8 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from mintkit.batch import verdicts as V
-from mintkit.batch.cells import NULL_PART, base_variant, control_variant
+from mintkit.batch.cells import (NULL_PART, ORDER_FIRST, ORDER_SHUFFLED, base_variant, control_variant,
+                                 is_order_control)
 from mintkit.core.null import CHANCE_ALPHA, POSITIVE
 
 ATTACK = re.compile(r"et al\.|LiRA|RMIA|LOSS|MIA \(|Domain control|^MINT$")
@@ -39,13 +44,20 @@ class Controls:
     positive_text: str = ""
     positive_valid: bool = False   # its loss attack detects: membership is there to find at this scope
     positive_detects: bool = False  # and the method finds it too
+    order_text: str = ""            # gMINT's members-first readings: the same over a shuffled order
 
     def summary(self) -> str:
-        return "; ".join(t for t in (self.null_text, self.positive_text) if t) or "none at this scope"
+        return "; ".join(t for t in (self.null_text, self.positive_text, self.order_text) if t) or "none at this scope"
 
 
 def is_attack(row) -> bool:
     return any(ATTACK.search(str(row[k])) for k in ("setup", "condition", "feature"))
+
+
+def method_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The method's own cells of `rows`, the attacks' left out (on the audited model itself they read its
+    real membership signal, whatever the method's reading)."""
+    return rows[[not is_attack(r) for _, r in rows.iterrows()]]
 
 
 def scope_cells(cells: pd.DataFrame, paper: str, scope: dict, variant: str) -> pd.DataFrame:
@@ -90,7 +102,7 @@ def chance_reading(rows: pd.DataFrame, label: str = "null control") -> tuple[int
 def positive_reading(rows: pd.DataFrame, loss: pd.DataFrame) -> tuple[bool, bool, str]:
     """(valid, method detects, text) of a positive control's cells and its loss-attack cells: valid when the loss
     attack reads above 0.5 with its whole interval (membership is there to find); the method's best cell beside."""
-    method = rows[[not is_attack(r) for _, r in rows.iterrows()]]
+    method = method_rows(rows)
     parts, valid, detects = [], False, False
     if len(loss):
         r = loss.iloc[0]
@@ -129,12 +141,17 @@ def controls_of(cells: pd.DataFrame, paper: str, scope: dict) -> Controls:
     if valid and lfar:  # the leaky recipe reads "members" on a model that never saw them: its detection is no signal
         valid, detects = False, False
         pos_text += " (not valid: its own null control reads beyond chance)"
-    return Controls(null_text, bool(n and far), pos_text, valid, detects)
+    order_text = ""
+    if ORDER_FIRST in base:
+        order_text = chance_reading(method_rows(scope_cells(cells, paper, scope, base.replace(
+            ORDER_FIRST, ORDER_SHUFFLED))), "shuffled-order control")[2]
+    return Controls(null_text, bool(n and far), pos_text, valid, detects, order_text)
 
 
 def control_rows(cells: pd.DataFrame) -> pd.DataFrame:
-    """One line per control scope in `cells`: paper, scope, variant, kind, reading, verdict (the null control must
-    read chance: holds / does not hold; the positive control must detect: detects / does not detect)."""
+    """One line per control scope in `cells`: paper, scope, variant, kind, reading, verdict (the null and the
+    shuffled-order controls must read chance: holds / does not hold; the positive control must detect: detects /
+    does not detect)."""
     out = []
     for key, rows in cells.groupby(["ref", *SAME, "variant"], sort=True):
         paper, *scope_vals, variant = key
@@ -142,6 +159,10 @@ def control_rows(cells: pd.DataFrame) -> pd.DataFrame:
         if "null=" in variant:
             far, n, text = chance_reading(rows)
             out.append({"paper": paper, **scope, "kind": "null", "reading": text or "no evaluated counts",
+                        "verdict": ("does not hold" if far else "holds") if n else V.UNTESTABLE})
+        elif is_order_control(variant):
+            far, n, text = chance_reading(method_rows(rows), "shuffled-order control")
+            out.append({"paper": paper, **scope, "kind": "shuffled order", "reading": text or "no evaluated counts",
                         "verdict": ("does not hold" if far else "holds") if n else V.UNTESTABLE})
         elif POSITIVE in variant:
             valid, detects, text = positive_reading(rows, loss_cells(cells, paper, scope))
