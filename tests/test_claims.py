@@ -147,6 +147,17 @@ def test_cnn_size_reads_from_the_original_up_and_takes_table_4s_x1_when_table_7_
     assert "needs ≥ 2 CNN sizes" in claim_stats.mint_cnn_size(rows.iloc[:2])
 
 
+def test_a_members_first_reading_without_a_shuffled_order_run_has_no_order_control():
+    """The reading's sibling cells are absent (no shuffled-order run at this scope): an empty control, no error."""
+    from mintkit.batch.controls import controls_of
+    cols = ["ref", "dataset", "model", "protocol", "precision", "variant", "table", "setup", "condition", "feature",
+            "mean", "sd", "n", "n_eval", "audited", "audited_train"]
+    cells = pd.DataFrame([["gmint", "MNIST", "MobileNet", "heldout", "fp32", ORDER, "Table 1", "Combined",
+                           "MEAN;D100", "", 0.98, 0.01, 3, 2000, 0.96, 1.0]], columns=cols)
+    ctl = controls_of(cells, "gmint", dict(cells.iloc[0][["dataset", "model", "protocol", "precision", "variant"]]))
+    assert ctl.order_text == "" and ctl.summary() == "none at this scope"
+
+
 def test_interval_and_verdict_statistics():
     # 3 seeds, sd 0.01, 2,000 samples a seed: the seeds' spread dominates (t with 2 df)
     e = V.single(0.80, 0.01, 3, 2000)

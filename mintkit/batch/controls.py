@@ -57,7 +57,7 @@ def is_attack(row) -> bool:
 def method_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The method's own cells of `rows`, the attacks' left out (on the audited model itself they read its
     real membership signal, whatever the method's reading)."""
-    return rows[[not is_attack(r) for _, r in rows.iterrows()]]
+    return rows[np.array([not is_attack(r) for _, r in rows.iterrows()], dtype=bool)]  # a list [] would pick columns
 
 
 def scope_cells(cells: pd.DataFrame, paper: str, scope: dict, variant: str) -> pd.DataFrame:
