@@ -41,9 +41,10 @@ def test_a_failed_fit_is_never_cached(tmp_path):
     pool = synthetic_pool(n=256)
     split = build_split(pool, 100, 60, 20, seed=0)
     with pytest.raises(DidNotFit):
-        train_audited(pool, split, AuditedRecipe("smallcnn", TrainConfig(epochs=1, lr=1e-7, batch_size=32)), CPU,
+        train_audited(pool, split, AuditedRecipe("smallcnn", TrainConfig(epochs=2, lr=1e-7, batch_size=32)), CPU,
                       seed=0, cache_dir=tmp_path / "cache", progress=False)
-    assert not list((tmp_path / "cache").glob("*.json"))  # no marker: a later run retrains
+    # no marker and no training state (mintkit.core.train_state): a later run retrains from its first epoch
+    assert not list((tmp_path / "cache").glob("*.json")) and not list((tmp_path / "cache").glob("*.train-state.pt"))
 
 
 def test_divergence_is_a_failed_fit():

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from mintkit.core import precision as prec
 from mintkit.core import train_state
 from mintkit.core.data import Pool, iterate_batches
-from mintkit.core.fit import check_classifier, require_fit
+from mintkit.core.fit import DidNotFit, check_classifier, require_fit
 
 FIT_SAMPLE = 5000  # training samples the fit guard scores (a seeded subsample above that)
 
@@ -193,9 +193,15 @@ def train_classifier(model: nn.Module, pool: Pool, indices: np.ndarray | torch.T
     if stopping and (val_indices is None or not len(val_indices)):
         raise ValueError(f"patience={cfg.patience} needs validation samples (val_indices); pass them or set "
                          "patience=0")
-    with prec.in_layout(model, device, cfg.precision) as fmt:
-        return _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch,
-                      keep_optimizer_state, val_indices if stopping else None, fmt, state_file)
+    try:
+        with prec.in_layout(model, device, cfg.precision) as fmt:
+            return _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch,
+                          keep_optimizer_state, val_indices if stopping else None, fmt, state_file)
+    except (DidNotFit, TrainingDiverged):
+        # a training that ran to its verdict is not in progress: the next run starts over, not at its last epoch
+        if state_file is not None:
+            state_file.unlink(missing_ok=True)
+        raise
 
 
 def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress, on_epoch, keep_optimizer_state,

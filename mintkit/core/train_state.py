@@ -4,7 +4,8 @@ last finished epoch instead of from scratch.
 Why: on a CPU an audited ResNet50 at 64 px takes hours; a batch stopped by a session's end, a Slurm time limit
 or Ctrl-C used to lose every epoch of the run it was in. The model cache (`mintkit.models.checkpoints`)
 keeps one state file per cache key beside its entries, ``<key>.train-state.pt``, and deletes it once the
-finished entry is written (docs/mint.md, "Audited model").
+finished entry is written; a training that ends in a failed fit or a diverged loss deletes it too (it is not in
+progress: the next run starts over). docs/mint.md, "Audited model".
 
 What one file holds (all read back with ``torch.load(weights_only=True)``):
 
