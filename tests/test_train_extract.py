@@ -118,21 +118,22 @@ def test_a_stopped_training_resumes_at_its_last_epoch_and_ends_with_the_same_wei
     left = sorted(p.name for p in (tmp_path / "stopped").iterdir())
     assert len(left) == 1 and left[0].endswith(".train-state.pt")  # no weights, no marker: nothing looks finished
     state = (tmp_path / "stopped" / left[0]).read_bytes()
-    assert train_state.load(tmp_path / "stopped" / left[0], left[0])["epoch"] == 4
-    foreign, truncated = tmp_path / "0123.train-state.pt", tmp_path / "truncated.pt"
+    assert train_state.load(tmp_path / "stopped" / left[0])["epoch"] == 4
+    foreign, truncated = tmp_path / "0123.train-state.pt", tmp_path / left[0]
     foreign.write_bytes(state)
     truncated.write_bytes(state[:len(state) // 2])
     monkeypatch.setattr(train_state, "save", real_save)
     resumed, info = run(tmp_path / "stopped")
     assert not info.cache_hit and info.cache_key == whole_info.cache_key and info.history["resumed_at_epoch"] == [6]
-    assert info.history["loss"] == whole_info.history["loss"] and info.history["val_acc"] == whole_info.history["val_acc"]
-    # val accuracy 0.5, 0.571, 0.893, 1.0, 1.0, 1.0, 1.0: the best epoch (4) is before the stop, patience runs out after it
+    h, w = info.history, whole_info.history
+    assert h["loss"] == w["loss"] and h["val_acc"] == w["val_acc"]
+    # val accuracy 0.5, 0.571, 0.893, 1.0, 1.0, 1.0, 1.0: the best epoch (4) is before the stop, patience ends after it
     assert info.history["best_epoch"] == whole_info.history["best_epoch"] == 4 and info.history["epochs_run"] == 7
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
     assert all(torch.equal(info.optimizer_state[k], v) for k, v in whole_info.optimizer_state.items())
     assert not list((tmp_path / "stopped").glob("*.train-state.pt"))  # gone once the entry is complete
     # a state saved under another key, or a truncated one, is never read: such a training starts at epoch 1
-    assert train_state.load(foreign, foreign.name) is None and train_state.load(truncated, left[0]) is None
+    assert train_state.load(foreign) is None and train_state.load(truncated) is None
 
 
 def test_exposure_repeats_count_per_epoch():

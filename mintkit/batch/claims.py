@@ -144,9 +144,8 @@ def judge(c: Claim, t: Test, ctl: Controls) -> tuple[str, str]:
 def evaluate(cells: pd.DataFrame) -> pd.DataFrame:
     """Evidence rows (asdict(Evidence)) of every claim over every scope of `cells` (mintkit.batch.cells)."""
     out = []
+    control = cells["variant"].map(lambda v: C.is_null(v) or C.is_positive(v) or C.is_order_control(v))
     for c in CLAIMS:
-        control = cells["variant"].map(C.is_null) | cells["variant"].map(C.is_positive) | cells["variant"].map(
-            C.is_order_control)
         sub = cells[(cells["ref"] == c.paper) & ~control]
         found = 0
         for key, rows in sub.groupby(C.SCOPE, sort=True):

@@ -156,13 +156,11 @@ def control_rows(cells: pd.DataFrame) -> pd.DataFrame:
     for key, rows in cells.groupby(["ref", *SAME, "variant"], sort=True):
         paper, *scope_vals, variant = key
         scope = dict(zip(SAME, scope_vals), variant=variant)
-        if "null=" in variant:
-            far, n, text = chance_reading(rows)
-            out.append({"paper": paper, **scope, "kind": "null", "reading": text or "no evaluated counts",
-                        "verdict": ("does not hold" if far else "holds") if n else V.UNTESTABLE})
-        elif is_order_control(variant):
-            far, n, text = chance_reading(method_rows(rows), "shuffled-order control")
-            out.append({"paper": paper, **scope, "kind": "shuffled order", "reading": text or "no evaluated counts",
+        if "null=" in variant or is_order_control(variant):  # both must read chance
+            null = "null=" in variant
+            far, n, text = chance_reading(rows) if null else chance_reading(method_rows(rows), "shuffled-order control")
+            out.append({"paper": paper, **scope, "kind": "null" if null else "shuffled order",
+                        "reading": text or "no evaluated counts",
                         "verdict": ("does not hold" if far else "holds") if n else V.UNTESTABLE})
         elif POSITIVE in variant:
             valid, detects, text = positive_reading(rows, loss_cells(cells, paper, scope))

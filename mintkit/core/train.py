@@ -250,7 +250,7 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
                                                 _optimizer_state(model, opt, keep_optimizer_state))):
                 break
         if state_file is not None and epoch + 1 < cfg.epochs:
-            train_state.save(state_file, key=state_file.name, epoch=epoch, model=model, optimizer=opt, generator=gen,
+            train_state.save(state_file, epoch=epoch, model=model, optimizer=opt, generator=gen,
                              history=hist | {"seconds": time.perf_counter() - t0},
                              stopping={"best": stop.best, "best_epoch": stop.best_epoch, "bad": stop.bad},
                              best=stop.best_state)
@@ -272,7 +272,7 @@ def _train(model, pool, indices, cfg, device, seed, repeats, eval_sets, progress
 def _resume(state_file: Path | None, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
             hist: dict, stop: EarlyStopping) -> tuple[int, float]:
     """Load a saved training state into the loop's objects (in place); (first epoch to run, seconds spent)."""
-    state = train_state.load(state_file, state_file.name) if state_file is not None else None
+    state = train_state.load(state_file)
     if state is None:
         return 0, 0.0
     model.load_state_dict(state["model"])

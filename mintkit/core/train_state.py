@@ -9,16 +9,16 @@ progress: the next run starts over). docs/mint.md, "Audited model".
 
 What one file holds (all read back with ``torch.load(weights_only=True)``):
 
-| field        | what                                                                | why                                    |
-|--------------|---------------------------------------------------------------------|----------------------------------------|
-| key          | the cache key of the model being trained                            | a file of another recipe is never used |
-| epoch        | 0-based index of the last finished epoch                            | the loop goes on at ``epoch + 1``      |
-| model, optim | the model's and the optimiser's ``state_dict``                      | Adam's moments and step count          |
-| generator    | the shuffling generator's state                                     | the same batch order as without a stop |
-| torch_rng    | torch's global CPU generator state                                  | the same dropout masks                 |
-| history      | the loop's record so far (JSON text), seconds spent included        | per-epoch curves stay whole            |
-| stopping     | early stopping's best score, best epoch, bad-epoch count (JSON)     | patience counts across the stop        |
-| best_model, best_extra | the best epoch's weights and kept optimiser state, or absent | restored at the end as without a stop |
+| field | what | why |
+|---|---|---|
+| key | the file's own name (``<cache key>.train-state.pt``) | a file of another recipe is never used |
+| epoch | 0-based index of the last finished epoch | the loop goes on at ``epoch + 1`` |
+| model, optim | the model's and the optimiser's ``state_dict`` | Adam's moments and step count |
+| generator | the shuffling generator's state | the same batch order as without a stop |
+| torch_rng | torch's global CPU generator state | the same dropout masks |
+| history | the loop's record so far (JSON text), seconds spent included | per-epoch curves stay whole |
+| stopping | early stopping's best score, best epoch, bad-epoch count (JSON) | patience counts across the stop |
+| best_model, best_extra | the best epoch's weights and kept optimiser state (absent: none yet) | restored at the end |
 
 On CPU a resumed run ends with bitwise the same weights as an uninterrupted one (tests/test_train_extract.py);
 on CUDA the GPU's generator is not saved, so dropout masks after a resume differ (the result is as valid, not
@@ -38,10 +38,10 @@ from mintkit.core.records import atomic_write_bytes
 FORMAT = "mintkit-train-state-1"
 
 
-def save(path: Path, *, key: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-         generator: torch.Generator, history: dict, stopping: dict, best: tuple[dict, dict] | None) -> None:
+def save(path: Path, *, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+         history: dict, stopping: dict, best: tuple[dict, dict] | None) -> None:
     """Write the state after 0-based `epoch` finished; `best`: (model state, kept optimiser state) or None."""
-    state = {"format": FORMAT, "key": key, "epoch": epoch,
+    state = {"format": FORMAT, "key": path.name, "epoch": epoch,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "optim": optimizer.state_dict(), "generator": generator.get_state(),
              "torch_rng": torch.get_rng_state(), "history": json.dumps(history), "stopping": json.dumps(stopping)}
@@ -53,17 +53,17 @@ def save(path: Path, *, key: str, epoch: int, model: nn.Module, optimizer: torch
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load(path: Path | None, key: str) -> dict | None:
-    """The saved state for cache key `key`, or None (no file, another key, or a file torch cannot read safely:
-    training then starts from epoch 0, as it did before states were kept). history and stopping come back as
-    dicts."""
+def load(path: Path | None) -> dict | None:
+    """The state saved at `path`, or None (no file, a file saved under another name, i.e. another cache key, or one
+    torch cannot read safely: training then starts from epoch 0, as it did before states were kept). history and
+    stopping come back as dicts."""
     if path is None or not Path(path).is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a truncated or foreign file: start over rather than trust it
         return None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != key:
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != Path(path).name:
         return None
     state["history"] = json.loads(state["history"])
     state["stopping"] = json.loads(state["stopping"])
